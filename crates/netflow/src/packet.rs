@@ -1,0 +1,635 @@
+//! Export packet parsing: the version dispatch and the set walks of NetFlow
+//! v9 (RFC 3954 section 5) and IPFIX (RFC 7011 section 3), fixed-record
+//! NetFlow v1/v5/v7, template handling against a [`TemplateCache`].
+
+use std::sync::{Arc, OnceLock};
+
+use crate::cache::{
+    ExporterId, ScopeKey, TemplateCache, TemplateChange, TemplateKey, TemplateScope,
+};
+use crate::record::{scan_records, DataSet, Record};
+use crate::template::{FieldSpec, Template, TemplateKind};
+use crate::wire::{ipfix, set::SetHeader, v1, v5, v7, v9};
+use crate::{Error, ErrorKind, Protocol};
+
+/// The header of an export packet, per version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[cfg_attr(feature = "serde", serde(untagged))]
+pub enum Header {
+    V1(v1::V1Header),
+    V5(v5::V5Header),
+    V7(v7::V7Header),
+    V9(v9::V9Header),
+    Ipfix(ipfix::IpfixHeader),
+}
+
+impl Header {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Header::V1(_) => Protocol::V1,
+            Header::V5(_) => Protocol::V5,
+            Header::V7(_) => Protocol::V7,
+            Header::V9(_) => Protocol::V9,
+            Header::Ipfix(_) => Protocol::Ipfix,
+        }
+    }
+    /// The version number on the wire (1, 5, 7, 9, 10).
+    pub fn version(&self) -> u16 {
+        self.protocol().version()
+    }
+    /// Export time, seconds since the Unix epoch.
+    pub fn export_time(&self) -> u32 {
+        match self {
+            Header::V1(h) => h.timestamp,
+            Header::V5(h) => h.timestamp,
+            Header::V7(h) => h.timestamp,
+            Header::V9(h) => h.timestamp,
+            Header::Ipfix(h) => h.export_time,
+        }
+    }
+    /// Sequence number (v1 has none).
+    pub fn sequence(&self) -> Option<u32> {
+        match self {
+            Header::V1(_) => None,
+            Header::V5(h) => Some(h.sequence),
+            Header::V7(h) => Some(h.sequence),
+            Header::V9(h) => Some(h.sequence),
+            Header::Ipfix(h) => Some(h.sequence),
+        }
+    }
+    /// v9 source ID or IPFIX observation domain (None for v1/v5/v7).
+    pub fn domain(&self) -> Option<u32> {
+        match self {
+            Header::V9(h) => Some(h.source_id),
+            Header::Ipfix(h) => Some(h.observation_domain),
+            _ => None,
+        }
+    }
+    /// System uptime at export in milliseconds (not in IPFIX).
+    pub fn uptime(&self) -> Option<u32> {
+        match self {
+            Header::V1(h) => Some(h.uptime),
+            Header::V5(h) => Some(h.uptime),
+            Header::V7(h) => Some(h.uptime),
+            Header::V9(h) => Some(h.uptime),
+            Header::Ipfix(_) => None,
+        }
+    }
+}
+
+/// A template record seen in a packet and what it did to the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TemplateEvent {
+    pub template_id: u16,
+    pub kind: TemplateKind,
+    pub change: TemplateChange,
+    /// Offset of the template record in the packet.
+    pub offset: usize,
+}
+
+/// A data set whose template is not known (yet): the caller can buffer it
+/// (see [`crate::Decoder`]) and decode it when the template arrives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSet<'a> {
+    /// The template it waits for.
+    pub key: TemplateKey,
+    /// Offset of the set header in the packet.
+    pub offset: usize,
+    /// The set body (after the 4-byte set header).
+    pub body: &'a [u8],
+}
+
+/// A decoded export packet.
+#[derive(Debug, Clone)]
+pub struct ExportPacket<'a> {
+    pub exporter: ExporterId,
+    pub header: Header,
+    /// Data and options data sets, in wire order (v1/v5/v7: one set).
+    pub data_sets: Vec<DataSet<'a>>,
+    /// Data sets whose template is unknown.
+    pub missing: Vec<MissingSet<'a>>,
+    /// Template and options template records in this packet.
+    pub templates: Vec<TemplateEvent>,
+    /// Problems that did not stop decoding the rest of the packet.
+    pub errors: Vec<Error>,
+}
+
+impl<'a> ExportPacket<'a> {
+    /// All records of all data sets, in wire order.
+    pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
+        self.data_sets.iter().flat_map(|s| s.records())
+    }
+    /// Number of records decoded (flows and options).
+    pub fn record_count(&self) -> usize {
+        self.data_sets.iter().map(|s| s.record_count).sum()
+    }
+    /// True if this packet announced a template id not known before, or changed one.
+    pub fn has_new_templates(&self) -> bool {
+        self.templates.iter().any(|t| {
+            matches!(
+                t.change,
+                TemplateChange::Learned | TemplateChange::Redefined
+            )
+        })
+    }
+}
+
+/// Parse an export packet of any version with templates kept in `cache`,
+/// as from an unnamed exporter. See [`parse_packet_from`].
+pub fn parse_packet<'a>(
+    bytes: &'a [u8],
+    cache: &mut TemplateCache,
+) -> Result<ExportPacket<'a>, Error> {
+    parse_packet_from(ExporterId::UNSPECIFIED, bytes, cache)
+}
+
+/// Parse an export packet sent by `exporter`. Fails only when nothing can be
+/// decoded (short or unknown header); problems within the packet are listed
+/// in [`ExportPacket::errors`] and the rest is decoded.
+pub fn parse_packet_from<'a>(
+    exporter: ExporterId,
+    bytes: &'a [u8],
+    cache: &mut TemplateCache,
+) -> Result<ExportPacket<'a>, Error> {
+    if bytes.len() < 2 {
+        return Err(Error::truncated(0, 2, bytes.len()));
+    }
+    match u16::from_be_bytes([bytes[0], bytes[1]]) {
+        1 => parse_fixed(exporter, bytes, Protocol::V1),
+        5 => parse_fixed(exporter, bytes, Protocol::V5),
+        7 => parse_fixed(exporter, bytes, Protocol::V7),
+        9 => parse_v9(exporter, bytes, cache),
+        10 => parse_ipfix(exporter, bytes, cache),
+        v => Err(Error::new(ErrorKind::UnknownVersion(v), 0)),
+    }
+}
+
+/// The fixed template and (empty) scope of v1/v5/v7 records.
+fn fixed_template(protocol: Protocol) -> &'static (Arc<Template>, Arc<TemplateScope>) {
+    static V1: OnceLock<(Arc<Template>, Arc<TemplateScope>)> = OnceLock::new();
+    static V5: OnceLock<(Arc<Template>, Arc<TemplateScope>)> = OnceLock::new();
+    static V7: OnceLock<(Arc<Template>, Arc<TemplateScope>)> = OnceLock::new();
+    let (cell, layout) = match protocol {
+        Protocol::V1 => (&V1, v1::RECORD_LAYOUT),
+        Protocol::V5 => (&V5, v5::RECORD_LAYOUT),
+        _ => (&V7, v7::RECORD_LAYOUT),
+    };
+    cell.get_or_init(|| {
+        (
+            Arc::new(Template::fixed(protocol, layout)),
+            Arc::new(TemplateScope::empty(0)),
+        )
+    })
+}
+
+/// The record template of NetFlow v1, v5 or v7 (fixed layouts).
+pub fn fixed_record_template(protocol: Protocol) -> Option<&'static Arc<Template>> {
+    matches!(protocol, Protocol::V1 | Protocol::V5 | Protocol::V7)
+        .then(|| &fixed_template(protocol).0)
+}
+
+fn parse_fixed(
+    exporter: ExporterId,
+    bytes: &[u8],
+    protocol: Protocol,
+) -> Result<ExportPacket<'_>, Error> {
+    let (header, count, hlen, rlen) = match protocol {
+        Protocol::V1 => {
+            let h = v1::V1Header::parse(bytes)?;
+            (Header::V1(h), h.count, v1::V1Header::LEN, v1::RECORD_LEN)
+        }
+        Protocol::V5 => {
+            let h = v5::V5Header::parse(bytes)?;
+            (Header::V5(h), h.count, v5::V5Header::LEN, v5::RECORD_LEN)
+        }
+        _ => {
+            let h = v7::V7Header::parse(bytes)?;
+            (Header::V7(h), h.count, v7::V7Header::LEN, v7::RECORD_LEN)
+        }
+    };
+    let available = (bytes.len() - hlen) / rlen;
+    let present = available.min(count as usize);
+    let mut errors = Vec::new();
+    let end = hlen + present * rlen;
+    if present < count as usize {
+        errors.push(Error::new(ErrorKind::CountMismatch { count, present }, end));
+    } else if bytes[end..].iter().any(|&b| b != 0) {
+        errors.push(Error::new(ErrorKind::TrailingBytes(bytes.len() - end), end));
+    }
+    let (template, scope) = fixed_template(protocol);
+    Ok(ExportPacket {
+        exporter,
+        header,
+        data_sets: vec![DataSet::new(
+            template.clone(),
+            scope.clone(),
+            0,
+            &bytes[hlen..end],
+            present,
+        )],
+        missing: Vec::new(),
+        templates: Vec::new(),
+        errors,
+    })
+}
+
+/// State of one set walk.
+struct Walk<'a, 'c> {
+    bytes: &'a [u8],
+    cache: &'c mut TemplateCache,
+    scope_key: ScopeKey,
+    /// Snapshot of the scope, refreshed after template changes.
+    scope: Option<Arc<TemplateScope>>,
+    packet: ExportPacket<'a>,
+    /// Data sets whose template was unknown when reached: retried after the walk.
+    deferred: Vec<MissingSet<'a>>,
+    specs: Vec<FieldSpec>,
+}
+
+impl<'a> Walk<'a, '_> {
+    fn scope(&mut self) -> &Arc<TemplateScope> {
+        if self.scope.is_none() {
+            self.scope = Some(self.cache.snapshot(&self.scope_key));
+        }
+        self.scope.as_ref().expect("set above")
+    }
+
+    fn error(&mut self, kind: ErrorKind, offset: usize) {
+        self.packet.errors.push(Error::new(kind, offset));
+    }
+
+    fn store_template(
+        &mut self,
+        template_id: u16,
+        kind: TemplateKind,
+        scope_count: u16,
+        offset: usize,
+    ) {
+        if template_id < 256 {
+            self.error(ErrorKind::ReservedTemplateId(template_id), offset);
+            return;
+        }
+        match self
+            .cache
+            .insert(self.scope_key, template_id, kind, scope_count, &self.specs)
+        {
+            Ok(change) => {
+                if change != TemplateChange::Refreshed {
+                    self.scope = None;
+                }
+                self.packet.templates.push(TemplateEvent {
+                    template_id,
+                    kind,
+                    change,
+                    offset,
+                });
+            }
+            Err(e) => self.error(e, offset),
+        }
+    }
+
+    fn withdraw(&mut self, template_id: u16, kind: TemplateKind, offset: usize) {
+        if self.cache.withdraw(self.scope_key, template_id) {
+            self.scope = None;
+        }
+        self.packet.templates.push(TemplateEvent {
+            template_id,
+            kind,
+            change: TemplateChange::Withdrawn,
+            offset,
+        });
+    }
+
+    /// Decode a data set now, or defer it if its template is not known yet.
+    fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
+        let scope = self.scope().clone();
+        match scope.get(template_id) {
+            Some(template) => {
+                let template = template.clone();
+                self.push_data_set(template, scope, offset, body);
+            }
+            None => self.deferred.push(MissingSet {
+                key: TemplateKey {
+                    scope: self.scope_key,
+                    template_id,
+                },
+                offset,
+                body,
+            }),
+        }
+    }
+
+    fn push_data_set(
+        &mut self,
+        template: Arc<Template>,
+        scope: Arc<TemplateScope>,
+        offset: usize,
+        body: &'a [u8],
+    ) {
+        let scan = scan_records(&template, body);
+        if let Some(kind) = scan.problem {
+            self.error(kind, offset + 4 + scan.used);
+        }
+        self.packet.data_sets.push(DataSet::new(
+            template,
+            scope,
+            offset,
+            &body[..scan.used],
+            scan.count,
+        ));
+    }
+
+    /// Retry deferred sets against the templates known at the end of the packet.
+    fn finish(mut self) -> ExportPacket<'a> {
+        if !self.deferred.is_empty() {
+            let deferred = std::mem::take(&mut self.deferred);
+            let mut resolved = false;
+            for m in deferred {
+                let scope = self.scope().clone();
+                match scope.get(m.key.template_id) {
+                    Some(t) => {
+                        let t = t.clone();
+                        self.push_data_set(t, scope, m.offset, m.body);
+                        resolved = true;
+                    }
+                    None => self.packet.missing.push(m),
+                }
+            }
+            if resolved {
+                self.packet.data_sets.sort_by_key(|s| s.offset);
+            }
+        }
+        self.packet
+    }
+}
+
+fn all_zero(b: &[u8]) -> bool {
+    b.iter().all(|&x| x == 0)
+}
+
+fn parse_v9<'a>(
+    exporter: ExporterId,
+    bytes: &'a [u8],
+    cache: &mut TemplateCache,
+) -> Result<ExportPacket<'a>, Error> {
+    let header = v9::V9Header::parse(bytes)?;
+    let max_fields = cache.limits().max_fields_per_template;
+    let mut w = Walk {
+        bytes,
+        cache,
+        scope_key: ScopeKey {
+            exporter,
+            protocol: Protocol::V9,
+            domain: header.source_id,
+        },
+        scope: None,
+        packet: ExportPacket {
+            exporter,
+            header: Header::V9(header),
+            data_sets: Vec::new(),
+            missing: Vec::new(),
+            templates: Vec::new(),
+            errors: Vec::new(),
+        },
+        deferred: Vec::new(),
+        specs: Vec::new(),
+    };
+    let end = bytes.len();
+    let mut offset = v9::V9Header::LEN;
+    while offset < end {
+        let rest = &w.bytes[offset..];
+        if rest.len() < SetHeader::LEN {
+            if !all_zero(rest) {
+                w.error(ErrorKind::TrailingBytes(rest.len()), offset);
+            }
+            break;
+        }
+        let set = SetHeader::parse(rest)?;
+        let length = set.length as usize;
+        if length == 0 && all_zero(rest) {
+            // Zero padding after the last flowset (upstream issue #36).
+            break;
+        }
+        if length < SetHeader::LEN || length > rest.len() {
+            w.error(
+                ErrorKind::BadSetLength {
+                    set_id: set.id,
+                    length: set.length,
+                },
+                offset,
+            );
+            break;
+        }
+        let body = &w.bytes[offset + SetHeader::LEN..offset + length];
+        match set.id {
+            v9::TEMPLATE_SET_ID => {
+                let mut pos = 0;
+                while body.len() - pos >= 4 && !all_zero(&body[pos..]) {
+                    let at = offset + 4 + pos;
+                    match v9::parse_template(&body[pos..], max_fields, &mut w.specs) {
+                        Ok((id, used)) => {
+                            pos += used;
+                            w.store_template(id, TemplateKind::Data, 0, at);
+                        }
+                        Err(e) => {
+                            w.error(v9_template_error(e, max_fields), at);
+                            break;
+                        }
+                    }
+                }
+            }
+            v9::OPTIONS_TEMPLATE_SET_ID => {
+                let mut pos = 0;
+                while body.len() - pos >= 6 && !all_zero(&body[pos..]) {
+                    let at = offset + 4 + pos;
+                    match v9::parse_options_template(&body[pos..], max_fields, &mut w.specs) {
+                        Ok((id, scopes, used)) => {
+                            pos += used;
+                            w.store_template(id, TemplateKind::Options, scopes, at);
+                        }
+                        Err(e) => {
+                            w.error(v9_template_error(e, max_fields), at);
+                            break;
+                        }
+                    }
+                }
+            }
+            2..=255 => w.error(ErrorKind::ReservedSetId(set.id), offset),
+            id => w.data_set(id, offset, body),
+        }
+        offset += length;
+    }
+    Ok(w.finish())
+}
+
+fn v9_template_error(e: v9::TemplateParse, limit: usize) -> ErrorKind {
+    match e {
+        v9::TemplateParse::Truncated(id) => ErrorKind::TemplateTruncated(id.unwrap_or(0)),
+        v9::TemplateParse::TooManyFields { template_id, count } => ErrorKind::TooManyFields {
+            template_id,
+            count,
+            limit,
+        },
+        v9::TemplateParse::BadOptionsLengths {
+            template_id,
+            scope_len,
+            option_len,
+        } => ErrorKind::BadOptionsLengths {
+            template_id,
+            scope_len,
+            option_len,
+        },
+    }
+}
+
+fn ipfix_template_error(e: ipfix::TemplateParse, limit: usize) -> ErrorKind {
+    match e {
+        ipfix::TemplateParse::Truncated(id) => ErrorKind::TemplateTruncated(id.unwrap_or(0)),
+        ipfix::TemplateParse::TooManyFields { template_id, count } => ErrorKind::TooManyFields {
+            template_id,
+            count,
+            limit,
+        },
+        ipfix::TemplateParse::BadScopeCount {
+            template_id,
+            scope_count,
+            field_count,
+        } => ErrorKind::BadScopeCount {
+            template_id,
+            scope_count,
+            field_count,
+        },
+    }
+}
+
+fn parse_ipfix<'a>(
+    exporter: ExporterId,
+    bytes: &'a [u8],
+    cache: &mut TemplateCache,
+) -> Result<ExportPacket<'a>, Error> {
+    let header = ipfix::IpfixHeader::parse(bytes)?;
+    let length = header.length as usize;
+    if length < ipfix::IpfixHeader::LEN || length > bytes.len() {
+        return Err(Error::new(
+            ErrorKind::BadMessageLength {
+                length: header.length,
+                datagram: bytes.len(),
+            },
+            2,
+        ));
+    }
+    let max_fields = cache.limits().max_fields_per_template;
+    let mut w = Walk {
+        bytes,
+        cache,
+        scope_key: ScopeKey {
+            exporter,
+            protocol: Protocol::Ipfix,
+            domain: header.observation_domain,
+        },
+        scope: None,
+        packet: ExportPacket {
+            exporter,
+            header: Header::Ipfix(header),
+            data_sets: Vec::new(),
+            missing: Vec::new(),
+            templates: Vec::new(),
+            errors: Vec::new(),
+        },
+        deferred: Vec::new(),
+        specs: Vec::new(),
+    };
+    if !all_zero(&bytes[length..]) {
+        w.error(ErrorKind::TrailingBytes(bytes.len() - length), length);
+    }
+    let mut offset = ipfix::IpfixHeader::LEN;
+    while offset < length {
+        let rest = &w.bytes[offset..length];
+        if rest.len() < SetHeader::LEN {
+            if !all_zero(rest) {
+                w.error(ErrorKind::TrailingBytes(rest.len()), offset);
+            }
+            break;
+        }
+        let set = SetHeader::parse(rest)?;
+        let set_len = set.length as usize;
+        if set_len < SetHeader::LEN || set_len > rest.len() {
+            w.error(
+                ErrorKind::BadSetLength {
+                    set_id: set.id,
+                    length: set.length,
+                },
+                offset,
+            );
+            break;
+        }
+        let body = &w.bytes[offset + SetHeader::LEN..offset + set_len];
+        match set.id {
+            ipfix::TEMPLATE_SET_ID | ipfix::OPTIONS_TEMPLATE_SET_ID => {
+                let options = set.id == ipfix::OPTIONS_TEMPLATE_SET_ID;
+                let kind = if options {
+                    TemplateKind::Options
+                } else {
+                    TemplateKind::Data
+                };
+                let mut pos = 0;
+                while body.len() - pos >= 4 && !all_zero(&body[pos..]) {
+                    let at = offset + 4 + pos;
+                    let parsed = if options {
+                        ipfix::parse_options_template(&body[pos..], max_fields, &mut w.specs)
+                    } else {
+                        ipfix::parse_template(&body[pos..], max_fields, &mut w.specs)
+                            .map(|(id, used)| (id, 0, used))
+                    };
+                    match parsed {
+                        Ok((id, scopes, used)) => {
+                            pos += used;
+                            if !w.specs.is_empty() {
+                                w.store_template(id, kind, scopes, at);
+                            } else if id == set.id {
+                                // RFC 7011 section 8.1: withdraw all (options) templates.
+                                for tid in w.cache.withdraw_all(w.scope_key, kind) {
+                                    w.packet.templates.push(TemplateEvent {
+                                        template_id: tid,
+                                        kind,
+                                        change: TemplateChange::Withdrawn,
+                                        offset: at,
+                                    });
+                                }
+                                w.scope = None;
+                            } else if id >= 256 {
+                                w.withdraw(id, kind, at);
+                            } else {
+                                w.error(ErrorKind::ReservedTemplateId(id), at);
+                            }
+                        }
+                        Err(e) => {
+                            w.error(ipfix_template_error(e, max_fields), at);
+                            break;
+                        }
+                    }
+                }
+            }
+            0..=255 => w.error(ErrorKind::ReservedSetId(set.id), offset),
+            id => w.data_set(id, offset, body),
+        }
+        offset += set_len;
+    }
+    Ok(w.finish())
+}
+
+/// Decode a data set body that waited for its template (see [`crate::Decoder`]).
+pub(crate) fn decode_waiting<'b>(
+    template: Arc<Template>,
+    scope: Arc<TemplateScope>,
+    offset: usize,
+    body: &'b [u8],
+) -> (DataSet<'b>, Option<Error>) {
+    let scan = scan_records(&template, body);
+    let err = scan.problem.map(|k| Error::new(k, offset + 4 + scan.used));
+    (
+        DataSet::new(template, scope, offset, &body[..scan.used], scan.count),
+        err,
+    )
+}

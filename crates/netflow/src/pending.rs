@@ -1,0 +1,286 @@
+//! Data that arrives before its template.
+//!
+//! Over UDP an exporter's data sets can arrive before the template they need
+//! (collector start, loss, reordering). [`crate::ExportPacket::missing`] names
+//! every such set and the (exporter, domain, template) it waits for;
+//! [`PendingBuffer`] keeps copies of them within count, byte and age limits,
+//! and [`Decoder`] replays them as soon as the template arrives. Whatever a
+//! limit forces out is counted, never silently lost.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::cache::{
+    ExporterId, ScopeKey, TemplateCache, TemplateChange, TemplateKey, TemplateScope,
+};
+use crate::packet::{decode_waiting, parse_packet_from, ExportPacket, Header};
+use crate::record::DataSet;
+use crate::template::Template;
+use crate::Error;
+
+/// Limits of the pending buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingLimits {
+    /// Sets kept at most.
+    pub max_sets: usize,
+    /// Bytes of set bodies kept at most.
+    pub max_bytes: usize,
+    /// Age in milliseconds (of the caller's clock) after which a set is dropped.
+    pub max_age_ms: u64,
+}
+
+impl Default for PendingLimits {
+    fn default() -> Self {
+        PendingLimits {
+            max_sets: 16_384,
+            max_bytes: 64 << 20,
+            max_age_ms: 10 * 60 * 1000,
+        }
+    }
+}
+
+/// A data set waiting for its template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingSet {
+    pub key: TemplateKey,
+    /// The caller's tag for the datagram it came in (e.g. its index or receive time).
+    pub tag: u64,
+    /// Header of the packet it came in.
+    pub header: Header,
+    /// Offset of the set header in that packet.
+    pub offset: usize,
+    /// When it was buffered (caller's clock, milliseconds).
+    pub received_ms: u64,
+    /// The set body.
+    pub body: Box<[u8]>,
+}
+
+/// Counters of the pending buffer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PendingStats {
+    /// Sets buffered.
+    pub buffered: u64,
+    /// Sets decoded after their template arrived.
+    pub replayed: u64,
+    /// Sets dropped because they waited longer than `max_age_ms`.
+    pub dropped_age: u64,
+    /// Sets dropped to stay within `max_sets` / `max_bytes`.
+    pub dropped_capacity: u64,
+}
+
+/// Bounded buffer of data sets waiting for templates, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct PendingBuffer {
+    sets: VecDeque<PendingSet>,
+    bytes: usize,
+    limits: PendingLimits,
+    stats: PendingStats,
+}
+
+impl PendingBuffer {
+    pub fn new(limits: PendingLimits) -> Self {
+        PendingBuffer {
+            limits,
+            ..Default::default()
+        }
+    }
+
+    pub fn stats(&self) -> &PendingStats {
+        &self.stats
+    }
+
+    pub fn len(&self) -> usize {
+        self.sets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sets.is_empty()
+    }
+
+    /// Bytes of set bodies held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The sets waiting, oldest first.
+    pub fn iter(&self) -> impl Iterator<Item = &PendingSet> {
+        self.sets.iter()
+    }
+
+    /// Buffer a set; returns the sets evicted to make room (oldest first).
+    pub fn push(&mut self, set: PendingSet) -> Vec<PendingSet> {
+        let mut evicted = Vec::new();
+        if set.body.len() > self.limits.max_bytes || self.limits.max_sets == 0 {
+            self.stats.dropped_capacity += 1;
+            evicted.push(set);
+            return evicted;
+        }
+        while self.sets.len() >= self.limits.max_sets
+            || self.bytes + set.body.len() > self.limits.max_bytes
+        {
+            let old = self.sets.pop_front().expect("non-empty while over a limit");
+            self.bytes -= old.body.len();
+            self.stats.dropped_capacity += 1;
+            evicted.push(old);
+        }
+        self.bytes += set.body.len();
+        self.stats.buffered += 1;
+        self.sets.push_back(set);
+        evicted
+    }
+
+    /// Remove and return the sets waiting for `key`, oldest first.
+    pub fn take(&mut self, key: &TemplateKey) -> Vec<PendingSet> {
+        if !self.sets.iter().any(|s| s.key == *key) {
+            return Vec::new();
+        }
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.sets.len());
+        for s in self.sets.drain(..) {
+            if s.key == *key {
+                self.bytes -= s.body.len();
+                taken.push(s);
+            } else {
+                kept.push_back(s);
+            }
+        }
+        self.sets = kept;
+        taken
+    }
+
+    /// Remove and return the sets older than `max_age_ms` at time `now_ms`.
+    pub fn expire(&mut self, now_ms: u64) -> Vec<PendingSet> {
+        let mut expired = Vec::new();
+        while let Some(front) = self.sets.front() {
+            if now_ms.saturating_sub(front.received_ms) <= self.limits.max_age_ms {
+                break;
+            }
+            let s = self.sets.pop_front().expect("front exists");
+            self.bytes -= s.body.len();
+            self.stats.dropped_age += 1;
+            expired.push(s);
+        }
+        expired
+    }
+
+    /// Remove and return everything (e.g. at the end of input, to report it).
+    pub fn drain(&mut self) -> Vec<PendingSet> {
+        self.bytes = 0;
+        self.sets.drain(..).collect()
+    }
+}
+
+/// A set that waited for its template and is now decoded.
+#[derive(Debug, Clone)]
+pub struct ReplayedSet {
+    pub pending: PendingSet,
+    template: Arc<Template>,
+    scope: Arc<TemplateScope>,
+    /// A problem found while decoding it (e.g. bytes after the last record).
+    pub error: Option<Error>,
+}
+
+impl ReplayedSet {
+    /// The decoded set.
+    pub fn data_set(&self) -> DataSet<'_> {
+        decode_waiting(
+            self.template.clone(),
+            self.scope.clone(),
+            self.pending.offset,
+            &self.pending.body,
+        )
+        .0
+    }
+}
+
+/// The result of [`Decoder::decode`].
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    /// The packet itself.
+    pub packet: ExportPacket<'a>,
+    /// Earlier sets whose template arrived in this packet, decoded now.
+    pub replayed: Vec<ReplayedSet>,
+    /// Sets dropped from the buffer (too old, or over capacity) while handling this packet.
+    pub dropped: Vec<PendingSet>,
+}
+
+/// A stateful decoder: template cache plus pending buffer, for any number of exporters.
+#[derive(Debug, Clone, Default)]
+pub struct Decoder {
+    pub cache: TemplateCache,
+    pub pending: PendingBuffer,
+}
+
+impl Decoder {
+    pub fn new(cache: TemplateCache, pending: PendingBuffer) -> Self {
+        Decoder { cache, pending }
+    }
+
+    /// Decode one datagram from `exporter`. `tag` identifies the datagram to the
+    /// caller (it comes back with sets replayed later); `now_ms` is the caller's
+    /// clock for the age limit.
+    pub fn decode<'a>(
+        &mut self,
+        exporter: ExporterId,
+        bytes: &'a [u8],
+        tag: u64,
+        now_ms: u64,
+    ) -> Result<Decoded<'a>, Error> {
+        let mut dropped = self.pending.expire(now_ms);
+        let packet = parse_packet_from(exporter, bytes, &mut self.cache)?;
+        let mut replayed = Vec::new();
+        let scope_key = packet.header.domain().map(|domain| ScopeKey {
+            exporter,
+            protocol: packet.header.protocol(),
+            domain,
+        });
+        if let (false, Some(scope_key)) = (self.pending.is_empty(), scope_key) {
+            for ev in &packet.templates {
+                if !matches!(
+                    ev.change,
+                    TemplateChange::Learned | TemplateChange::Redefined
+                ) {
+                    continue;
+                }
+                let key = TemplateKey {
+                    scope: scope_key,
+                    template_id: ev.template_id,
+                };
+                let waiting = self.pending.take(&key);
+                if waiting.is_empty() {
+                    continue;
+                }
+                let scope = self.cache.snapshot(&scope_key);
+                let Some(template) = scope.get(ev.template_id).cloned() else {
+                    continue;
+                };
+                for p in waiting {
+                    let (_, error) =
+                        decode_waiting(template.clone(), scope.clone(), p.offset, &p.body);
+                    self.pending.stats.replayed += 1;
+                    replayed.push(ReplayedSet {
+                        pending: p,
+                        template: template.clone(),
+                        scope: scope.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        for m in &packet.missing {
+            dropped.extend(self.pending.push(PendingSet {
+                key: m.key,
+                tag,
+                header: packet.header,
+                offset: m.offset,
+                received_ms: now_ms,
+                body: m.body.into(),
+            }));
+        }
+        Ok(Decoded {
+            packet,
+            replayed,
+            dropped,
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! Data sets and data records: zero-copy views decoded with a compiled
+//! [`Template`] (RFC 3954 section 5.3, RFC 7011 section 3.4.3).
+
+use std::sync::Arc;
+
+use crate::cache::TemplateScope;
+use crate::list::List;
+use crate::template::{Template, TemplateField, TemplateKind};
+use crate::value::{Value, ValueKind};
+use crate::ErrorKind;
+
+/// Reads the length prefix of a variable-length field at `pos`
+/// (RFC 7011 section 7: one byte < 255, or 255 followed by a 16-bit length).
+/// Returns (start of the value, value length), or None if it runs past `data`.
+#[inline]
+pub(crate) fn read_varlen(data: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let first = *data.get(pos)?;
+    let (start, len) = if first < 255 {
+        (pos + 1, first as usize)
+    } else {
+        let hi = *data.get(pos + 1)?;
+        let lo = *data.get(pos + 2)?;
+        (pos + 3, u16::from_be_bytes([hi, lo]) as usize)
+    };
+    if start + len > data.len() {
+        None
+    } else {
+        Some((start, len))
+    }
+}
+
+/// Length of the record of `template` starting at `data[0]`, or None if it runs past the end.
+#[inline]
+pub(crate) fn record_len(template: &Template, data: &[u8]) -> Option<usize> {
+    if let Some(len) = template.record_len {
+        return (len <= data.len()).then_some(len);
+    }
+    let mut pos = 0usize;
+    for f in template.fields.iter() {
+        if f.spec.is_variable() {
+            let (start, len) = read_varlen(data, pos)?;
+            pos = start + len;
+        } else {
+            pos += f.spec.length as usize;
+            if pos > data.len() {
+                return None;
+            }
+        }
+    }
+    Some(pos)
+}
+
+/// Outcome of scanning a data set body: how many whole records it holds, how
+/// many bytes they take, and a problem with what follows them, if any.
+pub(crate) struct SetScan {
+    pub count: usize,
+    pub used: usize,
+    pub problem: Option<ErrorKind>,
+}
+
+/// Counts the records of a data set body. Bytes after the last record that
+/// cannot hold another record are padding (RFC 7011 section 3.3.1); if they
+/// are not zero they are reported, never silently taken as data.
+pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
+    if let Some(len) = template.record_len {
+        // compile() guarantees len > 0.
+        let count = body.len() / len;
+        let used = count * len;
+        let rest = &body[used..];
+        let problem = if rest.iter().any(|&b| b != 0) {
+            Some(ErrorKind::TrailingBytes(rest.len()))
+        } else {
+            None
+        };
+        return SetScan {
+            count,
+            used,
+            problem,
+        };
+    }
+    let mut pos = 0;
+    let mut count = 0;
+    while pos < body.len() {
+        let rest = &body[pos..];
+        if rest.len() < template.min_record_len {
+            break;
+        }
+        match record_len(template, rest) {
+            Some(len) => {
+                pos += len;
+                count += 1;
+            }
+            None => {
+                if rest.iter().all(|&b| b == 0) {
+                    break;
+                }
+                return SetScan {
+                    count,
+                    used: pos,
+                    problem: Some(ErrorKind::RecordTruncated {
+                        template_id: template.id,
+                    }),
+                };
+            }
+        }
+    }
+    let rest = &body[pos..];
+    let problem = if rest.iter().any(|&b| b != 0) {
+        Some(ErrorKind::TrailingBytes(rest.len()))
+    } else {
+        None
+    };
+    SetScan {
+        count,
+        used: pos,
+        problem,
+    }
+}
+
+/// A data set (data flowset) with its template: a view of the records it holds.
+#[derive(Debug, Clone)]
+pub struct DataSet<'a> {
+    /// The template the records follow.
+    pub template: Arc<Template>,
+    /// Template scope at decode time (for RFC 6313 sub-template lists).
+    pub(crate) scope: Arc<TemplateScope>,
+    /// Byte offset of the set header in the export packet (0 for v1/v5/v7).
+    pub offset: usize,
+    /// The records region (set header and padding excluded).
+    pub(crate) body: &'a [u8],
+    /// Number of records in the set.
+    pub record_count: usize,
+}
+
+impl<'a> DataSet<'a> {
+    pub(crate) fn new(
+        template: Arc<Template>,
+        scope: Arc<TemplateScope>,
+        offset: usize,
+        body: &'a [u8],
+        record_count: usize,
+    ) -> Self {
+        DataSet {
+            template,
+            scope,
+            offset,
+            body,
+            record_count,
+        }
+    }
+
+    /// Iterate the records without allocating.
+    pub fn records(&self) -> Records<'_> {
+        Records {
+            template: &self.template,
+            scope: &self.scope,
+            rest: self.body,
+            remaining: self.record_count,
+        }
+    }
+
+    /// True for options data (records of an options template).
+    pub fn is_options(&self) -> bool {
+        self.template.kind == TemplateKind::Options
+    }
+
+    /// The template id (0 for v1/v5/v7 fixed records).
+    pub fn template_id(&self) -> u16 {
+        self.template.id
+    }
+
+    /// The bytes of the records region.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.body
+    }
+}
+
+/// Iterator over the records of a [`DataSet`].
+#[derive(Debug, Clone)]
+pub struct Records<'s> {
+    template: &'s Template,
+    scope: &'s TemplateScope,
+    rest: &'s [u8],
+    remaining: usize,
+}
+
+impl<'s> Iterator for Records<'s> {
+    type Item = Record<'s>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Record<'s>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        // scan_records() proved `remaining` records fit; record_len cannot fail here,
+        // but fall back to ending the iteration rather than panicking.
+        let len = record_len(self.template, self.rest)?;
+        let (data, rest) = self.rest.split_at(len);
+        self.rest = rest;
+        self.remaining -= 1;
+        Some(Record {
+            template: self.template,
+            scope: self.scope,
+            data,
+            depth: 0,
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+impl ExactSizeIterator for Records<'_> {}
+
+/// One data record: a view over its bytes and template.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub(crate) template: &'a Template,
+    pub(crate) scope: &'a TemplateScope,
+    pub(crate) data: &'a [u8],
+    /// Structured data nesting depth of this record (0 = top level).
+    pub(crate) depth: u8,
+}
+
+impl<'a> Record<'a> {
+    pub fn template(&self) -> &'a Template {
+        self.template
+    }
+
+    /// The record's raw bytes.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.data
+    }
+
+    /// Iterate `(field, value)` in template order, skipping padding fields.
+    #[inline]
+    pub fn fields(&self) -> Fields<'a> {
+        Fields {
+            record: *self,
+            index: 0,
+            pos: 0,
+        }
+    }
+
+    /// The value of the first field with this output name (e.g. `"IN_BYTES"`,
+    /// `"sourceIPv4Address"`).
+    pub fn get(&self, name: &str) -> Option<Value<'a>> {
+        self.fields().find(|(f, _)| f.name == name).map(|(_, v)| v)
+    }
+
+    /// The value of the first field with this IANA element id (enterprise 0).
+    pub fn get_id(&self, id: u16) -> Option<Value<'a>> {
+        self.fields()
+            .find(|(f, _)| f.spec.field.enterprise == 0 && f.spec.field.id == id && !f.scope)
+            .map(|(_, v)| v)
+    }
+
+    #[inline]
+    pub(crate) fn value_of(&self, field: &TemplateField, bytes: &'a [u8]) -> Value<'a> {
+        match field.kind {
+            ValueKind::BasicList | ValueKind::SubTemplateList | ValueKind::SubTemplateMultiList => {
+                match List::parse(field.kind, bytes, self.scope, self.depth) {
+                    Some(list) => Value::List(list),
+                    None => Value::Bytes(bytes),
+                }
+            }
+            kind => Value::decode(kind, bytes),
+        }
+    }
+}
+
+/// Iterator over the fields of a [`Record`].
+#[derive(Debug, Clone)]
+pub struct Fields<'a> {
+    record: Record<'a>,
+    index: usize,
+    pos: usize,
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = (&'a TemplateField, Value<'a>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let fields = &self.record.template.fields;
+        let data = self.record.data;
+        loop {
+            let field = fields.get(self.index)?;
+            self.index += 1;
+            let (start, len) = if field.spec.is_variable() {
+                read_varlen(data, self.pos)?
+            } else {
+                (self.pos, field.spec.length as usize)
+            };
+            let end = start + len;
+            let bytes = data.get(start..end)?;
+            self.pos = end;
+            if field.skip {
+                continue;
+            }
+            return Some((field, self.record.value_of(field, bytes)));
+        }
+    }
+}

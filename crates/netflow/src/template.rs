@@ -1,0 +1,252 @@
+//! Templates compiled into decode plans.
+//!
+//! A template record (RFC 3954 section 5.2, RFC 7011 section 3.4) is compiled
+//! once, when it arrives, into a [`Template`]: per field the value decoder, the
+//! output keys and — while all preceding fields have a fixed length — the byte
+//! offset within the record. Every data record of that template is then
+//! decoded with this plan and no further lookups.
+
+use std::borrow::Cow;
+
+use crate::registry::{self, DataType};
+use crate::value::ValueKind;
+use crate::Protocol;
+
+/// Field length announcing a variable-length field (RFC 7011 section 7).
+pub const VARIABLE_LENGTH: u16 = 0xFFFF;
+
+/// Enterprise number of RFC 5103 reverse Information Elements.
+pub const REVERSE_PEN: u32 = 29305;
+
+/// The identity of an Information Element: enterprise number (0 = IANA / v9
+/// field type) and element id (enterprise bit already cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FieldId {
+    pub enterprise: u32,
+    pub id: u16,
+}
+
+impl FieldId {
+    pub const fn iana(id: u16) -> FieldId {
+        FieldId { enterprise: 0, id }
+    }
+}
+
+/// A field specifier exactly as it appears in a template record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldSpec {
+    pub field: FieldId,
+    /// Encoded length in bytes, or [`VARIABLE_LENGTH`].
+    pub length: u16,
+}
+
+impl FieldSpec {
+    pub const fn new(enterprise: u32, id: u16, length: u16) -> FieldSpec {
+        FieldSpec {
+            field: FieldId { enterprise, id },
+            length,
+        }
+    }
+    pub fn is_variable(&self) -> bool {
+        self.length == VARIABLE_LENGTH
+    }
+}
+
+/// One field of a compiled template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplateField {
+    pub spec: FieldSpec,
+    /// A scope field of an options template.
+    pub scope: bool,
+    /// Abstract data type from the registry (`OctetArray` when unknown).
+    pub data_type: DataType,
+    /// How the bytes are decoded.
+    pub kind: ValueKind,
+    /// Byte offset within the record, if every earlier field has a fixed length.
+    pub offset: Option<usize>,
+    /// Output key with names (`IPV4_SRC_ADDR`, `sourceIPv4Address`, `scope:System`, `name#2`).
+    pub name: Cow<'static, str>,
+    /// Output key with element ids (`8`, `6871:14`, `scope:1`, `8#2`).
+    pub id_key: Cow<'static, str>,
+    /// Padding (IE 210 paddingOctets, v1/v5/v7 pad bytes): not reported as a field.
+    pub skip: bool,
+}
+
+/// Whether a template describes flow records or options records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TemplateKind {
+    Data,
+    Options,
+}
+
+/// A compiled template: the decode plan for its data records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub protocol: Protocol,
+    pub id: u16,
+    pub kind: TemplateKind,
+    /// Number of leading scope fields (options templates).
+    pub scope_count: u16,
+    pub fields: Box<[TemplateField]>,
+    /// Record length when no field is variable-length.
+    pub record_len: Option<usize>,
+    /// Smallest possible record length (variable-length fields count 1 byte).
+    pub min_record_len: usize,
+}
+
+impl Template {
+    /// The field specifiers as they were on the wire (scope fields first).
+    pub fn specs(&self) -> impl ExactSizeIterator<Item = FieldSpec> + '_ {
+        self.fields.iter().map(|f| f.spec)
+    }
+
+    /// True if `specs` (with `scope_count` and `kind`) describe this same template,
+    /// i.e. a re-announcement is a refresh rather than a redefinition.
+    pub fn same_layout(&self, kind: TemplateKind, scope_count: u16, specs: &[FieldSpec]) -> bool {
+        self.kind == kind
+            && self.scope_count == scope_count
+            && self.fields.len() == specs.len()
+            && self.fields.iter().zip(specs).all(|(f, s)| f.spec == *s)
+    }
+
+    /// Compile a template record. Fails only for records that cannot describe data
+    /// (zero total length).
+    pub fn compile(
+        protocol: Protocol,
+        id: u16,
+        kind: TemplateKind,
+        scope_count: u16,
+        specs: &[FieldSpec],
+    ) -> Result<Template, crate::ErrorKind> {
+        let mut fields = Vec::with_capacity(specs.len());
+        let mut offset = Some(0usize);
+        let mut min_len = 0usize;
+        for (i, spec) in specs.iter().enumerate() {
+            let scope = i < scope_count as usize;
+            let (name, id_key, data_type) = field_naming(protocol, spec.field, scope);
+            let kind_ = ValueKind::for_type(data_type, spec.length);
+            let skip = protocol == Protocol::Ipfix && spec.field == FieldId::iana(210);
+            fields.push(TemplateField {
+                spec: *spec,
+                scope,
+                data_type,
+                kind: kind_,
+                offset,
+                name,
+                id_key,
+                skip,
+            });
+            if spec.is_variable() {
+                offset = None;
+                min_len += 1;
+            } else {
+                offset = offset.map(|o| o + spec.length as usize);
+                min_len += spec.length as usize;
+            }
+        }
+        if min_len == 0 {
+            return Err(crate::ErrorKind::EmptyTemplate(id));
+        }
+        dedup_keys(&mut fields);
+        Ok(Template {
+            protocol,
+            id,
+            kind,
+            scope_count,
+            fields: fields.into_boxed_slice(),
+            record_len: offset,
+            min_record_len: min_len,
+        })
+    }
+
+    /// A fixed-layout template for v1/v5/v7 records: `(name, iana id or None, length)`.
+    pub(crate) fn fixed(
+        protocol: Protocol,
+        layout: &[(&'static str, Option<u16>, u16)],
+    ) -> Template {
+        let mut fields = Vec::with_capacity(layout.len());
+        let mut offset = 0usize;
+        for &(name, iana, length) in layout {
+            let data_type = match iana {
+                Some(id) => registry::lookup(0, id).map_or(DataType::OctetArray, |ie| ie.data_type),
+                None if length == 4 && name.ends_with("ROUTER_SC") => DataType::Ipv4Address,
+                None => DataType::Unsigned32,
+            };
+            let id_key: Cow<'static, str> = match iana {
+                Some(id) => Cow::Owned(id.to_string()),
+                None => Cow::Borrowed(name),
+            };
+            fields.push(TemplateField {
+                spec: FieldSpec::new(0, iana.unwrap_or(210), length),
+                scope: false,
+                data_type,
+                kind: ValueKind::for_type(data_type, length),
+                offset: Some(offset),
+                name: Cow::Borrowed(name),
+                id_key,
+                skip: name.is_empty(),
+            });
+            offset += length as usize;
+        }
+        Template {
+            protocol,
+            id: 0,
+            kind: TemplateKind::Data,
+            scope_count: 0,
+            fields: fields.into_boxed_slice(),
+            record_len: Some(offset),
+            min_record_len: offset,
+        }
+    }
+}
+
+/// Output keys and data type of a field.
+pub(crate) fn field_naming(
+    protocol: Protocol,
+    field: FieldId,
+    scope: bool,
+) -> (Cow<'static, str>, Cow<'static, str>, DataType) {
+    if protocol == Protocol::V9 {
+        if scope {
+            // RFC 3954 section 6.1: scope field types 1..=5.
+            let name = registry::v9_scope_name(field.id)
+                .map_or_else(|| format!("scope:{}", field.id), |n| format!("scope:{n}"));
+            return (
+                Cow::Owned(name),
+                Cow::Owned(format!("scope:{}", field.id)),
+                DataType::Unsigned64,
+            );
+        }
+        let id_key = Cow::Owned(field.id.to_string());
+        if let Some(v9) = registry::v9_field_type(field.id) {
+            return (Cow::Borrowed(v9.name), id_key, v9.data_type);
+        }
+        if let Some(ie) = registry::lookup(0, field.id) {
+            return (Cow::Borrowed(ie.name), id_key, ie.data_type);
+        }
+        return (id_key.clone(), id_key, DataType::OctetArray);
+    }
+    let id_key = if field.enterprise == 0 {
+        Cow::Owned(field.id.to_string())
+    } else {
+        Cow::Owned(format!("{}:{}", field.enterprise, field.id))
+    };
+    match registry::lookup(field.enterprise, field.id) {
+        Some(ie) => (Cow::Borrowed(ie.name), id_key, ie.data_type),
+        None => (id_key.clone(), id_key, DataType::OctetArray),
+    }
+}
+
+/// A second occurrence of the same key becomes `key#2`, a third `key#3`, ...
+fn dedup_keys(fields: &mut [TemplateField]) {
+    let mut seen: std::collections::HashMap<(FieldId, bool), u32> =
+        std::collections::HashMap::new();
+    for f in fields.iter_mut() {
+        let n = seen.entry((f.spec.field, f.scope)).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            f.name = Cow::Owned(format!("{}#{}", f.name, n));
+            f.id_key = Cow::Owned(format!("{}#{}", f.id_key, n));
+        }
+    }
+}
