@@ -6,6 +6,7 @@
 //! domain, and by template ID. There is no global table.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
@@ -94,18 +95,51 @@ impl Default for Limits {
     }
 }
 
+/// Multiplicative hasher for template ids: the per-set template lookup is on
+/// the hot path, and 16-bit keys need no DoS-resistant hash (a scope holds
+/// at most `max_templates_per_scope` of them).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TemplateIdHasher(u64);
+
+impl Hasher for TemplateIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    #[inline]
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(v as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type TemplateMap = HashMap<u16, Arc<Template>, BuildHasherDefault<TemplateIdHasher>>;
+
 /// The templates of one scope. Shared (`Arc`) with the data sets decoded from
 /// it, so sub-template lists resolve against the templates known at decode time.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateScope {
-    templates: HashMap<u16, Arc<Template>>,
+    templates: TemplateMap,
     pub(crate) max_list_depth: usize,
 }
 
 impl TemplateScope {
+    /// A shared empty scope, for records whose template has no lists.
+    pub(crate) fn empty_static() -> &'static TemplateScope {
+        static EMPTY: std::sync::OnceLock<TemplateScope> = std::sync::OnceLock::new();
+        EMPTY.get_or_init(|| TemplateScope::empty(0))
+    }
     pub(crate) fn empty(max_list_depth: usize) -> Self {
         TemplateScope {
-            templates: HashMap::new(),
+            templates: TemplateMap::default(),
             max_list_depth,
         }
     }

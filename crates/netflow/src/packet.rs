@@ -217,13 +217,13 @@ fn parse_fixed(
     } else if bytes[end..].iter().any(|&b| b != 0) {
         errors.push(Error::new(ErrorKind::TrailingBytes(bytes.len() - end), end));
     }
-    let (template, scope) = fixed_template(protocol);
+    let (template, _) = fixed_template(protocol);
     Ok(ExportPacket {
         exporter,
         header,
         data_sets: vec![DataSet::new(
             template.clone(),
-            scope.clone(),
+            None,
             0,
             &bytes[hlen..end],
             present,
@@ -303,12 +303,8 @@ impl<'a> Walk<'a, '_> {
 
     /// Decode a data set now, or defer it if its template is not known yet.
     fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
-        let scope = self.scope().clone();
-        match scope.get(template_id) {
-            Some(template) => {
-                let template = template.clone();
-                self.push_data_set(template, scope, offset, body);
-            }
+        match self.scope().get(template_id).cloned() {
+            Some(template) => self.push_data_set(template, offset, body),
             None => self.deferred.push(MissingSet {
                 key: TemplateKey {
                     scope: self.scope_key,
@@ -320,13 +316,8 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
-    fn push_data_set(
-        &mut self,
-        template: Arc<Template>,
-        scope: Arc<TemplateScope>,
-        offset: usize,
-        body: &'a [u8],
-    ) {
+    fn push_data_set(&mut self, template: Arc<Template>, offset: usize, body: &'a [u8]) {
+        let scope = template.has_lists.then(|| self.scope().clone());
         let scan = scan_records(&template, body);
         if let Some(kind) = scan.problem {
             self.error(kind, offset + 4 + scan.used);
@@ -346,11 +337,9 @@ impl<'a> Walk<'a, '_> {
             let deferred = std::mem::take(&mut self.deferred);
             let mut resolved = false;
             for m in deferred {
-                let scope = self.scope().clone();
-                match scope.get(m.key.template_id) {
+                match self.scope().get(m.key.template_id).cloned() {
                     Some(t) => {
-                        let t = t.clone();
-                        self.push_data_set(t, scope, m.offset, m.body);
+                        self.push_data_set(t, m.offset, m.body);
                         resolved = true;
                     }
                     None => self.packet.missing.push(m),
@@ -628,6 +617,7 @@ pub(crate) fn decode_waiting<'b>(
 ) -> (DataSet<'b>, Option<Error>) {
     let scan = scan_records(&template, body);
     let err = scan.problem.map(|k| Error::new(k, offset + 4 + scan.used));
+    let scope = template.has_lists.then_some(scope);
     (
         DataSet::new(template, scope, offset, &body[..scan.used], scan.count),
         err,

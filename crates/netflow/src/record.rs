@@ -122,8 +122,10 @@ pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
 pub struct DataSet<'a> {
     /// The template the records follow.
     pub template: Arc<Template>,
-    /// Template scope at decode time (for RFC 6313 sub-template lists).
-    pub(crate) scope: Arc<TemplateScope>,
+    /// Template scope at decode time, kept only for templates with RFC 6313
+    /// lists (sub-template lists name other templates); saves an atomic
+    /// reference count per set for all others.
+    pub(crate) scope: Option<Arc<TemplateScope>>,
     /// Byte offset of the set header in the export packet (0 for v1/v5/v7).
     pub offset: usize,
     /// The records region (set header and padding excluded).
@@ -135,7 +137,7 @@ pub struct DataSet<'a> {
 impl<'a> DataSet<'a> {
     pub(crate) fn new(
         template: Arc<Template>,
-        scope: Arc<TemplateScope>,
+        scope: Option<Arc<TemplateScope>>,
         offset: usize,
         body: &'a [u8],
         record_count: usize,
@@ -153,7 +155,10 @@ impl<'a> DataSet<'a> {
     pub fn records(&self) -> Records<'_> {
         Records {
             template: &self.template,
-            scope: &self.scope,
+            scope: self
+                .scope
+                .as_deref()
+                .unwrap_or_else(|| TemplateScope::empty_static()),
             rest: self.body,
             remaining: self.record_count,
         }

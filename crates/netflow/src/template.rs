@@ -92,6 +92,8 @@ pub struct Template {
     pub record_len: Option<usize>,
     /// Smallest possible record length (variable-length fields count 1 byte).
     pub min_record_len: usize,
+    /// Some field is a structured data list (RFC 6313) and needs the template scope.
+    pub has_lists: bool,
 }
 
 impl Template {
@@ -148,7 +150,14 @@ impl Template {
             return Err(crate::ErrorKind::EmptyTemplate(id));
         }
         dedup_keys(&mut fields);
+        let has_lists = fields.iter().any(|f| {
+            matches!(
+                f.kind,
+                ValueKind::BasicList | ValueKind::SubTemplateList | ValueKind::SubTemplateMultiList
+            )
+        });
         Ok(Template {
+            has_lists,
             protocol,
             id,
             kind,
@@ -196,6 +205,7 @@ impl Template {
             fields: fields.into_boxed_slice(),
             record_len: Some(offset),
             min_record_len: offset,
+            has_lists: false,
         }
     }
 }
