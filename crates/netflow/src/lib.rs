@@ -26,6 +26,7 @@
 pub mod cache;
 mod error;
 pub mod list;
+pub mod owned;
 pub mod packet;
 pub mod pending;
 pub mod record;
@@ -40,6 +41,7 @@ pub use cache::{
     ExporterId, Limits, ScopeKey, TemplateCache, TemplateChange, TemplateKey, TemplateScope,
 };
 pub use error::{Error, ErrorKind};
+pub use owned::{OwnedField, OwnedRecord, OwnedValue};
 pub use packet::{
     parse_packet, parse_packet_from, ExportPacket, Header, MissingSet, TemplateEvent,
 };
