@@ -82,6 +82,10 @@ pub struct Limits {
     pub max_fields_per_template: usize,
     /// Structured data (RFC 6313) nesting depth.
     pub max_list_depth: usize,
+    /// Fixed fields of length 0 in one template. They carry nothing but cost
+    /// work per record: 1000 of them in a 1-byte record would let one 64 KiB
+    /// datagram expand to 64 million values.
+    pub max_zero_length_fields: usize,
 }
 
 impl Default for Limits {
@@ -91,6 +95,7 @@ impl Default for Limits {
             max_templates_per_scope: 4_096,
             max_fields_per_template: 1_024,
             max_list_depth: 8,
+            max_zero_length_fields: 16,
         }
     }
 }
@@ -261,6 +266,14 @@ impl TemplateCache {
                 self.stats.refreshed += 1;
                 return Ok(TemplateChange::Refreshed);
             }
+        }
+        let zero = specs.iter().filter(|s| s.length == 0).count();
+        if zero > self.limits.max_zero_length_fields {
+            return Err(ErrorKind::ZeroLengthFields {
+                template_id,
+                count: zero,
+                limit: self.limits.max_zero_length_fields,
+            });
         }
         let template = Template::compile(key.protocol, template_id, kind, scope_count, specs)?;
         if !self.scopes.contains_key(&key) {

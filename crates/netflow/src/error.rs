@@ -29,6 +29,12 @@ pub enum ErrorKind {
         count: usize,
         limit: usize,
     },
+    /// Template has more zero-length fields than `Limits::max_zero_length_fields`.
+    ZeroLengthFields {
+        template_id: u16,
+        count: usize,
+        limit: usize,
+    },
     /// A template record that does not fit in its set.
     TemplateTruncated(u16),
     /// v9 options template whose scope/option lengths are not multiples of 4.
@@ -87,6 +93,7 @@ impl Error {
             ReservedTemplateId(_) => "reserved_template_id",
             EmptyTemplate(_) => "empty_template",
             TooManyFields { .. } => "too_many_fields",
+            ZeroLengthFields { .. } => "zero_length_fields",
             TemplateTruncated(_) => "template_truncated",
             BadOptionsLengths { .. } => "bad_options_lengths",
             BadScopeCount { .. } => "bad_scope_count",
@@ -123,6 +130,14 @@ impl fmt::Display for ErrorKind {
             TooManyFields { template_id, count, limit } => write!(
                 f,
                 "template {template_id} has {count} fields, limit is {limit}"
+            ),
+            ZeroLengthFields {
+                template_id,
+                count,
+                limit,
+            } => write!(
+                f,
+                "template {template_id} has {count} zero-length fields, limit is {limit}"
             ),
             TemplateTruncated(id) => write!(f, "template {id} runs past the end of its set"),
             BadOptionsLengths { template_id, scope_len, option_len } => write!(

@@ -270,14 +270,13 @@ impl<'a> Walk<'a, '_> {
             self.error(ErrorKind::ReservedTemplateId(template_id), offset);
             return;
         }
+        // Release our snapshot first: a shared scope would be copied by the change.
+        self.scope = None;
         match self
             .cache
             .insert(self.scope_key, template_id, kind, scope_count, &self.specs)
         {
             Ok(change) => {
-                if change != TemplateChange::Refreshed {
-                    self.scope = None;
-                }
                 self.packet.templates.push(TemplateEvent {
                     template_id,
                     kind,
@@ -316,15 +315,17 @@ impl<'a> Walk<'a, '_> {
         }
     }
 
+    /// Data sets whose template has lists get the scope snapshot in `finish`,
+    /// once per packet: holding it during the walk would make every later
+    /// template change in the packet copy the whole scope.
     fn push_data_set(&mut self, template: Arc<Template>, offset: usize, body: &'a [u8]) {
-        let scope = template.has_lists.then(|| self.scope().clone());
         let scan = scan_records(&template, body);
         if let Some(kind) = scan.problem {
             self.error(kind, offset + 4 + scan.used);
         }
         self.packet.data_sets.push(DataSet::new(
             template,
-            scope,
+            None,
             offset,
             &body[..scan.used],
             scan.count,
@@ -347,6 +348,18 @@ impl<'a> Walk<'a, '_> {
             }
             if resolved {
                 self.packet.data_sets.sort_by_key(|s| s.offset);
+            }
+        }
+        // Sub-template lists resolve against the templates known at the end of the packet.
+        if self.packet.data_sets.iter().any(|s| s.template.has_lists) {
+            let scope = self.scope().clone();
+            for set in self
+                .packet
+                .data_sets
+                .iter_mut()
+                .filter(|s| s.template.has_lists)
+            {
+                set.scope = Some(scope.clone());
             }
         }
         self.packet

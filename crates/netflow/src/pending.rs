@@ -7,7 +7,7 @@
 //! and [`Decoder`] replays them as soon as the template arrives. Whatever a
 //! limit forces out is counted, never silently lost.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use crate::cache::{
@@ -72,6 +72,9 @@ pub struct PendingStats {
 #[derive(Debug, Clone, Default)]
 pub struct PendingBuffer {
     sets: VecDeque<PendingSet>,
+    /// How many sets wait for each key: makes "does anything wait for this
+    /// template?" O(1), as it is asked for every template change.
+    waiting: HashMap<TemplateKey, usize>,
     bytes: usize,
     limits: PendingLimits,
     stats: PendingStats,
@@ -107,6 +110,21 @@ impl PendingBuffer {
         self.sets.iter()
     }
 
+    /// True if some set waits for `key`.
+    pub fn waits_for(&self, key: &TemplateKey) -> bool {
+        self.waiting.contains_key(key)
+    }
+
+    fn forget(&mut self, s: &PendingSet) {
+        self.bytes -= s.body.len();
+        if let Some(n) = self.waiting.get_mut(&s.key) {
+            *n -= 1;
+            if *n == 0 {
+                self.waiting.remove(&s.key);
+            }
+        }
+    }
+
     /// Buffer a set; returns the sets evicted to make room (oldest first).
     pub fn push(&mut self, set: PendingSet) -> Vec<PendingSet> {
         let mut evicted = Vec::new();
@@ -119,11 +137,12 @@ impl PendingBuffer {
             || self.bytes + set.body.len() > self.limits.max_bytes
         {
             let old = self.sets.pop_front().expect("non-empty while over a limit");
-            self.bytes -= old.body.len();
+            self.forget(&old);
             self.stats.dropped_capacity += 1;
             evicted.push(old);
         }
         self.bytes += set.body.len();
+        *self.waiting.entry(set.key).or_insert(0) += 1;
         self.stats.buffered += 1;
         self.sets.push_back(set);
         evicted
@@ -131,7 +150,7 @@ impl PendingBuffer {
 
     /// Remove and return the sets waiting for `key`, oldest first.
     pub fn take(&mut self, key: &TemplateKey) -> Vec<PendingSet> {
-        if !self.sets.iter().any(|s| s.key == *key) {
+        if !self.waits_for(key) {
             return Vec::new();
         }
         let mut taken = Vec::new();
@@ -145,6 +164,7 @@ impl PendingBuffer {
             }
         }
         self.sets = kept;
+        self.waiting.remove(key);
         taken
     }
 
@@ -156,7 +176,7 @@ impl PendingBuffer {
                 break;
             }
             let s = self.sets.pop_front().expect("front exists");
-            self.bytes -= s.body.len();
+            self.forget(&s);
             self.stats.dropped_age += 1;
             expired.push(s);
         }
@@ -166,6 +186,7 @@ impl PendingBuffer {
     /// Remove and return everything (e.g. at the end of input, to report it).
     pub fn drain(&mut self) -> Vec<PendingSet> {
         self.bytes = 0;
+        self.waiting.clear();
         self.sets.drain(..).collect()
     }
 }
@@ -209,11 +230,23 @@ pub struct Decoded<'a> {
 pub struct Decoder {
     pub cache: TemplateCache,
     pub pending: PendingBuffer,
+    /// Sets dropped while decoding a datagram that then failed to parse;
+    /// reported with the next successful decode (or `take_dropped`).
+    unreported: Vec<PendingSet>,
 }
 
 impl Decoder {
     pub fn new(cache: TemplateCache, pending: PendingBuffer) -> Self {
-        Decoder { cache, pending }
+        Decoder {
+            cache,
+            pending,
+            unreported: Vec::new(),
+        }
+    }
+
+    /// Sets dropped from the pending buffer that no `Decoded` has reported yet.
+    pub fn take_dropped(&mut self) -> Vec<PendingSet> {
+        std::mem::take(&mut self.unreported)
     }
 
     /// Decode one datagram from `exporter`. `tag` identifies the datagram to the
@@ -226,8 +259,16 @@ impl Decoder {
         tag: u64,
         now_ms: u64,
     ) -> Result<Decoded<'a>, Error> {
-        let mut dropped = self.pending.expire(now_ms);
-        let packet = parse_packet_from(exporter, bytes, &mut self.cache)?;
+        let mut dropped = std::mem::take(&mut self.unreported);
+        dropped.extend(self.pending.expire(now_ms));
+        let packet = match parse_packet_from(exporter, bytes, &mut self.cache) {
+            Ok(p) => p,
+            Err(e) => {
+                // Keep what expired for the next `Decoded::dropped`: never lost unseen.
+                self.unreported = dropped;
+                return Err(e);
+            }
+        };
         let mut replayed = Vec::new();
         let scope_key = packet.header.domain().map(|domain| ScopeKey {
             exporter,
@@ -246,14 +287,16 @@ impl Decoder {
                     scope: scope_key,
                     template_id: ev.template_id,
                 };
-                let waiting = self.pending.take(&key);
-                if waiting.is_empty() {
+                if !self.pending.waits_for(&key) {
                     continue;
                 }
+                // The template may have been withdrawn again later in the packet:
+                // then the sets keep waiting.
                 let scope = self.cache.snapshot(&scope_key);
                 let Some(template) = scope.get(ev.template_id).cloned() else {
                     continue;
                 };
+                let waiting = self.pending.take(&key);
                 for p in waiting {
                     let (_, error) =
                         decode_waiting(template.clone(), scope.clone(), p.offset, &p.body);

@@ -646,3 +646,35 @@ fn same_template_id_from_two_exporters() {
         Some(Value::Ipv4([10, 9, 8, 7].into()))
     );
 }
+
+#[test]
+fn zero_length_fields_are_capped() {
+    // 17 zero-length fields + one 1-byte field: over the default cap of 16.
+    let mut specs = Vec::new();
+    for _ in 0..17 {
+        specs.extend([0, 1, 0, 0]);
+    }
+    specs.extend([0, 4, 0, 1]);
+    let msg = ipfix(0, &[ipfix_template(256, &specs, 18)]);
+    let p = parse_packet(&msg, &mut TemplateCache::new()).unwrap();
+    assert_eq!(
+        p.errors[0].kind,
+        ErrorKind::ZeroLengthFields {
+            template_id: 256,
+            count: 17,
+            limit: 16
+        }
+    );
+    // A few zero-length fields are fine and decode as empty values.
+    let msg = ipfix(
+        0,
+        &[
+            ipfix_template(256, &[0, 82, 0, 0, 0, 4, 0, 1], 2),
+            set(256, &[6]),
+        ],
+    );
+    let p = parse_packet(&msg, &mut TemplateCache::new()).unwrap();
+    let r = p.records().next().unwrap();
+    assert_eq!(r.get("interfaceName"), Some(Value::String("")));
+    assert_eq!(r.get("protocolIdentifier"), Some(Value::Unsigned(6)));
+}
