@@ -59,6 +59,9 @@ pub enum ErrorKind {
     CountMismatch { count: u16, present: usize },
     /// Non-zero bytes after the last set/flowset.
     TrailingBytes(usize),
+    /// Bytes after the last record of a data set that are too few for a record
+    /// but not zero, as padding must be (RFC 7011 section 3.3.1).
+    NonZeroPadding { template_id: u16, length: usize },
     /// Structured data nested deeper than `Limits::max_list_depth`.
     ListTooDeep { limit: usize },
     /// A structured data (RFC 6313) list whose content is malformed.
@@ -102,6 +105,7 @@ impl Error {
             RecordTruncated { .. } => "record_truncated",
             CountMismatch { .. } => "count_mismatch",
             TrailingBytes(_) => "trailing_bytes",
+            NonZeroPadding { .. } => "nonzero_padding",
             ListTooDeep { .. } => "list_too_deep",
             BadList => "bad_list",
         }
@@ -160,6 +164,10 @@ impl fmt::Display for ErrorKind {
                 write!(f, "header count {count} but only {present} records present")
             }
             TrailingBytes(n) => write!(f, "{n} non-zero bytes after the last set"),
+            NonZeroPadding { template_id, length } => write!(
+                f,
+                "{length} non-zero padding bytes after the last record of a set of template {template_id}"
+            ),
             ListTooDeep { limit } => write!(f, "structured data nested deeper than {limit}"),
             BadList => write!(f, "malformed structured data list"),
         }

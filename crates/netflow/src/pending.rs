@@ -150,13 +150,18 @@ impl PendingBuffer {
 
     /// Remove and return the sets waiting for `key`, oldest first.
     pub fn take(&mut self, key: &TemplateKey) -> Vec<PendingSet> {
-        if !self.waits_for(key) {
+        self.take_any(std::slice::from_ref(key))
+    }
+
+    /// Remove and return the sets waiting for any of `keys`, in arrival order.
+    pub fn take_any(&mut self, keys: &[TemplateKey]) -> Vec<PendingSet> {
+        if !keys.iter().any(|k| self.waits_for(k)) {
             return Vec::new();
         }
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.sets.len());
         for s in self.sets.drain(..) {
-            if s.key == *key {
+            if keys.contains(&s.key) {
                 self.bytes -= s.body.len();
                 taken.push(s);
             } else {
@@ -164,7 +169,9 @@ impl PendingBuffer {
             }
         }
         self.sets = kept;
-        self.waiting.remove(key);
+        for k in keys {
+            self.waiting.remove(k);
+        }
         taken
     }
 
@@ -276,6 +283,8 @@ impl Decoder {
             domain,
         });
         if let (false, Some(scope_key)) = (self.pending.is_empty(), scope_key) {
+            // Keys whose template arrived; their sets replay in arrival order.
+            let mut arrived: Vec<TemplateKey> = Vec::new();
             for ev in &packet.templates {
                 if !matches!(
                     ev.change,
@@ -287,23 +296,27 @@ impl Decoder {
                     scope: scope_key,
                     template_id: ev.template_id,
                 };
-                if !self.pending.waits_for(&key) {
-                    continue;
-                }
                 // The template may have been withdrawn again later in the packet:
                 // then the sets keep waiting.
+                if self.pending.waits_for(&key)
+                    && self.cache.get(&key).is_some()
+                    && !arrived.contains(&key)
+                {
+                    arrived.push(key);
+                }
+            }
+            if !arrived.is_empty() {
                 let scope = self.cache.snapshot(&scope_key);
-                let Some(template) = scope.get(ev.template_id).cloned() else {
-                    continue;
-                };
-                let waiting = self.pending.take(&key);
-                for p in waiting {
+                for p in self.pending.take_any(&arrived) {
+                    let Some(template) = scope.get(p.key.template_id).cloned() else {
+                        continue;
+                    };
                     let (_, error) =
                         decode_waiting(template.clone(), scope.clone(), p.offset, &p.body);
                     self.pending.stats.replayed += 1;
                     replayed.push(ReplayedSet {
                         pending: p,
-                        template: template.clone(),
+                        template,
                         scope: scope.clone(),
                         error,
                     });

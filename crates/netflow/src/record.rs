@@ -68,7 +68,10 @@ pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
         let used = count * len;
         let rest = &body[used..];
         let problem = if rest.iter().any(|&b| b != 0) {
-            Some(ErrorKind::TrailingBytes(rest.len()))
+            Some(ErrorKind::NonZeroPadding {
+                template_id: template.id,
+                length: rest.len(),
+            })
         } else {
             None
         };
@@ -106,7 +109,10 @@ pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
     }
     let rest = &body[pos..];
     let problem = if rest.iter().any(|&b| b != 0) {
-        Some(ErrorKind::TrailingBytes(rest.len()))
+        Some(ErrorKind::NonZeroPadding {
+            template_id: template.id,
+            length: rest.len(),
+        })
     } else {
         None
     };

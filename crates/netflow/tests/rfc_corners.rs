@@ -395,7 +395,13 @@ fn ipfix_nonzero_bytes_after_records_are_reported() {
     let msg = ipfix(0, &[t, set(256, &[10, 0, 0, 1, 0xff, 0])]);
     let p = parse_packet(&msg, &mut TemplateCache::new()).unwrap();
     assert_eq!(p.record_count(), 1);
-    assert_eq!(p.errors[0].kind, ErrorKind::TrailingBytes(2));
+    assert_eq!(
+        p.errors[0].kind,
+        ErrorKind::NonZeroPadding {
+            template_id: 256,
+            length: 2
+        }
+    );
 }
 
 #[test]

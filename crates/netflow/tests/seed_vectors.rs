@@ -290,6 +290,13 @@ fn ipfix_data_before_template_is_buffered_and_replayed() {
     assert_eq!(dec.pending.len(), 2);
     let d1 = dec.decode(exporter, &template, 1, 10).unwrap();
     assert_eq!(d1.packet.record_count(), 20);
+    // Replayed in arrival order: set 2049 came before set 2048 on the wire.
+    let order: Vec<_> = d1
+        .replayed
+        .iter()
+        .map(|r| (r.pending.key.template_id, r.pending.offset))
+        .collect();
+    assert_eq!(order, vec![(2049, 16), (2048, 140)]);
     let replayed: Vec<_> = d1
         .replayed
         .iter()
