@@ -1,0 +1,55 @@
+//! `netflow`: command-line tools for NetFlow v1/v5/v7/v9 and IPFIX.
+
+mod decode;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const LONG_ABOUT: &str = "\
+Command-line tools for NetFlow v1, v5, v7, v9 (RFC 3954) and IPFIX (RFC 7011)
+export packets.
+
+Inputs are pcap or pcapng captures of the exports (UDP), or text files with
+one export packet per line in hex.";
+
+const EXAMPLES: &str = "\
+Examples:
+  netflow decode exports.pcap
+      every flow and options record of a capture, one JSON object per line
+  netflow decode --port 2055 --field-keys id router.pcapng
+      only UDP port 2055, fields keyed by element id
+  netflow decode templates.txt data.txt
+      hex text files, decoded as one stream
+  netflow decode --help
+      the output format in full";
+
+#[derive(Debug, Parser)]
+#[command(name = "netflow", version, about = "NetFlow/IPFIX toolkit", long_about = LONG_ABOUT, after_long_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Decode(decode::DecodeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Decode(args) => decode::run(&args),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+}
