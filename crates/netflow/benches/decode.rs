@@ -1,7 +1,9 @@
-//! Decode throughput on real softflowd exports (the upstream test packets in
-//! `testdata/seed_vectors.json`): records fully decoded to typed values, every
-//! field read. Baseline measured in the same run: reading every byte of the
-//! same packets once (a checksum), the floor any decoder pays.
+//! Decode throughput on real exports, templates warm: records fully decoded to
+//! typed values, every field read. Inputs: the upstream test packets
+//! (`testdata/seed_vectors.json`, softflowd) and our captures of softflowd and
+//! pmacct (`testdata/captures/`, made by scripts/make-captures.sh). Baseline
+//! measured in the same run: reading every byte of the same packets once (a
+//! checksum), the floor any decoder pays.
 //!
 //! Run: `cargo bench -p netflow --bench decode`
 
@@ -83,7 +85,61 @@ fn bench_case(c: &mut Criterion, name: &str, warmup: &[&str], packets: &[&str]) 
     g.finish();
 }
 
+/// All UDP payloads of a capture.
+fn capture(name: &str) -> Vec<Vec<u8>> {
+    let path = format!(
+        "{}/../../testdata/captures/{name}.pcap",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut r = netflow_capture::CaptureReader::open(path.as_ref(), Default::default()).unwrap();
+    let mut out = Vec::new();
+    while let Some(d) = r.next_datagram() {
+        out.push(d.unwrap().payload.to_vec());
+    }
+    out
+}
+
+/// A whole capture, decoded once to learn its templates, then measured.
+fn bench_capture(c: &mut Criterion, name: &str) {
+    let packets = capture(name);
+    let mut cache = TemplateCache::new();
+    let records: usize = packets
+        .iter()
+        .map(|p| parse_packet(p, &mut cache).unwrap().record_count())
+        .sum();
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::Elements(records as u64));
+    g.bench_function("decode_all_fields", |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for p in &packets {
+                acc ^= decode_all(black_box(p), &mut cache);
+            }
+            acc
+        })
+    });
+    g.bench_function("baseline_read_every_byte", |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for p in &packets {
+                acc ^= read_every_byte(black_box(p));
+            }
+            acc
+        })
+    });
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    for name in [
+        "softflowd-v5",
+        "softflowd-v9",
+        "softflowd-ipfix",
+        "pmacct-v9",
+        "pmacct-ipfix",
+    ] {
+        bench_capture(c, name);
+    }
     bench_case(c, "v5", &[], &["PACKET_V5"]);
     bench_case(
         c,

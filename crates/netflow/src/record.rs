@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use crate::cache::TemplateScope;
 use crate::list::List;
+use crate::template::VARIABLE_LENGTH;
 use crate::template::{Template, TemplateField, TemplateKind};
-use crate::value::{Value, ValueKind};
+use crate::value::{Op, Value, ValueKind};
 use crate::ErrorKind;
 
 /// Reads the length prefix of a variable-length field at `pos`
@@ -294,23 +295,28 @@ impl<'a> Iterator for Fields<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let fields = &self.record.template.fields;
+        let template = self.record.template;
         let data = self.record.data;
         loop {
-            let field = fields.get(self.index)?;
+            let plan = *template.plan.get(self.index)?;
+            let field = template.fields.get(self.index)?;
             self.index += 1;
-            let (start, len) = if field.spec.is_variable() {
+            let (start, len) = if plan.length == VARIABLE_LENGTH {
                 read_varlen(data, self.pos)?
+            } else if plan.offset != u32::MAX {
+                (plan.offset as usize, plan.length as usize)
             } else {
-                (self.pos, field.spec.length as usize)
+                (self.pos, plan.length as usize)
             };
             let end = start + len;
             let bytes = data.get(start..end)?;
             self.pos = end;
-            if field.skip {
-                continue;
-            }
-            return Some((field, self.record.value_of(field, bytes)));
+            let value = match plan.op {
+                Op::Skip => continue,
+                Op::List => self.record.value_of(field, bytes),
+                op => Value::from_op(op, bytes),
+            };
+            return Some((field, value));
         }
     }
 }

@@ -72,6 +72,28 @@ pub struct TemplateField {
     pub skip: bool,
 }
 
+/// The hot part of a field's decode plan, kept apart from names so the
+/// record loop walks a dense array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FieldPlan {
+    /// Offset in the record, or `u32::MAX` after a variable-length field.
+    pub offset: u32,
+    /// Encoded length, or [`VARIABLE_LENGTH`].
+    pub length: u16,
+    pub op: crate::value::Op,
+}
+
+fn plans(fields: &[TemplateField]) -> Box<[FieldPlan]> {
+    fields
+        .iter()
+        .map(|f| FieldPlan {
+            offset: f.offset.map_or(u32::MAX, |o| o as u32),
+            length: f.spec.length,
+            op: crate::value::Op::new(f.kind, f.spec.length, f.skip),
+        })
+        .collect()
+}
+
 /// Whether a template describes flow records or options records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TemplateKind {
@@ -88,6 +110,8 @@ pub struct Template {
     /// Number of leading scope fields (options templates).
     pub scope_count: u16,
     pub fields: Box<[TemplateField]>,
+    /// Per field, the decode step (same order as `fields`).
+    pub(crate) plan: Box<[FieldPlan]>,
     /// Record length when no field is variable-length.
     pub record_len: Option<usize>,
     /// Smallest possible record length (variable-length fields count 1 byte).
@@ -158,6 +182,7 @@ impl Template {
         });
         Ok(Template {
             has_lists,
+            plan: plans(&fields),
             protocol,
             id,
             kind,
@@ -198,6 +223,7 @@ impl Template {
             offset += length as usize;
         }
         Template {
+            plan: plans(&fields),
             protocol,
             id: 0,
             kind: TemplateKind::Data,

@@ -85,6 +85,72 @@ impl ValueKind {
     }
 }
 
+/// One decode step of a compiled template: the data type and the field
+/// length folded into one dispatch, so the record loop takes one branch per
+/// field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Op {
+    U8,
+    U16,
+    U32,
+    U64,
+    /// Unsigned of 3, 5, 6 or 7 bytes (reduced-size encoding).
+    UInt,
+    Signed,
+    F32,
+    /// float64 on 8 bytes.
+    F64,
+    /// float64 reduced to 4 bytes.
+    F64From32,
+    Bool,
+    Mac,
+    Ipv4,
+    Ipv6,
+    Str,
+    Bytes,
+    DtSec,
+    DtMilli,
+    DtMicro,
+    DtNano,
+    /// RFC 6313 list: needs the record's template scope.
+    List,
+    /// Padding: not reported.
+    Skip,
+}
+
+impl Op {
+    pub(crate) fn new(kind: ValueKind, length: u16, skip: bool) -> Op {
+        if skip {
+            return Op::Skip;
+        }
+        match (kind, length) {
+            (ValueKind::Unsigned, 1) => Op::U8,
+            (ValueKind::Unsigned, 2) => Op::U16,
+            (ValueKind::Unsigned, 4) => Op::U32,
+            (ValueKind::Unsigned, 8) => Op::U64,
+            (ValueKind::Unsigned, _) => Op::UInt,
+            (ValueKind::Signed, _) => Op::Signed,
+            (ValueKind::Float32, _) => Op::F32,
+            (ValueKind::Float64, 4) => Op::F64From32,
+            (ValueKind::Float64, _) => Op::F64,
+            (ValueKind::Boolean, _) => Op::Bool,
+            (ValueKind::Mac, _) => Op::Mac,
+            (ValueKind::Ipv4, _) => Op::Ipv4,
+            (ValueKind::Ipv6, _) => Op::Ipv6,
+            (ValueKind::String, _) => Op::Str,
+            (ValueKind::Bytes, _) => Op::Bytes,
+            (ValueKind::DateTimeSeconds, _) => Op::DtSec,
+            (ValueKind::DateTimeMilliseconds, _) => Op::DtMilli,
+            (ValueKind::DateTimeMicroseconds, _) => Op::DtMicro,
+            (ValueKind::DateTimeNanoseconds, _) => Op::DtNano,
+            (
+                ValueKind::BasicList | ValueKind::SubTemplateList | ValueKind::SubTemplateMultiList,
+                _,
+            ) => Op::List,
+        }
+    }
+}
+
 /// A decoded field value borrowing from the packet.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value<'a> {
@@ -191,6 +257,60 @@ impl<'a> Value<'a> {
                 }
             }
             _ => Value::Bytes(bytes),
+        }
+    }
+
+    /// Decode with a compiled step. `bytes` has the field's template length
+    /// (checked per field: a mismatch falls back to raw bytes, never panics).
+    /// `Op::List` and `Op::Skip` are handled by the caller.
+    #[inline(always)]
+    pub(crate) fn from_op(op: Op, bytes: &'a [u8]) -> Value<'a> {
+        match op {
+            Op::U8 => match bytes {
+                [a] => Value::Unsigned(*a as u64),
+                _ => Value::Bytes(bytes),
+            },
+            Op::U16 => match <[u8; 2]>::try_from(bytes) {
+                Ok(a) => Value::Unsigned(u16::from_be_bytes(a) as u64),
+                Err(_) => Value::Bytes(bytes),
+            },
+            Op::U32 => match <[u8; 4]>::try_from(bytes) {
+                Ok(a) => Value::Unsigned(u32::from_be_bytes(a) as u64),
+                Err(_) => Value::Bytes(bytes),
+            },
+            Op::U64 => match <[u8; 8]>::try_from(bytes) {
+                Ok(a) => Value::Unsigned(u64::from_be_bytes(a)),
+                Err(_) => Value::Bytes(bytes),
+            },
+            Op::Ipv4 => match <[u8; 4]>::try_from(bytes) {
+                Ok(a) => Value::Ipv4(Ipv4Addr::from(a)),
+                Err(_) => Value::Bytes(bytes),
+            },
+            Op::Ipv6 => match <[u8; 16]>::try_from(bytes) {
+                Ok(a) => Value::Ipv6(Ipv6Addr::from(a)),
+                Err(_) => Value::Bytes(bytes),
+            },
+            Op::Mac => match <[u8; 6]>::try_from(bytes) {
+                Ok(a) => Value::Mac(a),
+                Err(_) => Value::Bytes(bytes),
+            },
+            Op::DtMilli => match <[u8; 8]>::try_from(bytes) {
+                Ok(a) => Value::DateTimeMilliseconds(u64::from_be_bytes(a)),
+                Err(_) => Value::decode(ValueKind::DateTimeMilliseconds, bytes),
+            },
+            Op::DtSec => match <[u8; 4]>::try_from(bytes) {
+                Ok(a) => Value::DateTimeSeconds(u32::from_be_bytes(a) as u64),
+                Err(_) => Value::decode(ValueKind::DateTimeSeconds, bytes),
+            },
+            Op::UInt => Value::decode(ValueKind::Unsigned, bytes),
+            Op::Signed => Value::decode(ValueKind::Signed, bytes),
+            Op::F32 => Value::decode(ValueKind::Float32, bytes),
+            Op::F64 | Op::F64From32 => Value::decode(ValueKind::Float64, bytes),
+            Op::Bool => Value::decode(ValueKind::Boolean, bytes),
+            Op::Str => Value::decode(ValueKind::String, bytes),
+            Op::DtMicro => Value::decode(ValueKind::DateTimeMicroseconds, bytes),
+            Op::DtNano => Value::decode(ValueKind::DateTimeNanoseconds, bytes),
+            Op::Bytes | Op::List | Op::Skip => Value::Bytes(bytes),
         }
     }
 
