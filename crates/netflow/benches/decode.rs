@@ -52,23 +52,20 @@ fn read_every_byte(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0u64, |a, &b| a.wrapping_add(b as u64))
 }
 
-fn bench_case(c: &mut Criterion, name: &str, warmup: &[&str], packets: &[&str]) {
-    let mut cache = TemplateCache::new();
-    for w in warmup {
-        parse_packet(&vector(w), &mut cache).unwrap();
-    }
-    let packets: Vec<Vec<u8>> = packets.iter().map(|n| vector(n)).collect();
+/// Measure decoding `packets` (after `cache` learned their templates) against
+/// reading every byte of them.
+fn measure(c: &mut Criterion, name: &str, packets: &[Vec<u8>], cache: &mut TemplateCache) {
     let records: usize = packets
         .iter()
-        .map(|p| parse_packet(p, &mut cache).unwrap().record_count())
+        .map(|p| parse_packet(p, cache).unwrap().record_count())
         .sum();
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(records as u64));
     g.bench_function("decode_all_fields", |b| {
         b.iter(|| {
             let mut acc = 0;
-            for p in &packets {
-                acc ^= decode_all(black_box(p), &mut cache);
+            for p in packets {
+                acc ^= decode_all(black_box(p), cache);
             }
             acc
         })
@@ -76,13 +73,23 @@ fn bench_case(c: &mut Criterion, name: &str, warmup: &[&str], packets: &[&str]) 
     g.bench_function("baseline_read_every_byte", |b| {
         b.iter(|| {
             let mut acc = 0;
-            for p in &packets {
+            for p in packets {
                 acc ^= read_every_byte(black_box(p));
             }
             acc
         })
     });
     g.finish();
+}
+
+/// Seed vectors: `warmup` packets carry the templates of `packets`.
+fn bench_case(c: &mut Criterion, name: &str, warmup: &[&str], packets: &[&str]) {
+    let mut cache = TemplateCache::new();
+    for w in warmup {
+        parse_packet(&vector(w), &mut cache).unwrap();
+    }
+    let packets: Vec<Vec<u8>> = packets.iter().map(|n| vector(n)).collect();
+    measure(c, name, &packets, &mut cache);
 }
 
 /// All UDP payloads of a capture.
@@ -99,35 +106,9 @@ fn capture(name: &str) -> Vec<Vec<u8>> {
     out
 }
 
-/// A whole capture, decoded once to learn its templates, then measured.
+/// A whole capture (its first datagrams carry the templates).
 fn bench_capture(c: &mut Criterion, name: &str) {
-    let packets = capture(name);
-    let mut cache = TemplateCache::new();
-    let records: usize = packets
-        .iter()
-        .map(|p| parse_packet(p, &mut cache).unwrap().record_count())
-        .sum();
-    let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::Elements(records as u64));
-    g.bench_function("decode_all_fields", |b| {
-        b.iter(|| {
-            let mut acc = 0;
-            for p in &packets {
-                acc ^= decode_all(black_box(p), &mut cache);
-            }
-            acc
-        })
-    });
-    g.bench_function("baseline_read_every_byte", |b| {
-        b.iter(|| {
-            let mut acc = 0;
-            for p in &packets {
-                acc ^= read_every_byte(black_box(p));
-            }
-            acc
-        })
-    });
-    g.finish();
+    measure(c, name, &capture(name), &mut TemplateCache::new());
 }
 
 fn benches(c: &mut Criterion) {
