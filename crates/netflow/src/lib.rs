@@ -24,6 +24,7 @@
 //! data that arrives before its template and replays it when the template comes.
 
 pub mod cache;
+pub mod encode;
 mod error;
 pub mod list;
 pub mod owned;
@@ -31,6 +32,8 @@ pub mod packet;
 pub mod pending;
 pub mod record;
 pub mod registry;
+pub mod sampling;
+pub mod sequence;
 #[cfg(feature = "serde")]
 pub mod serde_impl;
 pub mod template;

@@ -1,0 +1,1 @@
+//! Encoding export packets of every version (stub; being written).

@@ -1,0 +1,1 @@
+//! Sampling configuration learned from headers and options data (stub; being written).

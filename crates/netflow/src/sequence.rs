@@ -1,0 +1,1 @@
+//! Sequence-number accounting per (exporter, domain) stream (stub; being written).
