@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
+use netflow::sampling::SamplingTable;
+use netflow::sequence::{SequenceTracker, SequenceUnit, StreamKey};
 use netflow::serde_impl::{KeyMode, RecordSer};
 use netflow::{DataSet, Decoder, ExporterId, Header, PendingSet, TemplateKey};
 use netflow_capture::{CaptureError, CaptureReader, Options};
@@ -68,6 +70,34 @@ template) whose data never met its template, and a summary:
 
   packets N, records N, errors N, waiting for a template: N sets (M bytes)
 
+With --stats, a table comes before the summary: one row per stream, that is
+per (exporter, version, domain), where domain is the v9 source ID, the IPFIX
+observation domain, engine_type * 256 + engine_id for v5, 0 for v1 and v7:
+
+  version      1, 5, 7, 9 or 10
+  unit         what the version's sequence number counts: flows (v5, v7),
+               packets (v9, RFC 3954 section 5.1), records (IPFIX data
+               records, options data records included, RFC 7011 section
+               3.1); - for v1, which has no sequence number
+  datagrams    datagrams decoded
+  records      data records written (options data records included)
+  expected     sequence space spanned, from the first datagram's number to
+               the end of the highest seen (per epoch after a restart)
+  lost         units of that space never received (late arrivals taken back)
+  reordered    units that arrived late and filled a gap
+  duplicates   units of datagrams that repeated what was already received
+  overlap      units of partly new datagrams covering what was already
+               received (the exporter numbers inconsistently)
+  late         units of datagrams too old to account (behind the last 64
+               datagrams)
+  unverified   units after IPFIX messages whose records could not all be
+               counted (a set waiting for its template)
+  restarts     exporter restarts: sequence reset with the uptime going back
+               (v5, v7, v9), or numbered behind yet sent later (IPFIX)
+  sampling     packet sampling learned from v5 headers and v9/IPFIX options
+               records: selected/population and algorithm, e.g. "1/8
+               random"; "sampler N:" for a named sampler; - if none
+
 Exit status: 0 when every input could be read, even if datagrams failed to
 decode; 1 when an input cannot be opened or read or a capture is corrupt
 (what comes before the damage is still decoded); 2 for usage errors."#;
@@ -103,6 +133,11 @@ pub struct DecodeArgs {
     /// Keys of the "fields" object
     #[arg(long, value_enum, value_name = "name|id", default_value_t = FieldKeys::Name)]
     pub field_keys: FieldKeys,
+
+    /// At the end, print sequence (loss, reordering, duplicates, restarts) and
+    /// sampling statistics per exporter and domain on standard error
+    #[arg(long)]
+    pub stats: bool,
 
     /// pcap, pcapng or hex text files; - for standard input
     #[arg(value_name = "FILE", required = true)]
@@ -162,6 +197,114 @@ impl Waiting {
     }
 }
 
+/// What `--stats` accumulates.
+#[derive(Debug, Default)]
+struct Stats {
+    tracker: SequenceTracker,
+    sampling: SamplingTable,
+    /// Records written, per stream.
+    records: BTreeMap<StreamKey, u64>,
+}
+
+impl Stats {
+    /// The table, one row per stream, columns aligned.
+    fn table(&self) -> Vec<String> {
+        let mut rows: Vec<Vec<String>> = vec![[
+            "exporter",
+            "version",
+            "domain",
+            "unit",
+            "datagrams",
+            "records",
+            "expected",
+            "lost",
+            "reordered",
+            "duplicates",
+            "overlap",
+            "late",
+            "unverified",
+            "restarts",
+            "sampling",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()];
+        for (key, c) in self.tracker.streams() {
+            let unit = key.unit();
+            let mut row = vec![
+                key.exporter.to_string(),
+                key.protocol.version().to_string(),
+                key.domain.to_string(),
+                unit.name().to_string(),
+                c.datagrams.to_string(),
+                self.records.get(&key).copied().unwrap_or(0).to_string(),
+            ];
+            for v in [
+                c.expected,
+                c.lost,
+                c.reordered,
+                c.duplicates,
+                c.overlapped,
+                c.late,
+                c.unverified,
+                c.restarts,
+            ] {
+                row.push(if unit == SequenceUnit::Unsequenced {
+                    "-".to_string()
+                } else {
+                    v.to_string()
+                });
+            }
+            let sampling: Vec<String> = self
+                .sampling
+                .samplers_of(key)
+                .map(|(k, rate)| match k.sampler {
+                    None => rate.to_string(),
+                    Some(id) => format!("sampler {id}: {rate}"),
+                })
+                .collect();
+            row.push(if sampling.is_empty() {
+                "-".to_string()
+            } else {
+                sampling.join(", ")
+            });
+            rows.push(row);
+        }
+        let columns = rows[0].len();
+        let widths: Vec<usize> = (0..columns)
+            .map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0))
+            .collect();
+        let mut lines: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let mut line = String::new();
+                for (i, cell) in r.iter().enumerate() {
+                    if i + 1 == columns {
+                        line.push_str(cell);
+                    } else {
+                        line.push_str(&format!("{cell:<w$}  ", w = widths[i]));
+                    }
+                }
+                line.trim_end().to_string()
+            })
+            .collect();
+        if self.tracker.evicted() > 0 {
+            lines.push(format!(
+                "({} streams forgotten to stay within {} streams)",
+                self.tracker.evicted(),
+                self.tracker.limits().max_streams
+            ));
+        }
+        if self.sampling.rejected() > 0 {
+            lines.push(format!(
+                "({} samplers not stored: too many)",
+                self.sampling.rejected()
+            ));
+        }
+        lines
+    }
+}
+
 /// The decode loop's state.
 struct Run<W: Write, E: Write> {
     out: W,
@@ -174,6 +317,8 @@ struct Run<W: Write, E: Write> {
     records: u64,
     errors: u64,
     waiting: Waiting,
+    /// With --stats.
+    stats: Option<Stats>,
 }
 
 impl<W: Write, E: Write> Run<W, E> {
@@ -206,6 +351,12 @@ impl<W: Write, E: Write> Run<W, E> {
         header: &Header,
         set: &DataSet<'_>,
     ) -> io::Result<()> {
+        if let Some(stats) = &mut self.stats {
+            *stats
+                .records
+                .entry(StreamKey::new(exporter, header))
+                .or_default() += set.record_count as u64;
+        }
         for record in set.records() {
             let w = &mut self.out;
             write!(
@@ -255,6 +406,10 @@ impl<W: Write, E: Write> Run<W, E> {
             }
         };
         let packet = &decoded.packet;
+        if let Some(stats) = &mut self.stats {
+            stats.tracker.observe_packet(packet);
+            stats.sampling.observe_packet(packet);
+        }
         for set in &packet.data_sets {
             self.write_set(index, exporter, &packet.header, set)?;
         }
@@ -269,7 +424,11 @@ impl<W: Write, E: Write> Run<W, E> {
         for replayed in &decoded.replayed {
             let p = &replayed.pending;
             let from = p.key.scope.exporter;
-            self.write_set(p.tag, from, &p.header, &replayed.data_set())?;
+            let set = replayed.data_set();
+            if let Some(stats) = &mut self.stats {
+                stats.sampling.observe_data_set(from, &p.header, &set);
+            }
+            self.write_set(p.tag, from, &p.header, &set)?;
             if let Some(e) = &replayed.error {
                 self.datagram_error(p.tag, from, e);
             }
@@ -343,6 +502,11 @@ impl<W: Write, E: Write> Run<W, E> {
                 "netflow decode: never decoded: {sets} set{plural} ({bytes} bytes) waiting for {key}"
             );
         }
+        if let Some(stats) = &self.stats {
+            for line in stats.table() {
+                let _ = writeln!(self.err, "{line}");
+            }
+        }
         let _ = writeln!(
             self.err,
             "packets {}, records {}, errors {}, waiting for a template: {} sets ({} bytes)",
@@ -370,6 +534,7 @@ pub fn decode<W: Write, E: Write>(args: &DecodeArgs, out: W, err: E) -> Outcome 
         records: 0,
         errors: 0,
         waiting: Waiting::default(),
+        stats: args.stats.then(Stats::default),
     };
     let mut inputs_failed = false;
     let result = (|| -> io::Result<()> {

@@ -405,3 +405,144 @@ fn help_and_usage() {
         Some(2)
     );
 }
+
+/// The `--stats` rows on standard error, keyed by "exporter version domain":
+/// the 13 number columns (or "-") and the sampling column.
+fn stats_rows(stderr: &str) -> std::collections::BTreeMap<String, (Vec<String>, String)> {
+    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("exporter "));
+    let header: Vec<&str> = lines
+        .next()
+        .expect("a stats table")
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header,
+        [
+            "exporter",
+            "version",
+            "domain",
+            "unit",
+            "datagrams",
+            "records",
+            "expected",
+            "lost",
+            "reordered",
+            "duplicates",
+            "overlap",
+            "late",
+            "unverified",
+            "restarts",
+            "sampling"
+        ]
+    );
+    lines
+        .take_while(|l| !l.starts_with("packets "))
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            let key = cells[..3].join(" ");
+            let numbers = cells[3..14].iter().map(|s| s.to_string()).collect();
+            (key, (numbers, cells[14..].join(" ")))
+        })
+        .collect()
+}
+
+#[test]
+fn stats_on_captures() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/captures/");
+    let v9 = format!("{dir}softflowd-v9-sampled.pcap");
+    let ipfix = format!("{dir}softflowd-ipfix-sampled.pcap");
+    let pmacct = format!("{dir}pmacct-ipfix-sampled.pcap");
+    let run = netflow(&["decode", "--stats", &v9, &ipfix, &pmacct], None);
+    run.assert_success();
+    // The records are written as without --stats.
+    assert_eq!(run.records().len(), 133 + 133 + 128);
+    assert_eq!(
+        run.summary(),
+        "packets 36, records 394, errors 0, waiting for a template: 0 sets (0 bytes)"
+    );
+    let rows = stats_rows(&run.stderr);
+    let row = |numbers: &str, sampling: &str| {
+        (
+            numbers.split(' ').map(String::from).collect::<Vec<_>>(),
+            sampling.to_string(),
+        )
+    };
+    assert_eq!(
+        rows.into_iter().collect::<Vec<_>>(),
+        [
+            // unit datagrams records expected lost reordered duplicates overlap late unverified restarts
+            (
+                "127.0.0.1:39758 9 0".to_string(),
+                row("packets 5 133 5 0 0 0 0 0 0 0", "1/8 deterministic")
+            ),
+            // softflowd's IPFIX sequence numbers are off (see testdata/captures/README.md).
+            (
+                "127.0.0.1:42509 10 0".to_string(),
+                row("records 5 133 138 8 0 0 3 0 0 0", "1/8 deterministic")
+            ),
+            (
+                "127.0.0.1:54001 10 9".to_string(),
+                row("records 26 128 128 0 0 0 0 0 0 0", "sampler 1: 1/8 random")
+            ),
+        ]
+    );
+    // Without --stats: no table.
+    let run = netflow(&["decode", &v9], None);
+    assert!(!run.stderr.contains("exporter "), "{}", run.stderr);
+    let help = netflow(&["decode", "--help"], None);
+    assert!(help.stdout.contains("--stats"), "{}", help.stdout);
+}
+
+/// A v5 header with `count` zeroed flow records, in hex.
+fn v5_hex(sequence: u32, count: u16, sampling: u16) -> String {
+    let mut p = vec![0u8; 24 + 48 * count as usize];
+    p[1] = 5;
+    p[2..4].copy_from_slice(&count.to_be_bytes());
+    p[16..20].copy_from_slice(&sequence.to_be_bytes());
+    p[22..24].copy_from_slice(&sampling.to_be_bytes());
+    p.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A v9 header without flowsets, source ID 1, in hex.
+fn v9_hex(sequence: u32) -> String {
+    let mut p = [0u8; 20];
+    p[1] = 9;
+    p[12..16].copy_from_slice(&sequence.to_be_bytes());
+    p[19] = 1;
+    p.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn stats_count_a_gap_in_hex_input() {
+    let dir = tmp_dir("stats_gap");
+    let lines = [
+        v5_hex(0, 2, 0x4005),
+        v5_hex(2, 2, 0x4005),
+        // Flows 4..10 missing ...
+        v5_hex(10, 1, 0x4005),
+        // ... 4..6 arrive late; 6..10 never do.
+        v5_hex(4, 2, 0x4005),
+        // A duplicate.
+        v5_hex(2, 2, 0x4005),
+        v9_hex(1),
+        v9_hex(2),
+        // v9 packets 3 and 4 missing.
+        v9_hex(5),
+    ];
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let file = hex_file(&dir, "gap.txt", &lines);
+    let run = netflow(&["decode", "--stats", &file], None);
+    run.assert_success();
+    assert_eq!(run.records().len(), 9);
+    let rows = stats_rows(&run.stderr);
+    let v5 = &rows["0.0.0.0:0 5 0"];
+    assert_eq!(v5.0.join(" "), "flows 5 9 11 4 2 2 0 0 0 0");
+    assert_eq!(v5.1, "1/5 deterministic");
+    let v9 = &rows["0.0.0.0:0 9 1"];
+    assert_eq!(v9.0.join(" "), "packets 3 0 5 2 0 0 0 0 0 0");
+    assert_eq!(v9.1, "-");
+    assert_eq!(
+        run.summary(),
+        "packets 8, records 9, errors 0, waiting for a template: 0 sets (0 bytes)"
+    );
+}

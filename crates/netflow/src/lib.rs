@@ -50,6 +50,8 @@ pub use packet::{
 };
 pub use pending::{Decoded, Decoder, PendingBuffer, PendingLimits, PendingSet, ReplayedSet};
 pub use record::{DataSet, Record};
+pub use sampling::{SamplingRate, SamplingTable};
+pub use sequence::{Observation, SequenceTracker, StreamCounters, StreamKey, TrackerLimits};
 pub use template::{FieldId, FieldSpec, Template, TemplateField, TemplateKind};
 pub use value::{NtpTimestamp, Value};
 
