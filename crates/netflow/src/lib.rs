@@ -44,7 +44,7 @@ pub use cache::{
     ExporterId, Limits, ScopeKey, TemplateCache, TemplateChange, TemplateKey, TemplateScope,
 };
 pub use error::{Error, ErrorKind};
-pub use owned::{OwnedField, OwnedRecord, OwnedValue};
+pub use owned::{OwnedBlock, OwnedField, OwnedList, OwnedListContent, OwnedRecord, OwnedValue};
 pub use packet::{
     parse_packet, parse_packet_from, ExportPacket, Header, MissingSet, TemplateEvent,
 };
