@@ -1,6 +1,8 @@
 //! `netflow`: command-line tools for NetFlow v1/v5/v7/v9 and IPFIX.
 
 mod decode;
+mod generate;
+mod replay;
 
 use std::process::ExitCode;
 
@@ -11,7 +13,8 @@ Command-line tools for NetFlow v1, v5, v7, v9 (RFC 3954) and IPFIX (RFC 7011)
 export packets.
 
 Inputs are pcap or pcapng captures of the exports (UDP), or text files with
-one export packet per line in hex.";
+one export packet per line in hex. `generate` sends synthetic exports and
+`replay` re-sends captured ones to a collector over UDP.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,7 +25,11 @@ Examples:
   netflow decode templates.txt data.txt
       hex text files, decoded as one stream
   netflow decode --help
-      the output format in full";
+      the output format in full
+  netflow generate --target 127.0.0.1:2055 --version 9 --rate 100 --duration 60
+      synthetic v9 exports to a collector for a minute
+  netflow replay --speed 0 exports.pcap --target 127.0.0.1:2055
+      re-send a capture as fast as possible, one socket per original exporter";
 
 #[derive(Debug, Parser)]
 #[command(name = "netflow", version, about = "NetFlow/IPFIX toolkit", long_about = LONG_ABOUT, after_long_help = EXAMPLES)]
@@ -34,12 +41,16 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Decode(decode::DecodeArgs),
+    Generate(generate::GenerateArgs),
+    Replay(replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Decode(args) => decode::run(&args),
+        Command::Generate(args) => generate::run(&args),
+        Command::Replay(args) => replay::run(&args),
     }
 }
 
