@@ -7,7 +7,7 @@
 //! and [`Decoder`] replays them as soon as the template arrives. Whatever a
 //! limit forces out is counted, never silently lost.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use crate::cache::{
@@ -155,13 +155,20 @@ impl PendingBuffer {
 
     /// Remove and return the sets waiting for any of `keys`, in arrival order.
     pub fn take_any(&mut self, keys: &[TemplateKey]) -> Vec<PendingSet> {
-        if !keys.iter().any(|k| self.waits_for(k)) {
+        let keys: HashSet<&TemplateKey> = keys.iter().collect();
+        self.take_where(|k| keys.contains(k))
+    }
+
+    /// Remove and return the sets whose key satisfies `wanted`, in arrival
+    /// order. One pass over the buffer, whatever the number of keys.
+    pub fn take_where(&mut self, wanted: impl Fn(&TemplateKey) -> bool) -> Vec<PendingSet> {
+        if !self.waiting.keys().any(&wanted) {
             return Vec::new();
         }
         let mut taken = Vec::new();
         let mut kept = VecDeque::with_capacity(self.sets.len());
         for s in self.sets.drain(..) {
-            if keys.contains(&s.key) {
+            if wanted(&s.key) {
                 self.bytes -= s.body.len();
                 taken.push(s);
             } else {
@@ -169,9 +176,7 @@ impl PendingBuffer {
             }
         }
         self.sets = kept;
-        for k in keys {
-            self.waiting.remove(k);
-        }
+        self.waiting.retain(|k, _| !wanted(k));
         taken
     }
 
@@ -284,7 +289,7 @@ impl Decoder {
         });
         if let (false, Some(scope_key)) = (self.pending.is_empty(), scope_key) {
             // Keys whose template arrived; their sets replay in arrival order.
-            let mut arrived: Vec<TemplateKey> = Vec::new();
+            let mut arrived: HashSet<TemplateKey> = HashSet::new();
             for ev in &packet.templates {
                 if !matches!(
                     ev.change,
@@ -298,16 +303,13 @@ impl Decoder {
                 };
                 // The template may have been withdrawn again later in the packet:
                 // then the sets keep waiting.
-                if self.pending.waits_for(&key)
-                    && self.cache.get(&key).is_some()
-                    && !arrived.contains(&key)
-                {
-                    arrived.push(key);
+                if self.pending.waits_for(&key) && self.cache.get(&key).is_some() {
+                    arrived.insert(key);
                 }
             }
             if !arrived.is_empty() {
                 let scope = self.cache.snapshot(&scope_key);
-                for p in self.pending.take_any(&arrived) {
+                for p in self.pending.take_where(|k| arrived.contains(k)) {
                     let Some(template) = scope.get(p.key.template_id).cloned() else {
                         continue;
                     };
