@@ -1,12 +1,25 @@
-//! File formats of stored flows (STUB being written: the interface below is fixed).
+//! File formats of stored flows.
 //!
 //! - [`Format::Original`]: the Python original's collector layout, one JSON line
-//!   per export datagram: `{"<receive ts>": {"client": [host, port], "header": {...}, "flows": [...]}}`.
-//! - [`Format::Flows`]: one flat JSON object per flow record.
+//!   per export datagram: `{"<receive ts>": {"client": [host, port], "header": {...}, "flows": [...]}}`,
+//!   readable unchanged by the original's analyzer (`python3 -m netflow.analyzer`).
+//!   See [`original`] for the value rules and the documented differences.
+//! - [`Format::Flows`]: one flat JSON object per flow record (see [`flows`]).
+//!
+//! [`read_lines`] reads such files back, plain or gzip (multi-member, as the
+//! original writes them: one gzip member per line).
+
+pub mod flows;
+pub mod original;
+pub mod pyjson;
+pub mod read;
 
 use std::net::SocketAddr;
 
 use netflow::{DataSet, Header};
+
+pub use pyjson::py_float_repr;
+pub use read::{lines_from, read_lines, Lines};
 
 /// Which layout lines are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,7 +45,16 @@ pub struct Export<'a> {
 
 /// Append the line(s) for `export` in `format` to `out`, each ending in `\n`.
 /// Returns the number of lines written.
+///
+/// [`Format::Original`] writes exactly one line per export, also when it holds
+/// no data record (`"flows": []`, as the original does for a template-only
+/// datagram). [`Format::Flows`] writes one line per record (none for zero records).
 pub fn write_export(format: Format, out: &mut Vec<u8>, export: &Export<'_>) -> usize {
-    let _ = (format, out, export);
-    0
+    match format {
+        Format::Original => {
+            original::write_line(out, export);
+            1
+        }
+        Format::Flows => flows::write_records(out, export),
+    }
 }
