@@ -1,5 +1,6 @@
 //! `netflow`: command-line tools for NetFlow v1/v5/v7/v9 and IPFIX.
 
+mod collector;
 mod decode;
 mod generate;
 mod replay;
@@ -14,7 +15,8 @@ export packets.
 
 Inputs are pcap or pcapng captures of the exports (UDP), or text files with
 one export packet per line in hex. `generate` sends synthetic exports and
-`replay` re-sends captured ones to a collector over UDP.";
+`replay` re-sends captured ones to a collector over UDP. `collector` receives
+exports over UDP into a gzip JSON-lines file.";
 
 const EXAMPLES: &str = "\
 Examples:
@@ -29,7 +31,9 @@ Examples:
   netflow generate --target 127.0.0.1:2055 --version 9 --rate 100 --duration 60
       synthetic v9 exports to a collector for a minute
   netflow replay --speed 0 exports.pcap --target 127.0.0.1:2055
-      re-send a capture as fast as possible, one socket per original exporter";
+      re-send a capture as fast as possible, one socket per original exporter
+  netflow collector -p 2055 -o flows.gz --format flows
+      receive exports on UDP port 2055 into a gzip file, one JSON object per flow";
 
 #[derive(Debug, Parser)]
 #[command(name = "netflow", version, about = "NetFlow/IPFIX toolkit", long_about = LONG_ABOUT, after_long_help = EXAMPLES)]
@@ -43,6 +47,7 @@ enum Command {
     Decode(decode::DecodeArgs),
     Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
+    Collector(collector::CollectorArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +56,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode::run(&args),
         Command::Generate(args) => generate::run(&args),
         Command::Replay(args) => replay::run(&args),
+        Command::Collector(args) => collector::run(&args),
     }
 }
 

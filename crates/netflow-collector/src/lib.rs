@@ -1,0 +1,301 @@
+//! # netflow-collector
+//!
+//! A NetFlow v1/v5/v7/v9 and IPFIX collector over UDP: the counterpart of the
+//! Python original's `ThreadedNetFlowListener` / `get_export_packets`.
+//!
+//! - [`Collector::bind`] binds the listen sockets and starts receiving at once;
+//!   decoded exports come out of [`Collector::recv_timeout`] / [`Collector::iter`]
+//!   as owned [`ExportItem`]s (bounded channel: a slow reader applies back-pressure).
+//! - [`Collector::bind_with_sink`] hands every decoded export to a [`Sink`]
+//!   instead, e.g. the gzip JSON-lines [`FileSink`].
+//! - [`Collector::stop`] then [`Collector::join`] end it cleanly: what the
+//!   sockets hold is still read and decoded, the sink is flushed and closed.
+//!
+//! Templates are kept per exporter (address and port), protocol and
+//! observation domain / source ID, in one [`netflow::Decoder`]; data that
+//! arrives before its template waits in its bounded pending buffer and is
+//! delivered when the template comes (only the waiting sets, not the whole
+//! datagram). A datagram that cannot be decoded is counted per exporter with
+//! the reason and logged at a limited rate; nothing stops the collector.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use netflow_collector::{Collector, Config};
+//!
+//! let collector = Collector::bind(Config::new(vec!["0.0.0.0:2055".parse().unwrap()]))?;
+//! for export in collector.iter().take(10) {
+//!     println!("{} {} records from {}", export.received, export.records.len(), export.exporter);
+//! }
+//! collector.stop();
+//! let rest = collector.join();
+//! # Ok::<(), std::io::Error>(())
+//! ```
+
+mod sink;
+mod stats;
+mod worker;
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use netflow::PendingLimits;
+use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
+
+pub use sink::{ChannelSink, ExportItem, FileSink, Sink, SinkCounters};
+pub use stats::{ExporterStats, GlobalStats, SequenceSummary, Stats};
+
+/// Largest UDP payload.
+pub const MAX_DATAGRAM: usize = 65_535;
+
+/// Collector settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Addresses to listen on (UDP). An IPv6 unspecified address (`[::]`) is
+    /// dual-stack: it receives IPv4 too.
+    pub listen: Vec<SocketAddr>,
+    /// SO_RCVBUF requested per socket, bytes. The kernel may cap it (Linux:
+    /// `net.core.rmem_max`); the value granted is in [`BoundSocket`] and a
+    /// warning is logged when it is smaller.
+    pub receive_buffer: usize,
+    /// Datagrams queued between the sockets and the decoder.
+    pub queue: usize,
+    /// Exports queued for the embedder ([`Collector::bind`] only).
+    pub channel: usize,
+    /// Longest time lines stay in the sink's buffer before a flush.
+    pub flush_interval: Duration,
+    /// Limits of the buffer of data waiting for templates.
+    pub pending: PendingLimits,
+}
+
+impl Config {
+    pub fn new(listen: Vec<SocketAddr>) -> Config {
+        Config {
+            listen,
+            receive_buffer: 32 << 20,
+            queue: 65_536,
+            channel: 1_024,
+            flush_interval: Duration::from_secs(1),
+            pending: PendingLimits::default(),
+        }
+    }
+}
+
+/// A socket the collector listens on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BoundSocket {
+    /// Its local address (the port is known even when 0 was asked for).
+    pub local: SocketAddr,
+    /// SO_RCVBUF requested.
+    pub receive_buffer_requested: usize,
+    /// SO_RCVBUF as read back from the kernel (Linux reports twice the
+    /// usable size it grants).
+    pub receive_buffer: usize,
+}
+
+impl BoundSocket {
+    /// True when the kernel granted less than requested.
+    pub fn receive_buffer_capped(&self) -> bool {
+        self.receive_buffer < self.receive_buffer_requested
+    }
+}
+
+/// A running collector. Dropping it stops it and waits for its threads.
+pub struct Collector {
+    sockets: Vec<BoundSocket>,
+    stop: Arc<AtomicBool>,
+    stats: Arc<Mutex<Stats>>,
+    threads: Vec<JoinHandle<()>>,
+    exports: Option<Receiver<ExportItem>>,
+}
+
+impl std::fmt::Debug for Collector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Collector")
+            .field("sockets", &self.sockets)
+            .field("stopping", &self.stop.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Bind one UDP socket with a large receive buffer.
+fn bind_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket, BoundSocket)> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::DGRAM,
+        Some(SockProtocol::UDP),
+    )?;
+    if addr.is_ipv6() {
+        // `::` receives IPv4 too; a specific IPv6 address only IPv6.
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
+        log::warn!("{addr}: cannot set the receive buffer to {receive_buffer} bytes: {e}");
+    }
+    let granted = socket.recv_buffer_size().unwrap_or(0);
+    socket.bind(&addr.into())?;
+    let socket: UdpSocket = socket.into();
+    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    let bound = BoundSocket {
+        local: socket.local_addr()?,
+        receive_buffer_requested: receive_buffer,
+        receive_buffer: granted,
+    };
+    if bound.receive_buffer_capped() {
+        log::warn!(
+            "{}: the kernel granted a receive buffer of {} bytes, not {} (raise net.core.rmem_max); bursts may be dropped",
+            bound.local,
+            granted,
+            receive_buffer
+        );
+    }
+    Ok((socket, bound))
+}
+
+impl Collector {
+    /// Bind `config.listen` and start; decoded exports are read with
+    /// [`recv_timeout`](Self::recv_timeout) or [`iter`](Self::iter).
+    pub fn bind(config: Config) -> io::Result<Collector> {
+        let (tx, rx) = mpsc::sync_channel(config.channel.max(1));
+        let mut c = Collector::start(config, ChannelSink::new(tx))?;
+        c.exports = Some(rx);
+        Ok(c)
+    }
+
+    /// Bind `config.listen` and start; every decoded export goes to `sink`.
+    pub fn bind_with_sink(
+        config: Config,
+        sink: impl Sink + Send + 'static,
+    ) -> io::Result<Collector> {
+        Collector::start(config, sink)
+    }
+
+    fn start(config: Config, sink: impl Sink + Send + 'static) -> io::Result<Collector> {
+        if config.listen.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "no listen address",
+            ));
+        }
+        let mut sockets = Vec::new();
+        let mut bound = Vec::new();
+        for addr in &config.listen {
+            let (s, b) = bind_socket(*addr, config.receive_buffer)
+                .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            sockets.push(s);
+            bound.push(b);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let stats = Arc::new(Mutex::new(Stats::default()));
+        let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
+        let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let mut threads = Vec::new();
+        for (socket, b) in sockets.into_iter().zip(&bound) {
+            let r = worker::Receiver {
+                socket,
+                local: b.local,
+                tx: tx.clone(),
+                stop: stop.clone(),
+                stats: stats.clone(),
+                queued: queued.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("netflow-recv {}", b.local))
+                    .spawn(move || r.run())?,
+            );
+        }
+        drop(tx);
+        let d = worker::DecodeLoop::new(&config, rx, Box::new(sink), stats.clone(), queued);
+        threads.push(
+            std::thread::Builder::new()
+                .name("netflow-decode".into())
+                .spawn(move || d.run())?,
+        );
+        Ok(Collector {
+            sockets: bound,
+            stop,
+            stats,
+            threads,
+            exports: None,
+        })
+    }
+
+    /// The sockets listened on.
+    pub fn sockets(&self) -> &[BoundSocket] {
+        &self.sockets
+    }
+
+    /// The first socket's local address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.sockets[0].local
+    }
+
+    /// A copy of the counters now.
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The next decoded export ([`bind`](Self::bind) only; `None` with
+    /// [`bind_with_sink`](Self::bind_with_sink)). `Err(Timeout)` when none
+    /// came within `timeout`, `Err(Disconnected)` once stopped and drained.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<ExportItem, RecvTimeoutError> {
+        match &self.exports {
+            Some(rx) => rx.recv_timeout(timeout),
+            None => Err(RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// Decoded exports as they come; ends once the collector is stopped and drained.
+    pub fn iter(&self) -> impl Iterator<Item = ExportItem> + '_ {
+        self.exports.iter().flat_map(|rx| rx.iter())
+    }
+
+    /// Ask the threads to stop (returns at once). The sockets are read until
+    /// empty, what they held is decoded and delivered, and the sink is flushed
+    /// and closed.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// True once [`stop`](Self::stop) was called.
+    pub fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Wait for the threads to end (after [`stop`](Self::stop)) and return the
+    /// exports not read yet. Returns the final counters in [`stats`](Self::stats).
+    pub fn join(mut self) -> Vec<ExportItem> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Vec<ExportItem> {
+        let mut rest = Vec::new();
+        if let Some(rx) = self.exports.take() {
+            // Drain while the decoder finishes so a full channel cannot block it.
+            rest.extend(rx.iter());
+        }
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        rest
+    }
+
+    /// [`stop`](Self::stop), [`join`](Self::join) and the final counters.
+    pub fn shutdown(mut self) -> (Stats, Vec<ExportItem>) {
+        self.stop();
+        let rest = self.finish();
+        (self.stats(), rest)
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        self.stop();
+        self.finish();
+    }
+}

@@ -1,0 +1,179 @@
+//! Counters: per exporter and global, with the status line and the summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use netflow::sequence::SequenceUnit;
+use netflow::{Protocol, StreamCounters};
+
+use crate::sink::SinkCounters;
+
+/// Sequence accounting of one exporter, summed over its streams (domains).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SequenceSummary {
+    /// The unit of the exporter's last stream (v5/v7 flows, v9 packets, IPFIX records).
+    pub unit: Option<SequenceUnit>,
+    pub expected: u64,
+    pub received: u64,
+    pub lost: u64,
+    pub reordered: u64,
+    pub duplicates: u64,
+    pub restarts: u64,
+}
+
+/// Counters of one exporter (transport address).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExporterStats {
+    /// Datagrams received.
+    pub packets: u64,
+    /// Payload bytes received.
+    pub bytes: u64,
+    /// Version of the last datagram decoded (0 before any).
+    pub version: u16,
+    /// Flow data records decoded (including those replayed after their template came).
+    pub records: u64,
+    /// Options data records decoded.
+    pub options: u64,
+    /// Datagrams that could not be decoded at all.
+    pub bad_packets: u64,
+    /// Decode errors by kind ([`netflow::Error::kind_name`]): whole datagrams
+    /// and problems within otherwise decoded ones.
+    pub errors: BTreeMap<&'static str, u64>,
+    /// Data sets waiting for their template now.
+    pub sets_waiting: u64,
+    /// Data sets decoded after their template arrived.
+    pub sets_replayed: u64,
+    /// Data sets dropped from the pending buffer (too old, buffer full).
+    pub sets_dropped: u64,
+    /// Sequence accounting, summed over the streams below.
+    pub sequence: SequenceSummary,
+    /// Sequence counters per (protocol, domain) stream of this exporter.
+    pub streams: BTreeMap<(Protocol, u32), StreamCounters>,
+}
+
+impl ExporterStats {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// Global counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GlobalStats {
+    /// Datagrams received on all sockets.
+    pub datagrams: u64,
+    /// Socket receive errors (other than timeouts).
+    pub receive_errors: u64,
+    /// Sink write/flush/close failures seen by the receive path.
+    pub sink_errors: u64,
+    /// The sink's own counters at the last flush.
+    pub sink: SinkCounters,
+    /// Datagrams queued between the sockets and the decoder now.
+    pub queued: u64,
+}
+
+/// A copy of all counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub exporters: BTreeMap<SocketAddr, ExporterStats>,
+    pub global: GlobalStats,
+}
+
+impl Stats {
+    /// Sum over all exporters.
+    pub fn totals(&self) -> ExporterStats {
+        let mut t = ExporterStats::default();
+        for e in self.exporters.values() {
+            t.packets += e.packets;
+            t.bytes += e.bytes;
+            t.records += e.records;
+            t.options += e.options;
+            t.bad_packets += e.bad_packets;
+            for (k, v) in &e.errors {
+                *t.errors.entry(k).or_insert(0) += v;
+            }
+            t.sets_waiting += e.sets_waiting;
+            t.sets_replayed += e.sets_replayed;
+            t.sets_dropped += e.sets_dropped;
+            t.sequence.lost += e.sequence.lost;
+            t.sequence.expected += e.sequence.expected;
+            t.sequence.received += e.sequence.received;
+        }
+        t
+    }
+
+    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N queued N sink_errors N`.
+    pub fn status_line(&self) -> String {
+        let t = self.totals();
+        let g = &self.global;
+        format!(
+            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} sink_errors {}",
+            self.exporters.len(),
+            t.packets,
+            t.records,
+            t.options,
+            t.bytes,
+            t.error_count(),
+            t.sets_waiting,
+            t.sets_dropped,
+            t.sequence.lost,
+            g.sink.written,
+            g.sink.buffered,
+            g.queued,
+            g.sink_errors,
+        )
+    }
+
+    /// One line per exporter, then a total line:
+    /// `exporter ADDR version V packets N records N options N bytes N errors N [kind=N,...] waiting N replayed N dropped N lost N UNIT`
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (addr, e) in &self.exporters {
+            let mut line = format!(
+                "exporter {addr} version {} packets {} records {} options {} bytes {} errors {}",
+                e.version,
+                e.packets,
+                e.records,
+                e.options,
+                e.bytes,
+                e.error_count()
+            );
+            if !e.errors.is_empty() {
+                line.push_str(" (");
+                for (i, (k, v)) in e.errors.iter().enumerate() {
+                    let _ = write!(line, "{}{k} {v}", if i > 0 { ", " } else { "" });
+                }
+                line.push(')');
+            }
+            let _ = write!(
+                line,
+                " waiting {} replayed {} dropped {} lost {} {}",
+                e.sets_waiting,
+                e.sets_replayed,
+                e.sets_dropped,
+                e.sequence.lost,
+                e.sequence.unit.map_or("-", |u| u.name())
+            );
+            out.push(line);
+        }
+        let t = self.totals();
+        let g = &self.global;
+        out.push(format!(
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {}",
+            self.exporters.len(),
+            t.packets,
+            t.records,
+            t.options,
+            t.bytes,
+            t.error_count(),
+            t.sets_waiting,
+            t.sets_dropped,
+            g.sink.written,
+            g.sink_errors,
+            g.sink.dropped,
+            g.receive_errors,
+        ));
+        out
+    }
+}
