@@ -5,11 +5,12 @@ use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
-use netflow_collector::{Collector, Config, FileSink};
+use netflow_collector::{Cidr, Collector, Config, FileSink, Rotation};
 use netflow_store::Format;
+use serde::Deserialize;
 
 const LONG_ABOUT: &str = "\
 Receive NetFlow v1/v5/v7/v9 and IPFIX exports over UDP and append them to a
@@ -31,6 +32,42 @@ damages what was written. An existing file is appended to.
   as the Python original writes it.
 --format flows: one flat JSON object per flow or options record.
 
+--allow CIDR (repeatable): only exporters in these ranges (IPv4 or IPv6,
+  `10.0.0.0/8`, `2001:db8::/32`, or one address) are decoded; datagrams from
+  other sources are dropped before decoding and counted (`denied` in the
+  status and total lines, and a `denied ADDR packets N` line per source).
+
+--metrics ADDR:PORT: serve the counters as Prometheus text at
+  http://ADDR:PORT/metrics (netflow_* metrics: per exporter packets, bytes,
+  records, decode errors by kind, sequence losses, sets waiting; globally
+  datagrams, denied, queue depth, sink errors, a histogram of the file flush
+  duration).
+
+--rotate DURATION (`30s`, `5m`, `1h`, `1d`) and/or --rotate-size SIZE (`100M`,
+  `1G`, `512K`, bytes; powers of 1024): write FILE's name with the Unix time
+  the file was opened inserted before `.gz` (`-o flows.gz`:
+  flows.1700000000.gz, flows.1700000060.gz, ...; `-N` is added when two are
+  opened in the same second). At each flush (every second) where the file is
+  old or big enough and not empty, it is synced and closed and the next one
+  opened.
+
+--config FILE: settings from a TOML file, with the long flag names as keys
+  (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
+  rotate-size); flags given on the command line override it. Example:
+
+    listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
+    file = \"/var/lib/netflow/flows.gz\"
+    format = \"flows\"
+    allow = [\"10.0.0.0/8\", \"2001:db8::/32\"]
+    metrics = \"127.0.0.1:9155\"
+    rotate = \"1h\"
+    rotate-size = \"1G\"
+    stats = 10
+
+SIGHUP: at the next flush (within a second), close the file and open it again
+  (after logrotate moved it), or with --rotate/--rotate-size start the next
+  file.
+
 SIGINT or SIGTERM: stop receiving (what the socket holds is still read),
 flush and close the file, print a summary per exporter on standard error,
 exit 0.
@@ -38,12 +75,12 @@ exit 0.
 Standard error: `listening on ADDR (receive buffer N bytes)` per socket at the
 start; with --stats (or -D, every 10 s) a status line
 
-  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N sink_errors N
+  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N sink_errors N denied N
 
 and at the end one line per exporter, then a total:
 
   exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 lost 0 packets
-  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0
+  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
@@ -52,6 +89,7 @@ and at the end one line per exporter, then a total:
   lost      sequence numbers never received, in the version's unit
             (v5/v7 flows, v9 packets, IPFIX records)
   written   lines written to the file; buffered: not yet flushed
+  denied    datagrams dropped by --allow
 
 Log messages (warnings, and with -D debug messages) go to standard error as
 `<time> - <LEVEL> - <message>`.";
@@ -63,7 +101,11 @@ Examples:
   netflow collector --host :: -p 4739 -o ipfix.gz --format flows
       IPv6 and IPv4 (dual-stack) on port 4739, one object per flow
   netflow collector --listen 10.0.0.1:2055 --listen 10.0.0.1:4739 --stats 5
-      two sockets, a status line every 5 seconds";
+      two sockets, a status line every 5 seconds
+  netflow collector --allow 10.0.0.0/8 --metrics 127.0.0.1:9155 -o flows.gz --rotate 1h
+      only exporters in 10/8, Prometheus metrics, flows.<unix-seconds>.gz hourly
+  netflow collector --config /etc/netflow/collector.toml --stats 5
+      settings from a file, a status line every 5 seconds";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -80,13 +122,13 @@ pub enum FormatArg {
     after_long_help = EXAMPLES
 )]
 pub struct CollectorArgs {
-    /// Address to listen on; an IPv6 address listens on IPv6 (`::`: IPv6 and IPv4)
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
-    pub host: String,
+    /// Address to listen on; an IPv6 address listens on IPv6 (`::`: IPv6 and IPv4) [default: 0.0.0.0]
+    #[arg(long, value_name = "ADDR")]
+    pub host: Option<String>,
 
-    /// UDP port to listen on (0: any free port, shown at the start)
-    #[arg(short = 'p', long, value_name = "PORT", default_value_t = 2055)]
-    pub port: u16,
+    /// UDP port to listen on (0: any free port, shown at the start) [default: 2055]
+    #[arg(short = 'p', long, value_name = "PORT")]
+    pub port: Option<u16>,
 
     /// Listen on ADDR:PORT (repeatable; replaces --host and --port)
     #[arg(long, value_name = "ADDR:PORT")]
@@ -96,9 +138,9 @@ pub struct CollectorArgs {
     #[arg(short = 'o', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
-    /// Line layout of the output file
-    #[arg(long, value_enum, default_value_t = FormatArg::Original)]
-    pub format: FormatArg,
+    /// Line layout of the output file [default: original]
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
 
     /// Debug logging, and a status line every 10 s unless --stats says otherwise
     #[arg(short = 'D', long)]
@@ -107,6 +149,206 @@ pub struct CollectorArgs {
     /// Print a status line to standard error every SECONDS
     #[arg(long, value_name = "SECONDS", value_parser = crate::generate::parse_positive)]
     pub stats: Option<f64>,
+
+    /// Accept exports only from sources in CIDR (repeatable; IPv4 or IPv6); others are counted and dropped
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    pub allow: Vec<Cidr>,
+
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub metrics: Option<String>,
+
+    /// Start a new file every DURATION (30s, 5m, 1h, 1d)
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub rotate: Option<Duration>,
+
+    /// Start a new file when the current one reaches SIZE (100M, 1G, 512K, bytes)
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub rotate_size: Option<u64>,
+
+    /// Read settings from a TOML file (keys: the long flag names); flags override it
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse()
+}
+
+/// `30s`, `5m`, `1h`, `1d` (a bare number: seconds).
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !(c.is_ascii_digit() || c == '.')) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let mult = match unit {
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "d" => 86_400.0,
+        _ => return Err(format!("{s}: expected a duration such as 30s, 5m, 1h, 1d")),
+    };
+    match num.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(Duration::from_secs_f64(v * mult)),
+        _ => Err(format!(
+            "{s}: expected a duration greater than 0, such as 30s, 5m, 1h"
+        )),
+    }
+}
+
+/// `100M`, `1G`, `512K`, `1000` (bytes; K/M/G/T are powers of 1024, an optional `B`/`iB` follows).
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, ""),
+    };
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit.trim_end_matches("IB").trim_end_matches('B');
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => return Err(format!("{s}: expected a size such as 100M, 1G, 512K")),
+    };
+    match num.parse::<u64>() {
+        Ok(v) if v > 0 => v
+            .checked_mul(1 << shift)
+            .ok_or_else(|| format!("{s}: too large")),
+        _ => Err(format!("{s}: expected a size greater than 0, such as 100M")),
+    }
+}
+
+/// A number or a string in the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(f64),
+    Text(String),
+}
+
+impl NumOrText {
+    fn text(&self) -> String {
+        match self {
+            NumOrText::Num(n) => n.to_string(),
+            NumOrText::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// The `--config` file: the same settings, keyed by the long flag names.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileSettings {
+    host: Option<String>,
+    port: Option<u16>,
+    listen: Option<Vec<String>>,
+    file: Option<PathBuf>,
+    format: Option<String>,
+    debug: Option<bool>,
+    stats: Option<f64>,
+    allow: Option<Vec<String>>,
+    metrics: Option<String>,
+    rotate: Option<NumOrText>,
+    rotate_size: Option<NumOrText>,
+}
+
+/// The settings in force: the command line over the config file over the defaults.
+#[derive(Debug)]
+struct Settings {
+    listen: Vec<SocketAddr>,
+    file: Option<PathBuf>,
+    format: Format,
+    debug: bool,
+    stats: Option<f64>,
+    allow: Vec<Cidr>,
+    metrics: Option<SocketAddr>,
+    rotation: Rotation,
+}
+
+fn settings(args: &CollectorArgs) -> Result<Settings, String> {
+    let f = match &args.config {
+        None => FileSettings::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            toml::from_str::<FileSettings>(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+    };
+    let in_file = |key: &str, e: String| format!("config file, {key}: {e}");
+    let host = args
+        .host
+        .clone()
+        .or(f.host)
+        .unwrap_or_else(|| "0.0.0.0".into());
+    let port = args.port.or(f.port).unwrap_or(2055);
+    // --listen on the command line, else --host/--port on it, else the
+    // file's `listen`, else its host and port (and the defaults).
+    let file_listen = f.listen.unwrap_or_default();
+    let listen = if !args.listen.is_empty() {
+        listen_addresses(&args.listen)?
+    } else if args.host.is_none() && args.port.is_none() && !file_listen.is_empty() {
+        listen_addresses(&file_listen)?
+    } else {
+        resolve(&host, port)?
+    };
+    let format = match (args.format, f.format.as_deref()) {
+        (Some(FormatArg::Flows), _) | (None, Some("flows")) => Format::Flows,
+        (Some(FormatArg::Original), _) | (None, Some("original") | None) => Format::Original,
+        (None, Some(other)) => {
+            return Err(in_file(
+                "format",
+                format!("{other}: expected original or flows"),
+            ))
+        }
+    };
+    let stats = match args.stats.or(f.stats) {
+        Some(s) if !(s.is_finite() && s > 0.0) => {
+            return Err(in_file("stats", "expected a number greater than 0".into()))
+        }
+        s => s,
+    };
+    let allow = if args.allow.is_empty() {
+        f.allow
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c.parse::<Cidr>().map_err(|e| in_file("allow", e)))
+            .collect::<Result<_, _>>()?
+    } else {
+        args.allow.clone()
+    };
+    let metrics = match args.metrics.as_ref().or(f.metrics.as_ref()) {
+        None => None,
+        Some(m) => Some(
+            parse_addr_port("--metrics", m)?
+                .into_iter()
+                .next()
+                .ok_or_else(|| format!("--metrics {m}: no address"))?,
+        ),
+    };
+    let interval = match (args.rotate, &f.rotate) {
+        (Some(d), _) => Some(d),
+        (None, Some(r)) => Some(parse_duration(&r.text()).map_err(|e| in_file("rotate", e))?),
+        (None, None) => None,
+    };
+    let size = match (args.rotate_size, &f.rotate_size) {
+        (Some(s), _) => Some(s),
+        (None, Some(r)) => Some(parse_size(&r.text()).map_err(|e| in_file("rotate-size", e))?),
+        (None, None) => None,
+    };
+    Ok(Settings {
+        listen,
+        file: args.file.clone().or(f.file),
+        format,
+        debug: args.debug || f.debug.unwrap_or(false),
+        stats,
+        allow,
+        metrics,
+        rotation: Rotation { interval, size },
+    })
 }
 
 /// `<time> - <LEVEL> - <message>` on standard error.
@@ -170,30 +412,81 @@ fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
         .map_err(|e| format!("cannot resolve --host {host}: {e}"))
 }
 
-fn listen_addresses(args: &CollectorArgs) -> Result<Vec<SocketAddr>, String> {
-    if args.listen.is_empty() {
-        return resolve(&args.host, args.port);
-    }
-    let mut out = Vec::new();
-    for l in &args.listen {
-        match l.parse::<SocketAddr>() {
-            Ok(a) => out.push(a),
-            Err(_) => {
-                let (host, port) = l
-                    .rsplit_once(':')
-                    .ok_or_else(|| format!("--listen {l}: expected ADDR:PORT"))?;
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| format!("--listen {l}: bad port"))?;
-                out.extend(resolve(host, port)?);
-            }
+/// `ADDR:PORT` (`[v6]:PORT`, or a host name) for `flag`.
+fn parse_addr_port(flag: &str, l: &str) -> Result<Vec<SocketAddr>, String> {
+    match l.parse::<SocketAddr>() {
+        Ok(a) => Ok(vec![a]),
+        Err(_) => {
+            let (host, port) = l
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{flag} {l}: expected ADDR:PORT"))?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| format!("{flag} {l}: bad port"))?;
+            resolve(host, port)
         }
+    }
+}
+
+fn listen_addresses(listen: &[String]) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for l in listen {
+        out.extend(parse_addr_port("--listen", l)?);
     }
     Ok(out)
 }
 
+/// Set by the SIGHUP handler.
+#[cfg(unix)]
+static HANGUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[cfg(unix)]
+extern "C" fn on_hangup(_: libc::c_int) {
+    HANGUP.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// SIGHUP sets [`HANGUP`] (replacing ctrlc's handler, which would stop).
+#[cfg(unix)]
+fn handle_hangup() -> io::Result<()> {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe); the
+    // sigaction struct is zero-initialised and then filled in.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_hangup as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(unix)]
+fn take_hangup() -> bool {
+    HANGUP.swap(false, std::sync::atomic::Ordering::Relaxed)
+}
+
+#[cfg(not(unix))]
+fn handle_hangup() -> io::Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn take_hangup() -> bool {
+    false
+}
+
 pub fn run(args: &CollectorArgs) -> ExitCode {
-    let level = if args.debug {
+    let fail = |msg: String| {
+        let _ = writeln!(io::stderr(), "netflow collector: {msg}");
+        ExitCode::from(1)
+    };
+    let settings = match settings(args) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let level = if settings.debug {
         log::LevelFilter::Debug
     } else {
         log::LevelFilter::Warn
@@ -202,29 +495,21 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
-    let fail = |msg: String| {
-        let _ = writeln!(io::stderr(), "netflow collector: {msg}");
-        ExitCode::from(1)
-    };
-    let listen = match listen_addresses(args) {
-        Ok(l) if !l.is_empty() => l,
-        Ok(_) => return fail("no address to listen on".into()),
-        Err(e) => return fail(e),
-    };
-    let path = args.file.clone().unwrap_or_else(|| {
+    if settings.listen.is_empty() {
+        return fail("no address to listen on".into());
+    }
+    let path = settings.file.clone().unwrap_or_else(|| {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         PathBuf::from(format!("{secs}.gz"))
     });
-    let format = match args.format {
-        FormatArg::Original => Format::Original,
-        FormatArg::Flows => Format::Flows,
-    };
-    let sink = match FileSink::create(&path, format) {
+    let sink = match FileSink::with_rotation(&path, settings.format, settings.rotation) {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
     };
+    let path = sink.path().to_path_buf();
+    let reopen = sink.reopen_flag();
     // Signals first: a SIGTERM right after the start must still flush.
     let (sig_tx, sig_rx) = mpsc::channel();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -232,7 +517,13 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     }) {
         return fail(format!("cannot handle signals: {e}"));
     }
-    let collector = match Collector::bind_with_sink(Config::new(listen), sink) {
+    if let Err(e) = handle_hangup() {
+        return fail(format!("cannot handle SIGHUP: {e}"));
+    }
+    let mut config = Config::new(settings.listen.clone());
+    config.allow = settings.allow.clone();
+    config.metrics = settings.metrics;
+    let collector = match Collector::bind_with_sink(config, sink) {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),
     };
@@ -250,20 +541,36 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
             path.display()
         );
     }
-    let interval = match (args.stats, args.debug) {
+    if let Some(m) = collector.metrics_addr() {
+        let _ = writeln!(
+            io::stderr(),
+            "netflow collector: metrics on http://{m}/metrics"
+        );
+    }
+    let interval = match (settings.stats, settings.debug) {
         (Some(s), _) => Some(Duration::from_secs_f64(s)),
         (None, true) => Some(Duration::from_secs(10)),
         (None, false) => None,
     };
+    let tick = Duration::from_millis(100);
+    let mut next_status = interval.map(|i| Instant::now() + i);
     loop {
-        let wait = interval.unwrap_or(Duration::from_secs(3600));
+        let wait = next_status.map_or(tick, |t| {
+            t.saturating_duration_since(Instant::now()).min(tick)
+        });
         match sig_rx.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) => {
-                if interval.is_some() {
-                    let line = collector.stats().status_line();
-                    let _ = writeln!(io::stderr(), "status {line}");
-                }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+        if take_hangup() {
+            log::info!("SIGHUP: reopening the output file at the next flush");
+            reopen.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let (Some(i), Some(t)) = (interval, next_status) {
+            if Instant::now() >= t {
+                let line = collector.stats().status_line();
+                let _ = writeln!(io::stderr(), "status {line}");
+                next_status = Some(Instant::now() + i);
             }
         }
     }

@@ -336,3 +336,272 @@ fn bad_datagrams_are_counted_and_the_collector_goes_on() {
     assert_eq!(read_lines(&file).len(), 10, "one line per v5 datagram");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A seed vector's bytes.
+fn vector(name: &str) -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/seed_vectors.json"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let v = json["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap_or_else(|| panic!("no vector {name}"));
+    netflow::decode_hex(v["hex"].as_str().unwrap()).unwrap()
+}
+
+/// A UDP socket bound to `from` (any 127/8 address on Linux loopback), connected to `to`.
+fn udp_from(from: &str, to: &str) -> std::net::UdpSocket {
+    let s = std::net::UdpSocket::bind(format!("{from}:0")).unwrap();
+    s.connect(to).unwrap();
+    s
+}
+
+/// The metrics address from the collector's `metrics on http://ADDR/metrics` line.
+fn metrics_addr(c: &mut Running) -> String {
+    let line = c.wait_line("the metrics line", |l| l.contains("metrics on http://"));
+    line.split("http://")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches("/metrics")
+        .to_string()
+}
+
+/// `GET /metrics`: the body.
+fn scrape(addr: &str) -> String {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connects to the metrics server");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(s, "GET /metrics HTTP/1.1\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+    assert!(
+        text.contains("Content-Type: text/plain; version=0.0.4"),
+        "{text}"
+    );
+    text.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// A sample's value in a Prometheus text body.
+fn sample(body: &str, name: &str) -> Option<u64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn allowlist_and_metrics() {
+    let dir = tmp("allow");
+    let file = dir.join("out.gz");
+    let mut c = Running::start(&[
+        "-o",
+        file.to_str().unwrap(),
+        "--allow",
+        "127.0.0.2/32",
+        "--allow",
+        "2001:db8::/32",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_addr(&mut c);
+    let allowed = udp_from("127.0.0.2", &c.addr);
+    let denied = udp_from("127.0.0.1", &c.addr);
+    for _ in 0..3 {
+        denied.send(&vector("PACKET_V5")).unwrap();
+    }
+    for _ in 0..2 {
+        allowed.send(&vector("PACKET_V5")).unwrap();
+    }
+    c.wait_line("2 packets and 3 denied", |l| {
+        l.starts_with("status ") && field(l, "packets") == Some(2) && field(l, "denied") == Some(3)
+    });
+    let body = scrape(&metrics);
+    let ex = format!("{{exporter=\"{}\"}}", allowed.local_addr().unwrap());
+    assert_eq!(sample(&body, "netflow_denied_total"), Some(3), "{body}");
+    assert_eq!(sample(&body, "netflow_datagrams_total"), Some(2), "{body}");
+    assert_eq!(
+        sample(
+            &body,
+            "netflow_denied_by_source_total{source=\"127.0.0.1\"}"
+        ),
+        Some(3)
+    );
+    assert_eq!(
+        sample(&body, &format!("netflow_exporter_packets_total{ex}")),
+        Some(2)
+    );
+    assert_eq!(
+        sample(&body, &format!("netflow_exporter_records_total{ex}")),
+        Some(6)
+    );
+    assert!(body.contains("# TYPE netflow_sink_flush_duration_seconds histogram"));
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    assert!(
+        stderr.iter().any(|l| l == "denied 127.0.0.1 packets 3"),
+        "{}",
+        stderr.join("\n")
+    );
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert_eq!(field(total, "denied"), Some(3), "{total}");
+    assert_eq!(per_exporter(&stderr).len(), 1, "only the allowed exporter");
+    assert_eq!(read_lines(&file).len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rotate_every_second() {
+    let dir = tmp("rotate");
+    let base = dir.join("flows.gz");
+    let mut c = Running::start(&[
+        "-o",
+        base.to_str().unwrap(),
+        "--rotate",
+        "1s",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_addr(&mut c);
+    let e = udp_from("127.0.0.1", &c.addr);
+    let wait_rotations = |n: u64| {
+        let deadline = Instant::now() + TIMEOUT;
+        while sample(&scrape(&metrics), "netflow_sink_rotations_total") < Some(n) {
+            assert!(Instant::now() < deadline, "no rotation {n}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    e.send(&vector("PACKET_V5")).unwrap();
+    wait_rotations(1);
+    e.send(&vector("PACKET_V5")).unwrap();
+    e.send(&vector("PACKET_V5")).unwrap();
+    wait_rotations(2);
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    assert!(!base.exists(), "the base name itself is not written");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let counts: Vec<usize> = files.iter().map(|f| read_lines(f).len()).collect();
+    assert_eq!(counts, vec![1, 2], "{files:?}");
+    for f in &files {
+        let name = f.file_name().unwrap().to_str().unwrap();
+        let secs = name
+            .strip_prefix("flows.")
+            .and_then(|n| n.strip_suffix(".gz"));
+        assert!(secs.is_some_and(|s| s.parse::<u64>().is_ok()), "{name}");
+    }
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert_eq!(field(total, "rotations"), Some(2), "{total}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn config_file_with_flags_over_it() {
+    let dir = tmp("config");
+    let file = dir.join("out.gz");
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "# netflow collector settings\n\
+             host = \"192.0.2.1\"  # overridden by --host\n\
+             port = 9\n\
+             file = {:?}\n\
+             format = \"flows\"\n\
+             stats = 3600\n\
+             allow = [\"127.0.0.2\", \"::1/128\"]\n\
+             metrics = \"127.0.0.1:0\"\n\
+             rotate-size = \"1G\"\n",
+            file.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    // Running::start gives -p 0 --host 127.0.0.1 --stats 0.1: they win.
+    let mut c = Running::start(&["--config", config.to_str().unwrap()]);
+    let metrics = metrics_addr(&mut c);
+    let allowed = udp_from("127.0.0.2", &c.addr);
+    let denied = udp_from("127.0.0.1", &c.addr);
+    denied.send(&vector("PACKET_V5")).unwrap();
+    allowed.send(&vector("PACKET_V5")).unwrap();
+    c.wait_line("a status line with the datagrams", |l| {
+        l.starts_with("status ") && field(l, "packets") == Some(1) && field(l, "denied") == Some(1)
+    });
+    assert_eq!(sample(&scrape(&metrics), "netflow_denied_total"), Some(1));
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    // rotate-size: the file name carries the opening time.
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "gz"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].to_str().unwrap().contains("out."), "{files:?}");
+    // format = "flows": one object per record, with its exporter.
+    let lines = read_lines(&files[0]);
+    assert_eq!(lines.len(), 3);
+    assert!(lines.iter().all(|l| l["exporter"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("127.0.0.2:"))));
+
+    // Unknown keys and bad values are errors.
+    for (text, want) in [
+        ("bogus = 1\n", "unknown field"),
+        ("rotate = \"5 weeks\"\n", "rotate"),
+        ("allow = [\"10.0.0.0/40\"]\n", "allow"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+            .args(["collector", "-p", "0", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sighup_reopens_the_file() {
+    let dir = tmp("hup");
+    let file = dir.join("out.gz");
+    let moved = dir.join("out.gz.1");
+    let mut c = Running::start(&["-o", file.to_str().unwrap()]);
+    let e = udp_from("127.0.0.1", &c.addr);
+    e.send(&vector("PACKET_V5")).unwrap();
+    c.wait_line("the first line written", |l| {
+        l.starts_with("status ") && field(l, "written") == Some(1)
+    });
+    // What logrotate does: move the file, then SIGHUP.
+    std::fs::rename(&file, &moved).unwrap();
+    c.signal("-HUP");
+    let deadline = Instant::now() + TIMEOUT;
+    while !file.exists() {
+        assert!(Instant::now() < deadline, "the file was not reopened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    e.send(&vector("PACKET_V5")).unwrap();
+    c.wait_line("the second line written", |l| {
+        l.starts_with("status ") && field(l, "written") == Some(2)
+    });
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    assert_eq!(read_lines(&moved).len(), 1);
+    assert_eq!(read_lines(&file).len(), 1);
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert_eq!(field(total, "rotations"), Some(1), "{total}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

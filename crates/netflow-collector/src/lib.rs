@@ -10,6 +10,12 @@
 //!   instead, e.g. the gzip JSON-lines [`FileSink`].
 //! - [`Collector::stop`] then [`Collector::join`] end it cleanly: what the
 //!   sockets hold is still read and decoded, the sink is flushed and closed.
+//! - [`Config::allow`]: an exporter allowlist ([`Cidr`] ranges); datagrams
+//!   from other sources are dropped before decoding and counted.
+//! - [`Config::metrics`]: the counters as Prometheus text over HTTP
+//!   (`GET /metrics`, [`render_metrics`]).
+//! - [`FileSink::with_rotation`]: a new file every [`Rotation::interval`]
+//!   and/or [`Rotation::size`] bytes.
 //!
 //! Templates are kept per exporter (address and port), protocol and
 //! observation domain / source ID, in one [`netflow::Decoder`]; data that
@@ -31,12 +37,14 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod cidr;
+mod metrics;
 mod sink;
 mod stats;
 mod worker;
 
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -46,8 +54,10 @@ use std::time::Duration;
 use netflow::PendingLimits;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
-pub use sink::{ChannelSink, ExportItem, FileSink, Sink, SinkCounters};
-pub use stats::{ExporterStats, GlobalStats, SequenceSummary, Stats};
+pub use cidr::Cidr;
+pub use metrics::render as render_metrics;
+pub use sink::{rotated_path, ChannelSink, ExportItem, FileSink, Rotation, Sink, SinkCounters};
+pub use stats::{ExporterStats, GlobalStats, Histogram, SequenceSummary, Stats, HISTOGRAM_BOUNDS};
 
 /// Largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -70,6 +80,13 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Limits of the buffer of data waiting for templates.
     pub pending: PendingLimits,
+    /// Exporter allowlist: when not empty, datagrams from source addresses in
+    /// none of these ranges are dropped before decoding and counted
+    /// ([`GlobalStats::denied`], [`Stats::denied`]).
+    pub allow: Vec<Cidr>,
+    /// Serve the counters as Prometheus text on this TCP address
+    /// (`GET /metrics`); see [`render_metrics`] and [`Collector::metrics_addr`].
+    pub metrics: Option<SocketAddr>,
 }
 
 impl Config {
@@ -81,6 +98,8 @@ impl Config {
             channel: 1_024,
             flush_interval: Duration::from_secs(1),
             pending: PendingLimits::default(),
+            allow: Vec::new(),
+            metrics: None,
         }
     }
 }
@@ -111,6 +130,7 @@ pub struct Collector {
     stats: Arc<Mutex<Stats>>,
     threads: Vec<JoinHandle<()>>,
     exports: Option<Receiver<ExportItem>>,
+    metrics: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -189,10 +209,21 @@ impl Collector {
             sockets.push(s);
             bound.push(b);
         }
+        let metrics_listener = match config.metrics {
+            Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        let metrics_addr = match &metrics_listener {
+            Some(l) => Some(l.local_addr()?),
+            None => None,
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let stats = Arc::new(Mutex::new(Stats::default()));
         let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
         let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let allow: Arc<[Cidr]> = config.allow.clone().into();
         let mut threads = Vec::new();
         for (socket, b) in sockets.into_iter().zip(&bound) {
             let r = worker::Receiver {
@@ -202,6 +233,7 @@ impl Collector {
                 stop: stop.clone(),
                 stats: stats.clone(),
                 queued: queued.clone(),
+                allow: allow.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -210,6 +242,19 @@ impl Collector {
             );
         }
         drop(tx);
+        if let Some(listener) = metrics_listener {
+            let m = metrics::MetricsServer {
+                listener,
+                stats: stats.clone(),
+                queued: queued.clone(),
+                stop: stop.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("netflow-metrics".into())
+                    .spawn(move || m.run())?,
+            );
+        }
         let d = worker::DecodeLoop::new(&config, rx, Box::new(sink), stats.clone(), queued);
         threads.push(
             std::thread::Builder::new()
@@ -222,7 +267,14 @@ impl Collector {
             stats,
             threads,
             exports: None,
+            metrics: metrics_addr,
         })
+    }
+
+    /// Where the Prometheus metrics are served ([`Config::metrics`]), with
+    /// the port the system chose when 0 was asked for.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
     }
 
     /// The sockets listened on.

@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use netflow::sequence::SequenceUnit;
 use netflow::{Protocol, StreamCounters};
@@ -71,6 +72,42 @@ pub struct GlobalStats {
     pub sink: SinkCounters,
     /// Datagrams queued between the sockets and the decoder now.
     pub queued: u64,
+    /// Datagrams dropped before decoding: their source is not in the allowlist.
+    pub denied: u64,
+}
+
+/// Upper bounds (seconds) of the [`Histogram`] buckets.
+pub const HISTOGRAM_BOUNDS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+/// A latency histogram with the fixed [`HISTOGRAM_BOUNDS`] (non-cumulative
+/// counts; one more bucket for longer times).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Histogram {
+    pub buckets: [u64; HISTOGRAM_BOUNDS.len() + 1],
+    pub count: u64,
+    /// Sum of the observations, nanoseconds.
+    pub sum_nanos: u64,
+}
+
+impl Histogram {
+    pub fn observe(&mut self, d: Duration) {
+        let secs = d.as_secs_f64();
+        let i = HISTOGRAM_BOUNDS
+            .iter()
+            .position(|b| secs <= *b)
+            .unwrap_or(HISTOGRAM_BOUNDS.len());
+        self.buckets[i] += 1;
+        self.count += 1;
+        self.sum_nanos = self
+            .sum_nanos
+            .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    pub fn sum_seconds(&self) -> f64 {
+        self.sum_nanos as f64 / 1e9
+    }
 }
 
 /// A copy of all counters.
@@ -78,6 +115,9 @@ pub struct GlobalStats {
 pub struct Stats {
     pub exporters: BTreeMap<SocketAddr, ExporterStats>,
     pub global: GlobalStats,
+    /// Datagrams dropped by the allowlist, per source address (the first
+    /// 4096 addresses; [`GlobalStats::denied`] counts them all).
+    pub denied: BTreeMap<IpAddr, u64>,
 }
 
 impl Stats {
@@ -103,12 +143,12 @@ impl Stats {
         t
     }
 
-    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N queued N sink_errors N`.
+    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N sink_errors N denied N`.
     pub fn status_line(&self) -> String {
         let t = self.totals();
         let g = &self.global;
         format!(
-            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} sink_errors {}",
+            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} sink_errors {} denied {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -122,11 +162,13 @@ impl Stats {
             g.sink.buffered,
             g.queued,
             g.sink_errors,
+            g.denied,
         )
     }
 
-    /// One line per exporter, then a total line:
-    /// `exporter ADDR version V packets N records N options N bytes N errors N [kind=N,...] waiting N replayed N dropped N lost N UNIT`
+    /// One line per exporter, one per denied source address
+    /// (`denied ADDR packets N`), then a total line:
+    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N lost N UNIT`
     pub fn summary_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (addr, e) in &self.exporters {
@@ -157,10 +199,13 @@ impl Stats {
             );
             out.push(line);
         }
+        for (addr, n) in &self.denied {
+            out.push(format!("denied {addr} packets {n}"));
+        }
         let t = self.totals();
         let g = &self.global;
         out.push(format!(
-            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {}",
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {} denied {} rotations {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -173,6 +218,8 @@ impl Stats {
             g.sink_errors,
             g.sink.dropped,
             g.receive_errors,
+            g.denied,
+            g.sink.rotations,
         ));
         out
     }

@@ -15,7 +15,10 @@ use netflow::{
 use netflow_store::Export;
 
 use crate::stats::{SequenceSummary, Stats};
-use crate::{Config, Sink, MAX_DATAGRAM};
+use crate::{Cidr, Config, Sink, MAX_DATAGRAM};
+
+/// Source addresses counted one by one in [`Stats::denied`] at most.
+pub(crate) const MAX_DENIED_SOURCES: usize = 4096;
 
 /// One received datagram.
 pub(crate) struct Datagram {
@@ -95,12 +98,33 @@ pub(crate) struct Receiver {
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) stats: Arc<Mutex<Stats>>,
     pub(crate) queued: Arc<AtomicU64>,
+    /// Allowed source ranges; empty: all.
+    pub(crate) allow: Arc<[Cidr]>,
 }
 
 impl Receiver {
+    /// Count a datagram from a source not in the allowlist.
+    fn deny(&self, from: SocketAddr, log: &mut RateLimit) {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.global.denied += 1;
+        // Bounded: a flood from spoofed sources must not grow it without end
+        // (beyond the limit only the global counter counts).
+        if s.denied.len() < MAX_DENIED_SOURCES || s.denied.contains_key(&from.ip()) {
+            *s.denied.entry(from.ip()).or_insert(0) += 1;
+        }
+        drop(s);
+        if log.allow(log::Level::Warn) {
+            log::warn!(
+                "{}: datagram from {from} dropped: not in the allowlist",
+                self.local
+            );
+        }
+    }
+
     pub(crate) fn run(self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut errors = RateLimit::new(Duration::from_secs(10), 5);
+        let mut denied_log = RateLimit::new(Duration::from_secs(10), 5);
         let mut stopping = false;
         loop {
             if !stopping && self.stop.load(Ordering::Relaxed) {
@@ -112,9 +136,14 @@ impl Receiver {
             }
             match self.socket.recv_from(&mut buf) {
                 Ok((n, from)) => {
+                    let from = normalize(from);
+                    if !self.allow.is_empty() && !self.allow.iter().any(|c| c.contains(from.ip())) {
+                        self.deny(from, &mut denied_log);
+                        continue;
+                    }
                     let d = Datagram {
                         received_us: now_us(),
-                        from: normalize(from),
+                        from,
                         payload: buf[..n].to_vec(),
                     };
                     self.queued.fetch_add(1, Ordering::Relaxed);

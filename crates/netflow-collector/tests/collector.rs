@@ -393,3 +393,288 @@ fn a_slow_reader_blocks_only_the_decoder() {
     let rest = c.join();
     assert_eq!(rest.iter().map(|i| i.records.len()).sum::<usize>(), 150);
 }
+
+/// An exporter socket bound to `from` (any 127/8 address on Linux loopback).
+fn exporter_from(from: &str, to: SocketAddr) -> UdpSocket {
+    let s = UdpSocket::bind(format!("{from}:0")).expect("binds an exporter socket");
+    s.connect(to).expect("connects");
+    s
+}
+
+#[test]
+fn allowlist_drops_and_counts_other_sources() {
+    let mut config = loopback();
+    config.allow = vec![
+        "127.0.0.2/32".parse().unwrap(),
+        "10.0.0.0/8".parse().unwrap(),
+    ];
+    let c = Collector::bind(config).expect("binds");
+    let allowed = exporter_from("127.0.0.2", c.local_addr());
+    let denied = exporter_from("127.0.0.1", c.local_addr());
+    for _ in 0..3 {
+        denied.send(&vector("PACKET_V5")).unwrap();
+        allowed.send(&vector("PACKET_V5")).unwrap();
+    }
+    denied.send(&[b'A'; 32]).unwrap(); // never decoded: not an error either
+    let a = allowed.local_addr().unwrap();
+    let s = wait_stats(&c, "3 allowed and 4 denied datagrams", |s| {
+        s.global.datagrams == 3 && s.global.denied == 4
+    });
+    assert_eq!(s.exporters.keys().copied().collect::<Vec<_>>(), vec![a]);
+    assert_eq!(s.exporters[&a].records, 9);
+    assert_eq!(
+        s.denied
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<Vec<_>>(),
+        vec![("127.0.0.1".to_string(), 4)]
+    );
+    assert!(
+        s.status_line().ends_with(" denied 4"),
+        "{}",
+        s.status_line()
+    );
+    let summary = s.summary_lines();
+    assert!(
+        summary.contains(&"denied 127.0.0.1 packets 4".to_string()),
+        "{summary:?}"
+    );
+    assert!(
+        summary.last().unwrap().contains(" denied 4 "),
+        "{summary:?}"
+    );
+    let (_, rest) = c.shutdown();
+    assert!(rest.iter().all(|i| i.exporter == a));
+}
+
+#[test]
+fn allowlist_ipv6() {
+    let mut config = Config::new(vec!["[::1]:0".parse().unwrap()]);
+    config.allow = vec!["10.0.0.0/8".parse().unwrap()];
+    let c = Collector::bind(config).expect("binds");
+    let e = exporter_socket(c.local_addr());
+    e.send(&vector("PACKET_V5")).unwrap();
+    let s = wait_stats(&c, "a denied datagram", |s| s.global.denied == 1);
+    assert!(s
+        .denied
+        .contains_key(&"::1".parse::<std::net::IpAddr>().unwrap()));
+    let mut config = Config::new(vec!["[::1]:0".parse().unwrap()]);
+    config.allow = vec!["::1/128".parse().unwrap()];
+    let c = Collector::bind(config).expect("binds");
+    let e = exporter_socket(c.local_addr());
+    e.send(&vector("PACKET_V5")).unwrap();
+    let s = wait_stats(&c, "an allowed datagram", |s| s.global.datagrams == 1);
+    assert_eq!(s.global.denied, 0);
+}
+
+/// `GET path` over HTTP/1.1; the status line and the body.
+fn http_get(addr: SocketAddr, path: &str) -> (String, String) {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(addr).expect("connects to the metrics server");
+    s.set_read_timeout(Some(TIMEOUT)).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a header and a body");
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// The value of the sample `name_and_labels` in a Prometheus text body.
+fn sample(body: &str, name_and_labels: &str) -> Option<f64> {
+    body.lines()
+        .find_map(|l| l.strip_prefix(name_and_labels)?.strip_prefix(' '))
+        .map(|v| v.parse().unwrap())
+}
+
+#[test]
+fn prometheus_metrics_over_http() {
+    let dir = tmp("metrics");
+    let sink = FileSink::create(dir.join("out.gz"), Format::Original).unwrap();
+    let mut config = loopback();
+    config.metrics = Some("127.0.0.1:0".parse().unwrap());
+    config.allow = vec!["127.0.0.1/32".parse().unwrap()];
+    config.flush_interval = Duration::from_millis(100);
+    let c = Collector::bind_with_sink(config, sink).expect("binds");
+    let m = c.metrics_addr().expect("a metrics address");
+    assert_ne!(m.port(), 0);
+    let e = exporter_socket(c.local_addr());
+    let other = exporter_from("127.0.0.3", c.local_addr());
+    for name in [
+        "PACKET_V5",
+        "PACKET_V5",
+        "PACKET_V9_TEMPLATE",
+        "PACKETS_V9[0]",
+        "PACKETS_V9[2]",
+    ] {
+        e.send(&vector(name)).unwrap();
+    }
+    e.send(&[b'A'; 32]).unwrap();
+    other.send(&vector("PACKET_V5")).unwrap();
+    wait_stats(&c, "6 datagrams, 1 denied, flushed", |s| {
+        s.global.datagrams == 6 && s.global.denied == 1 && s.global.sink.written == 5
+    });
+    let (status, body) = http_get(m, "/metrics");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let ex = format!("{{exporter=\"{}\"}}", e.local_addr().unwrap());
+    let stats = c.stats();
+    let mine = &stats.exporters[&e.local_addr().unwrap()];
+    let get = |n: &str| sample(&body, n).unwrap_or_else(|| panic!("no {n} in\n{body}"));
+    assert_eq!(get(&format!("netflow_exporter_packets_total{ex}")), 6.0);
+    assert_eq!(
+        get(&format!("netflow_exporter_bytes_total{ex}")),
+        mine.bytes as f64
+    );
+    assert_eq!(
+        get(&format!("netflow_exporter_records_total{ex}")),
+        mine.records as f64
+    );
+    assert!(mine.records > 6);
+    assert_eq!(
+        get(&format!("netflow_exporter_sequence_lost_total{ex}")),
+        1.0
+    );
+    assert_eq!(get(&format!("netflow_exporter_sets_waiting{ex}")), 0.0);
+    assert_eq!(
+        get(&format!(
+            "netflow_exporter_decode_errors_total{{exporter=\"{}\",kind=\"unknown_version\"}}",
+            e.local_addr().unwrap()
+        )),
+        1.0
+    );
+    assert_eq!(get("netflow_datagrams_total"), 6.0);
+    assert_eq!(get("netflow_denied_total"), 1.0);
+    assert_eq!(
+        get("netflow_denied_by_source_total{source=\"127.0.0.3\"}"),
+        1.0
+    );
+    assert_eq!(get("netflow_queue_depth"), 0.0);
+    assert_eq!(get("netflow_sink_errors_total"), 0.0);
+    assert_eq!(get("netflow_sink_written_total"), 5.0);
+    let flushes = get("netflow_sink_flush_duration_seconds_count");
+    assert!(flushes >= 1.0, "{body}");
+    assert_eq!(
+        get("netflow_sink_flush_duration_seconds_bucket{le=\"+Inf\"}"),
+        flushes
+    );
+    assert!(body.contains("# TYPE netflow_sink_flush_duration_seconds histogram\n"));
+    assert!(body.contains("# TYPE netflow_exporter_packets_total counter\n"));
+    assert!(body.contains("# HELP netflow_queue_depth "));
+    // Every sample line has a HELP and TYPE before it.
+    for l in body.lines().filter(|l| !l.starts_with('#')) {
+        let name = l.split(['{', ' ']).next().unwrap();
+        let base = name
+            .trim_end_matches("_bucket")
+            .trim_end_matches("_sum")
+            .trim_end_matches("_count");
+        assert!(
+            body.contains(&format!("# TYPE {name} ")) || body.contains(&format!("# TYPE {base} ")),
+            "{l}"
+        );
+    }
+    assert_eq!(http_get(m, "/nothing").0, "HTTP/1.1 404 Not Found");
+    c.shutdown();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The files in `dir`, sorted, with their lines.
+fn files_and_lines(dir: &std::path::Path) -> Vec<(String, usize)> {
+    let mut v: Vec<(String, usize)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let n = gunzip(&p).unwrap().lines().count();
+            (p.file_name().unwrap().to_string_lossy().into_owned(), n)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn file_sink_rotates_by_time() {
+    let dir = tmp("rotate-time");
+    let rotation = netflow_collector::Rotation {
+        interval: Some(Duration::from_secs(1)),
+        size: None,
+    };
+    let sink = FileSink::with_rotation(dir.join("flows.gz"), Format::Original, rotation).unwrap();
+    let first = sink.path().to_path_buf();
+    let name = first.file_name().unwrap().to_str().unwrap();
+    assert!(
+        name.starts_with("flows.") && name.ends_with(".gz"),
+        "{name}"
+    );
+    let mut config = loopback();
+    config.flush_interval = Duration::from_millis(100);
+    let c = Collector::bind_with_sink(config, sink).expect("binds");
+    let e = exporter_socket(c.local_addr());
+    e.send(&vector("PACKET_V5")).unwrap();
+    wait_stats(&c, "a first rotation", |s| s.global.sink.rotations >= 1);
+    e.send(&vector("PACKET_V5")).unwrap();
+    e.send(&vector("PACKET_V5")).unwrap();
+    let s = wait_stats(&c, "a second rotation", |s| s.global.sink.rotations >= 2);
+    assert_eq!(s.global.sink.written, 3);
+    let (stats, _) = c.shutdown();
+    // No rotation without data; the third file, never written to, is
+    // removed at the close.
+    assert_eq!(stats.global.sink.rotations, 2);
+    let files = files_and_lines(&dir);
+    assert_eq!(
+        files.iter().map(|f| f.1).collect::<Vec<_>>(),
+        vec![1, 2],
+        "{files:?}"
+    );
+    assert_eq!(files[0].0, name);
+    for (f, _) in &files {
+        let secs = f
+            .strip_prefix("flows.")
+            .unwrap()
+            .strip_suffix(".gz")
+            .unwrap();
+        let secs = secs.split('-').next().unwrap();
+        secs.parse::<u64>().unwrap_or_else(|_| panic!("{f}"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn file_sink_rotates_by_size_and_on_request() {
+    let dir = tmp("rotate-size");
+    let rotation = netflow_collector::Rotation {
+        interval: None,
+        size: Some(1),
+    };
+    let mut sink = FileSink::with_rotation(dir.join("x.gz"), Format::Flows, rotation).unwrap();
+    for i in 0..3 {
+        sink.append_lines(format!("{{\"i\": {i}}}\n").as_bytes(), 1)
+            .unwrap();
+        sink.flush().unwrap();
+    }
+    sink.close().unwrap();
+    assert_eq!(sink.counters().rotations, 3);
+    // Same second: `-N` suffixes keep the names apart.
+    let files = files_and_lines(&dir);
+    assert_eq!(
+        files.iter().map(|f| f.1).collect::<Vec<_>>(),
+        vec![1, 1, 1],
+        "{files:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Without rotation, the reopen flag reopens the same path (logrotate).
+    let dir = tmp("reopen");
+    let path = dir.join("out.gz");
+    let mut sink = FileSink::create(&path, Format::Flows).unwrap();
+    sink.append_lines(b"{\"a\": 1}\n", 1).unwrap();
+    sink.flush().unwrap();
+    std::fs::rename(&path, dir.join("out.gz.1")).unwrap();
+    sink.reopen_flag()
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    sink.append_lines(b"{\"b\": 2}\n", 1).unwrap();
+    sink.flush().unwrap(); // written to the moved file, then reopened
+    sink.append_lines(b"{\"c\": 3}\n", 1).unwrap();
+    sink.close().unwrap();
+    assert_eq!(gunzip(&dir.join("out.gz.1")).unwrap().lines().count(), 2);
+    assert_eq!(gunzip(&path).unwrap().lines().count(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
