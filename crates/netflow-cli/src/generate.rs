@@ -43,7 +43,12 @@ Packets go round-robin over the exporters.
 v9 and IPFIX: every exporter's first packet carries its templates (IPv4 flows
 256, IPv6 flows 257), options templates (sampling 258, interface names 259)
 and the options data records (one sampling record, one record per interface
-1-4); they are sent again every --template-refresh seconds. Packets are
+1-4); they are sent again every --template-refresh seconds.
+--late-templates N makes the first N exporters send data before templates:
+their first 2 packets carry flow data only (for templates the collector has
+not seen yet) and their templates and options data come first in their 3rd
+packet (then every --template-refresh seconds from there), so a collector
+must keep the early data and decode it once the templates arrive. Packets are
 filled with up to --records-per-packet flow records within --max-size bytes.
 v1, v5, v7: every packet carries --records-per-packet flows (default and
 maximum: v1 24, v5 30, v7 28, fewer if --max-size is smaller).
@@ -171,7 +176,17 @@ pub struct GenerateArgs {
     /// [default: the unspecified address of the target's family]
     #[arg(long, value_name = "IP")]
     pub source: Option<IpAddr>,
+
+    /// v9/IPFIX: the first N exporters send their first 2 packets with flow
+    /// data only and their templates (and options data) first in their 3rd
+    /// packet: data arrives before its template
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub late_templates: u16,
 }
+
+/// With --late-templates: packets of flow data an exporter sends before its
+/// first templates.
+const LATE_DATA_PACKETS: u64 = 2;
 
 fn parse_version(s: &str) -> Result<Protocol, String> {
     match s {
@@ -640,6 +655,9 @@ struct Plan {
     refresh_ms: u64,
     sampling: u16,
     templates: Option<Templates>,
+    /// Exporters with index below this send templates only from their
+    /// packet LATE_DATA_PACKETS on.
+    late_templates: u32,
 }
 
 fn v4(a: IpAddr) -> Ipv4Addr {
@@ -824,10 +842,12 @@ impl Exporter {
         .align_sets(true)
         .max_len(plan.max_size);
 
-        let announce = match self.last_templates_ms {
-            None => true,
-            Some(last) => now_ms.saturating_sub(last) >= plan.refresh_ms,
-        };
+        let held_back = self.index < plan.late_templates && self.counts.packets < LATE_DATA_PACKETS;
+        let announce = !held_back
+            && match self.last_templates_ms {
+                None => true,
+                Some(last) => now_ms.saturating_sub(last) >= plan.refresh_ms,
+            };
         let mut options = 0u64;
         if announce {
             m.template(&t.v4)?;
@@ -1025,6 +1045,7 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
         sampling: args.sampling,
         templates: matches!(args.version, Protocol::V9 | Protocol::Ipfix)
             .then(|| Templates::new(args.version)),
+        late_templates: args.late_templates as u32,
     };
     let n = args.exporters as usize;
     let mut exporters = Vec::with_capacity(n);

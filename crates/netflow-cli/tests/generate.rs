@@ -22,6 +22,17 @@ use common::{eth_ipv4_udp, tmp_dir, write_pcap};
 use netflow::{Decoder, ExporterId, SequenceTracker, Value};
 use netflow_capture::{CaptureReader, Options};
 
+/// A receiver on 127.0.0.1 with a large receive buffer, so a test thread
+/// starved of CPU on a busy 2-core machine does not make the kernel drop.
+fn receiver_socket() -> UdpSocket {
+    let s =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::DGRAM, None).expect("socket");
+    let _ = s.set_recv_buffer_size(16 << 20);
+    s.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .expect("binds a receiver");
+    s.into()
+}
+
 /// What a run sent and printed.
 struct Received {
     datagrams: Vec<(SocketAddr, Vec<u8>)>,
@@ -45,7 +56,7 @@ impl Received {
 /// Run `netflow ARGS... --target <receiver>` and receive what it sends until
 /// it has exited and the socket is quiet.
 fn run_against_receiver(args: &[&str]) -> Received {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("binds a receiver");
+    let socket = receiver_socket();
     socket
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("read timeout");
@@ -693,7 +704,7 @@ fn generate_then_decode_a_tcpdump_capture() {
     let dir = tmp_dir("tcpdump_generate");
     for version in ["5", "9", "10"] {
         // A receiver so the kernel has somewhere to deliver (no ICMP unreachable).
-        let receiver = UdpSocket::bind("127.0.0.1:0").expect("binds a receiver");
+        let receiver = receiver_socket();
         let port = receiver.local_addr().unwrap().port();
         let drain = std::thread::spawn(move || {
             receiver
@@ -718,7 +729,7 @@ fn generate_then_decode_a_tcpdump_capture() {
         });
         let pcap = dir.join(format!("v{version}.pcap"));
         let mut tcpdump = Command::new("tcpdump")
-            .args(["-i", "lo", "-U", "-s0", "-w"])
+            .args(["-i", "lo", "--immediate-mode", "-U", "-s0", "-w"])
             .arg(&pcap)
             .arg(format!("udp and dst port {port}"))
             .stdout(Stdio::null())
