@@ -39,9 +39,10 @@ damages what was written. An existing file is appended to.
 
 --metrics ADDR:PORT: serve the counters as Prometheus text at
   http://ADDR:PORT/metrics (netflow_* metrics: per exporter packets, bytes,
-  records, decode errors by kind, sequence losses, sets waiting; globally
-  datagrams, denied, queue depth, sink errors, a histogram of the file flush
-  duration).
+  records, decode errors by kind, sequence losses, sets waiting, templates,
+  sampling interval; globally
+  datagrams, denied, queue depth, socket_drops, sink errors, a histogram of
+  the file flush duration).
 
 --rotate DURATION (`30s`, `5m`, `1h`, `1d`) and/or --rotate-size SIZE (`100M`,
   `1G`, `512K`, bytes; powers of 1024): write FILE's name with the Unix time
@@ -51,9 +52,16 @@ damages what was written. An existing file is appended to.
   old or big enough and not empty, it is synced and closed and the next one
   opened.
 
+--workers N (default 1): N decode threads, each with its own templates and
+  sequence tracking; each exporter (address and port) is always decoded by
+  the same one (a hash of its address), so its templates and sequence order
+  hold. There is still one output file. `queue_full` in the status and total
+  lines counts the times a worker's queue was full (the receive thread
+  waited).
+
 --config FILE: settings from a TOML file, with the long flag names as keys
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
-  rotate-size); flags given on the command line override it. Example:
+  rotate-size, workers); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
     file = \"/var/lib/netflow/flows.gz\"
@@ -63,6 +71,7 @@ damages what was written. An existing file is appended to.
     rotate = \"1h\"
     rotate-size = \"1G\"
     stats = 10
+    workers = 4
 
 SIGHUP: at the next flush (within a second), close the file and open it again
   (after logrotate moved it), or with --rotate/--rotate-size start the next
@@ -75,12 +84,12 @@ exit 0.
 Standard error: `listening on ADDR (receive buffer N bytes)` per socket at the
 start; with --stats (or -D, every 10 s) a status line
 
-  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N sink_errors N denied N
+  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N socket_drops N sink_errors N denied N
 
 and at the end one line per exporter, then a total:
 
-  exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 lost 0 packets
-  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0
+  exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 lost 0 packets templates 3 sampling 1/8 random
+  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 socket_drops 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
@@ -88,8 +97,13 @@ and at the end one line per exporter, then a total:
             after it came; dropped: given up (too old, buffer full)
   lost      sequence numbers never received, in the version's unit
             (v5/v7 flows, v9 packets, IPFIX records)
+  templates templates (and options templates) known for the exporter
+  sampling  the packet sampling it announced (v5 header, v9/IPFIX options
+            records), `-` when none
   written   lines written to the file; buffered: not yet flushed
   denied    datagrams dropped by --allow
+  socket_drops  datagrams the kernel dropped on the sockets, receive
+            buffer full (Linux, /proc/net/udp; raise net.core.rmem_max)
 
 Log messages (warnings, and with -D debug messages) go to standard error as
 `<time> - <LEVEL> - <message>`.";
@@ -165,6 +179,10 @@ pub struct CollectorArgs {
     /// Start a new file when the current one reaches SIZE (100M, 1G, 512K, bytes)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub rotate_size: Option<u64>,
+
+    /// Decode workers; an exporter's datagrams always go to the same one [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 
     /// Read settings from a TOML file (keys: the long flag names); flags override it
     #[arg(long, value_name = "FILE")]
@@ -254,6 +272,7 @@ struct FileSettings {
     metrics: Option<String>,
     rotate: Option<NumOrText>,
     rotate_size: Option<NumOrText>,
+    workers: Option<u16>,
 }
 
 /// The settings in force: the command line over the config file over the defaults.
@@ -267,6 +286,7 @@ struct Settings {
     allow: Vec<Cidr>,
     metrics: Option<SocketAddr>,
     rotation: Rotation,
+    workers: u16,
 }
 
 fn settings(args: &CollectorArgs) -> Result<Settings, String> {
@@ -348,6 +368,15 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
         allow,
         metrics,
         rotation: Rotation { interval, size },
+        workers: match args.workers.or(f.workers).unwrap_or(1) {
+            0 => {
+                return Err(in_file(
+                    "workers",
+                    "expected a number greater than 0".into(),
+                ))
+            }
+            n => n,
+        },
     })
 }
 
@@ -523,6 +552,7 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     let mut config = Config::new(settings.listen.clone());
     config.allow = settings.allow.clone();
     config.metrics = settings.metrics;
+    config.workers = usize::from(settings.workers);
     let collector = match Collector::bind_with_sink(config, sink) {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),

@@ -16,6 +16,13 @@
 //!   (`GET /metrics`, [`render_metrics`]).
 //! - [`FileSink::with_rotation`]: a new file every [`Rotation::interval`]
 //!   and/or [`Rotation::size`] bytes.
+//! - [`Config::workers`]: decode threads, each with its own decoder and
+//!   sequence tracker; an exporter (address and port) always goes to the same
+//!   one (hash of its address), the sink stays single. Bounded queues;
+//!   [`GlobalStats::queue_full`] counts the waits.
+//! - [`GlobalStats::socket_drops`]: datagrams the kernel dropped on the
+//!   sockets (Linux `/proc/net/udp{,6}`); per exporter,
+//!   [`ExporterStats::templates`] and [`ExporterStats::sampling`].
 //!
 //! Templates are kept per exporter (address and port), protocol and
 //! observation domain / source ID, in one [`netflow::Decoder`]; data that
@@ -38,6 +45,7 @@
 //! ```
 
 mod cidr;
+mod drops;
 mod metrics;
 mod sink;
 mod stats;
@@ -72,8 +80,14 @@ pub struct Config {
     /// `net.core.rmem_max`); the value granted is in [`BoundSocket`] and a
     /// warning is logged when it is smaller.
     pub receive_buffer: usize,
-    /// Datagrams queued between the sockets and the decoder.
+    /// Datagrams queued between the sockets and the decoders (shared out
+    /// evenly between the workers' queues).
     pub queue: usize,
+    /// Decode workers (at least 1). Each has its own decoder (templates,
+    /// pending buffer) and sequence tracker; an exporter (address and port)
+    /// always goes to the same worker, chosen by a hash of its address, so
+    /// its templates and sequence order hold. The sink stays single.
+    pub workers: usize,
     /// Exports queued for the embedder ([`Collector::bind`] only).
     pub channel: usize,
     /// Longest time lines stay in the sink's buffer before a flush.
@@ -95,6 +109,7 @@ impl Config {
             listen,
             receive_buffer: 32 << 20,
             queue: 65_536,
+            workers: 1,
             channel: 1_024,
             flush_interval: Duration::from_secs(1),
             pending: PendingLimits::default(),
@@ -128,6 +143,7 @@ pub struct Collector {
     sockets: Vec<BoundSocket>,
     stop: Arc<AtomicBool>,
     stats: Arc<Mutex<Stats>>,
+    drops: Arc<drops::SocketDrops>,
     threads: Vec<JoinHandle<()>>,
     exports: Option<Receiver<ExportItem>>,
     metrics: Option<SocketAddr>,
@@ -220,20 +236,31 @@ impl Collector {
             None => None,
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let workers = config.workers.max(1);
         let stats = Arc::new(Mutex::new(Stats::default()));
-        let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
+        stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .global
+            .workers = workers as u64;
+        let per_worker = (config.queue / workers).max(1);
+        let (txs, rxs): (Vec<_>, Vec<_>) = (0..workers)
+            .map(|_| mpsc::sync_channel::<worker::Datagram>(per_worker))
+            .unzip();
         let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let allow: Arc<[Cidr]> = config.allow.clone().into();
+        let drops = Arc::new(drops::SocketDrops::new(&sockets));
         let mut threads = Vec::new();
         for (socket, b) in sockets.into_iter().zip(&bound) {
             let r = worker::Receiver {
                 socket,
                 local: b.local,
-                tx: tx.clone(),
+                tx: txs.clone(),
                 stop: stop.clone(),
                 stats: stats.clone(),
                 queued: queued.clone(),
                 allow: allow.clone(),
+                drops: drops.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -241,13 +268,14 @@ impl Collector {
                     .spawn(move || r.run())?,
             );
         }
-        drop(tx);
+        drop(txs);
         if let Some(listener) = metrics_listener {
             let m = metrics::MetricsServer {
                 listener,
                 stats: stats.clone(),
                 queued: queued.clone(),
                 stop: stop.clone(),
+                drops: drops.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -255,16 +283,44 @@ impl Collector {
                     .spawn(move || m.run())?,
             );
         }
-        let d = worker::DecodeLoop::new(&config, rx, Box::new(sink), stats.clone(), queued);
+        let sink: worker::SharedSink = Arc::new(Mutex::new(Box::new(sink)));
+        let last_tag = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (done_tx, done_rx) = mpsc::channel();
+        for (i, rx) in rxs.into_iter().enumerate() {
+            let d = worker::DecodeLoop::new(
+                &config,
+                rx,
+                sink.clone(),
+                stats.clone(),
+                queued.clone(),
+                last_tag.clone(),
+                done_tx.clone(),
+            );
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("netflow-decode {i}"))
+                    .spawn(move || d.run())?,
+            );
+        }
+        drop(done_tx);
+        let s = worker::SinkLoop {
+            sink,
+            stats: stats.clone(),
+            queued,
+            flush_interval: config.flush_interval,
+            done: done_rx,
+            drops: drops.clone(),
+        };
         threads.push(
             std::thread::Builder::new()
-                .name("netflow-decode".into())
-                .spawn(move || d.run())?,
+                .name("netflow-sink".into())
+                .spawn(move || s.run())?,
         );
         Ok(Collector {
             sockets: bound,
             stop,
             stats,
+            drops,
             threads,
             exports: None,
             metrics: metrics_addr,
@@ -289,6 +345,10 @@ impl Collector {
 
     /// A copy of the counters now.
     pub fn stats(&self) -> Stats {
+        if !self.threads.is_empty() {
+            // Sockets still open: read the kernel's drop counts now.
+            self.drops.refresh(&self.stats);
+        }
         self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 

@@ -40,7 +40,13 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 pub fn render(stats: &Stats) -> String {
     let mut out = String::new();
     type Get = fn(&crate::ExporterStats) -> u64;
-    let per_exporter: [(&str, &str, &str, Get); 9] = [
+    let per_exporter: [(&str, &str, &str, Get); 10] = [
+        (
+            "netflow_exporter_templates",
+            "gauge",
+            "Templates (and options templates) known for the exporter.",
+            |e| e.templates,
+        ),
         (
             "netflow_exporter_packets_total",
             "counter",
@@ -124,6 +130,24 @@ pub fn render(stats: &Stats) -> String {
             );
         }
     }
+    let name = "netflow_exporter_sampling_interval";
+    header(
+        &mut out,
+        name,
+        "gauge",
+        "Packet sampling the exporter announced: 1 in this many packets (population / selected).",
+    );
+    for (addr, e) in &stats.exporters {
+        if let Some(r) = &e.sampling {
+            let _ = writeln!(
+                out,
+                "{name}{{exporter=\"{}\",algorithm=\"{}\"}} {}",
+                escape(&addr.to_string()),
+                escape(r.algorithm.name()),
+                r.factor()
+            );
+        }
+    }
     let name = "netflow_denied_by_source_total";
     header(
         &mut out,
@@ -139,7 +163,20 @@ pub fn render(stats: &Stats) -> String {
         );
     }
     let g = &stats.global;
-    let globals: [(&str, &str, &str, u64); 11] = [
+    let globals: [(&str, &str, &str, u64); 14] = [
+        (
+            "netflow_socket_drops_total",
+            "counter",
+            "Datagrams the kernel dropped on the listen sockets (receive buffer full).",
+            g.socket_drops,
+        ),
+        ("netflow_workers", "gauge", "Decode workers.", g.workers),
+        (
+            "netflow_queue_full_total",
+            "counter",
+            "Times a receive thread found a decode worker's queue full and waited.",
+            g.queue_full,
+        ),
         (
             "netflow_exporters",
             "gauge",
@@ -226,6 +263,7 @@ pub(crate) struct MetricsServer {
     pub(crate) stats: Arc<Mutex<Stats>>,
     pub(crate) queued: Arc<AtomicU64>,
     pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) drops: Arc<crate::drops::SocketDrops>,
 }
 
 impl MetricsServer {
@@ -272,6 +310,7 @@ impl MetricsServer {
         let (status, body) = if method != "GET" && method != "HEAD" {
             ("405 Method Not Allowed", "GET only\n".to_string())
         } else if path == "/metrics" || path == "/" {
+            self.drops.refresh(&self.stats);
             let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner()).clone();
             s.global.queued = self.queued.load(Ordering::Relaxed);
             ("200 OK", render(&s))

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use netflow::sequence::SequenceUnit;
-use netflow::{Protocol, StreamCounters};
+use netflow::{Protocol, SamplingRate, StreamCounters};
 
 use crate::sink::SinkCounters;
 
@@ -51,6 +51,13 @@ pub struct ExporterStats {
     pub sequence: SequenceSummary,
     /// Sequence counters per (protocol, domain) stream of this exporter.
     pub streams: BTreeMap<(Protocol, u32), StreamCounters>,
+    /// Templates (and options templates) known now, over all its domains.
+    pub templates: u64,
+    /// Templates known per (protocol, domain) template scope.
+    pub template_scopes: BTreeMap<(Protocol, u32), u64>,
+    /// The packet sampling rate it announced last (v5 header, v9/IPFIX
+    /// options records): the domain's default sampler, else its first one.
+    pub sampling: Option<SamplingRate>,
 }
 
 impl ExporterStats {
@@ -74,6 +81,15 @@ pub struct GlobalStats {
     pub queued: u64,
     /// Datagrams dropped before decoding: their source is not in the allowlist.
     pub denied: u64,
+    /// Times a receive thread found a decode worker's queue full and waited
+    /// (back-pressure).
+    pub queue_full: u64,
+    /// Decode workers ([`crate::Config::workers`]).
+    pub workers: u64,
+    /// Datagrams the kernel dropped on the listen sockets (receive buffer
+    /// full), summed over them: Linux's `/proc/net/udp{,6}` `drops` counter,
+    /// read at every flush (0 where it cannot be read).
+    pub socket_drops: u64,
 }
 
 /// Upper bounds (seconds) of the [`Histogram`] buckets.
@@ -139,16 +155,17 @@ impl Stats {
             t.sequence.lost += e.sequence.lost;
             t.sequence.expected += e.sequence.expected;
             t.sequence.received += e.sequence.received;
+            t.templates += e.templates;
         }
         t
     }
 
-    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N sink_errors N denied N`.
+    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N socket_drops N sink_errors N denied N`.
     pub fn status_line(&self) -> String {
         let t = self.totals();
         let g = &self.global;
         format!(
-            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} sink_errors {} denied {}",
+            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} socket_drops {} sink_errors {} denied {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -161,6 +178,8 @@ impl Stats {
             g.sink.written,
             g.sink.buffered,
             g.queued,
+            g.queue_full,
+            g.socket_drops,
             g.sink_errors,
             g.denied,
         )
@@ -168,7 +187,8 @@ impl Stats {
 
     /// One line per exporter, one per denied source address
     /// (`denied ADDR packets N`), then a total line:
-    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N lost N UNIT`
+    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N lost N UNIT templates N sampling RATE`
+    /// (RATE: e.g. `1/8 random`, `-` when none was announced)
     pub fn summary_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
         for (addr, e) in &self.exporters {
@@ -190,12 +210,15 @@ impl Stats {
             }
             let _ = write!(
                 line,
-                " waiting {} replayed {} dropped {} lost {} {}",
+                " waiting {} replayed {} dropped {} lost {} {} templates {} sampling {}",
                 e.sets_waiting,
                 e.sets_replayed,
                 e.sets_dropped,
                 e.sequence.lost,
-                e.sequence.unit.map_or("-", |u| u.name())
+                e.sequence.unit.map_or("-", |u| u.name()),
+                e.templates,
+                e.sampling
+                    .map_or_else(|| "-".to_string(), |r| r.to_string())
             );
             out.push(line);
         }
@@ -205,7 +228,7 @@ impl Stats {
         let t = self.totals();
         let g = &self.global;
         out.push(format!(
-            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {} denied {} rotations {}",
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {} denied {} rotations {} workers {} queue_full {} socket_drops {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -220,6 +243,9 @@ impl Stats {
             g.receive_errors,
             g.denied,
             g.sink.rotations,
+            g.workers,
+            g.queue_full,
+            g.socket_drops,
         ));
         out
     }

@@ -1,19 +1,24 @@
 //! The receive threads (one per socket) and the decode thread.
 
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver as ChanReceiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{
+    Receiver as ChanReceiver, RecvTimeoutError, Sender, SyncSender, TrySendError,
+};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netflow::sequence::SequenceUnit;
 use netflow::{
-    DataSet, Decoded, Decoder, ExporterId, PendingBuffer, SequenceTracker, StreamKey,
-    TemplateCache, TrackerLimits,
+    DataSet, Decoded, Decoder, ExporterId, PendingBuffer, SamplingTable, ScopeKey, SequenceTracker,
+    StreamKey, TemplateCache, TrackerLimits,
 };
 use netflow_store::Export;
 
+use crate::drops::SocketDrops;
 use crate::stats::{SequenceSummary, Stats};
 use crate::{Cidr, Config, Sink, MAX_DATAGRAM};
 
@@ -91,15 +96,31 @@ impl RateLimit {
     }
 }
 
+/// The sink shared by the decode workers (one sink, written under its lock).
+pub(crate) type SharedSink = Arc<Mutex<Box<dyn Sink + Send>>>;
+
+/// The decode worker of an exporter: a hash of its address and port, so all
+/// its datagrams go to the same worker, in order.
+pub(crate) fn worker_for(from: SocketAddr, workers: usize) -> usize {
+    if workers <= 1 {
+        return 0;
+    }
+    let mut h = DefaultHasher::new();
+    from.hash(&mut h);
+    (h.finish() % workers as u64) as usize
+}
+
 pub(crate) struct Receiver {
     pub(crate) socket: UdpSocket,
     pub(crate) local: SocketAddr,
-    pub(crate) tx: SyncSender<Datagram>,
+    /// One bounded queue per decode worker.
+    pub(crate) tx: Vec<SyncSender<Datagram>>,
     pub(crate) stop: Arc<AtomicBool>,
     pub(crate) stats: Arc<Mutex<Stats>>,
     pub(crate) queued: Arc<AtomicU64>,
     /// Allowed source ranges; empty: all.
     pub(crate) allow: Arc<[Cidr]>,
+    pub(crate) drops: Arc<SocketDrops>,
 }
 
 impl Receiver {
@@ -122,6 +143,12 @@ impl Receiver {
     }
 
     pub(crate) fn run(self) {
+        self.receive();
+        // The last count of this socket, while it is still open.
+        self.drops.refresh(&self.stats);
+    }
+
+    fn receive(&self) {
         let mut buf = vec![0u8; MAX_DATAGRAM];
         let mut errors = RateLimit::new(Duration::from_secs(10), 5);
         let mut denied_log = RateLimit::new(Duration::from_secs(10), 5);
@@ -147,7 +174,21 @@ impl Receiver {
                         payload: buf[..n].to_vec(),
                     };
                     self.queued.fetch_add(1, Ordering::Relaxed);
-                    if self.tx.send(d).is_err() {
+                    let tx = &self.tx[worker_for(from, self.tx.len())];
+                    let sent = match tx.try_send(d) {
+                        Ok(()) => Ok(()),
+                        Err(TrySendError::Full(d)) => {
+                            // Back-pressure: count it, then wait for room.
+                            self.stats
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .global
+                                .queue_full += 1;
+                            tx.send(d).map_err(|_| ())
+                        }
+                        Err(TrySendError::Disconnected(_)) => Err(()),
+                    };
+                    if sent.is_err() {
                         return;
                     }
                 }
@@ -179,37 +220,117 @@ impl Receiver {
     }
 }
 
+/// Count a failed sink call and log it (rate-limited).
+fn sink_result(stats: &Mutex<Stats>, log: &mut RateLimit, result: io::Result<()>) {
+    if let Err(e) = result {
+        stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .global
+            .sink_errors += 1;
+        if log.allow(log::Level::Error) {
+            log::error!("{e} (still receiving; lines are kept in memory, up to a limit, and written at the next flush)");
+        }
+    }
+}
+
+/// Flushes the shared sink every flush interval; once every decode worker
+/// has ended, flushes and closes it.
+pub(crate) struct SinkLoop {
+    pub(crate) sink: SharedSink,
+    pub(crate) stats: Arc<Mutex<Stats>>,
+    pub(crate) queued: Arc<AtomicU64>,
+    pub(crate) flush_interval: Duration,
+    /// Disconnected once every worker has dropped its sender (ended).
+    pub(crate) done: ChanReceiver<()>,
+    pub(crate) drops: Arc<SocketDrops>,
+}
+
+impl SinkLoop {
+    pub(crate) fn run(self) {
+        let mut log = RateLimit::new(Duration::from_secs(10), 3);
+        let mut last_flush = Instant::now();
+        let tick = self.flush_interval.min(Duration::from_millis(200));
+        loop {
+            let wait = self
+                .flush_interval
+                .saturating_sub(last_flush.elapsed())
+                .min(tick);
+            match self.done.recv_timeout(wait) {
+                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            if last_flush.elapsed() >= self.flush_interval {
+                self.flush(&mut log);
+                last_flush = Instant::now();
+            }
+        }
+        self.flush(&mut log);
+        let result = self.lock().close();
+        sink_result(&self.stats, &mut log, result);
+        self.publish();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Box<dyn Sink + Send>> {
+        self.sink.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn flush(&self, log: &mut RateLimit) {
+        let result = self.lock().flush();
+        sink_result(&self.stats, log, result);
+        self.publish();
+    }
+
+    fn publish(&self) {
+        self.drops.refresh(&self.stats);
+        let counters = self.lock().counters();
+        let queued = self.queued.load(Ordering::Relaxed);
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        s.global.sink = counters;
+        s.global.queued = queued;
+    }
+}
+
+/// One decode worker: its own decoder (templates, pending buffer) and
+/// sequence tracker, for the exporters routed to it ([`worker_for`]).
 pub(crate) struct DecodeLoop {
     rx: ChanReceiver<Datagram>,
-    sink: Box<dyn Sink + Send>,
+    sink: SharedSink,
     decoder: Decoder,
     tracker: SequenceTracker,
+    sampling: SamplingTable,
     stats: Arc<Mutex<Stats>>,
     queued: Arc<AtomicU64>,
-    flush_interval: Duration,
-    last_tag: u64,
+    /// The last tag handed out by any worker (tags are unique over all).
+    last_tag: Arc<AtomicU64>,
+    /// Dropped when the worker ends (see [`SinkLoop::done`]).
+    _done: Sender<()>,
     bad_log: RateLimit,
     sink_log: RateLimit,
     drop_log: RateLimit,
 }
 
 impl DecodeLoop {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         config: &Config,
         rx: ChanReceiver<Datagram>,
-        sink: Box<dyn Sink + Send>,
+        sink: SharedSink,
         stats: Arc<Mutex<Stats>>,
         queued: Arc<AtomicU64>,
+        last_tag: Arc<AtomicU64>,
+        done: Sender<()>,
     ) -> DecodeLoop {
         DecodeLoop {
             rx,
             sink,
             decoder: Decoder::new(TemplateCache::new(), PendingBuffer::new(config.pending)),
             tracker: SequenceTracker::new(TrackerLimits::default()),
+            sampling: SamplingTable::default(),
             stats,
             queued,
-            flush_interval: config.flush_interval,
-            last_tag: 0,
+            last_tag,
+            _done: done,
             bad_log: RateLimit::new(Duration::from_secs(10), 10),
             sink_log: RateLimit::new(Duration::from_secs(10), 3),
             drop_log: RateLimit::new(Duration::from_secs(10), 3),
@@ -217,65 +338,44 @@ impl DecodeLoop {
     }
 
     pub(crate) fn run(mut self) {
-        let mut last_flush = Instant::now();
-        let tick = self.flush_interval.min(Duration::from_millis(200));
-        loop {
-            match self.rx.recv_timeout(tick) {
-                Ok(d) => {
-                    self.queued.fetch_sub(1, Ordering::Relaxed);
-                    self.handle(d);
-                }
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
-            if last_flush.elapsed() >= self.flush_interval {
-                self.flush();
-                last_flush = Instant::now();
-            }
+        while let Ok(d) = self.rx.recv() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            self.handle(d);
         }
-        self.flush();
-        let result = self.sink.close();
-        self.sink_result(result);
-        self.publish_sink();
-    }
-
-    fn flush(&mut self) {
-        let result = self.sink.flush();
-        self.sink_result(result);
-        self.publish_sink();
-    }
-
-    fn publish_sink(&mut self) {
-        let counters = self.sink.counters();
-        let queued = self.queued.load(Ordering::Relaxed);
-        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        s.global.sink = counters;
-        s.global.queued = queued;
     }
 
     fn sink_result(&mut self, result: io::Result<()>) {
-        if let Err(e) = result {
-            self.stats
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .global
-                .sink_errors += 1;
-            if self.sink_log.allow(log::Level::Error) {
-                log::error!("{e} (still receiving; lines are kept in memory, up to a limit, and written at the next flush)");
-            }
-        }
+        sink_result(&self.stats, &mut self.sink_log, result);
+    }
+
+    /// A unique, increasing tag per datagram over all workers: its receive
+    /// time in microseconds (bumped by 1 µs when two arrive in the same one).
+    fn next_tag(&self, received_us: u64) -> u64 {
+        let mut tag = received_us;
+        let _ = self
+            .last_tag
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |last| {
+                tag = received_us.max(last + 1);
+                Some(tag)
+            });
+        tag
     }
 
     fn handle(&mut self, d: Datagram) {
-        // A unique, increasing tag per datagram: its receive time in
-        // microseconds (bumped by 1 µs when two arrive in the same one).
-        let tag = d.received_us.max(self.last_tag + 1);
-        self.last_tag = tag;
+        let tag = self.next_tag(d.received_us);
         let received = tag as f64 / 1e6;
         let exporter = ExporterId(d.from);
         let result = self.decoder.decode(exporter, &d.payload, tag, tag / 1000);
+        let mut sampling_learned = 0;
         if let Ok(decoded) = &result {
             self.tracker.observe_packet(&decoded.packet);
+            sampling_learned += self.sampling.observe_packet(&decoded.packet);
+            for r in &decoded.replayed {
+                let p = &r.pending;
+                sampling_learned +=
+                    self.sampling
+                        .observe_data_set(p.key.scope.exporter, &p.header, &r.data_set());
+            }
         }
         // Replayed sets grouped by the datagram they came in (consecutive).
         let mut groups: Vec<(usize, usize)> = Vec::new();
@@ -296,28 +396,34 @@ impl DecodeLoop {
         }
         // Counters first, under the lock; the sink is called without it (a
         // sink may block, e.g. a full channel, and `stats()` must not).
-        self.update_stats(&d, &result, &groups);
+        self.update_stats(&d, &result, &groups, sampling_learned > 0);
         let Ok(decoded) = result else { return };
         let packet = &decoded.packet;
         // The datagram itself (also with no data sets: the original writes a
         // line per datagram), then the sets that waited, per datagram.
-        let r = self.sink.write(&Export {
-            received,
-            exporter: d.from,
-            header: &packet.header,
-            sets: &packet.data_sets,
-        });
-        self.sink_result(r);
-        for &(i, j) in &groups {
-            let group = &decoded.replayed[i..j];
-            let first = &group[0].pending;
-            let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
-            let r = self.sink.write(&Export {
-                received: first.tag as f64 / 1e6,
-                exporter: first.key.scope.exporter.0,
-                header: &first.header,
-                sets: &sets,
-            });
+        let mut results = Vec::new();
+        {
+            let sink = self.sink.clone();
+            let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            results.push(sink.write(&Export {
+                received,
+                exporter: d.from,
+                header: &packet.header,
+                sets: &packet.data_sets,
+            }));
+            for &(i, j) in &groups {
+                let group = &decoded.replayed[i..j];
+                let first = &group[0].pending;
+                let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
+                results.push(sink.write(&Export {
+                    received: first.tag as f64 / 1e6,
+                    exporter: first.key.scope.exporter.0,
+                    header: &first.header,
+                    sets: &sets,
+                }));
+            }
+        }
+        for r in results {
             self.sink_result(r);
         }
     }
@@ -327,6 +433,7 @@ impl DecodeLoop {
         d: &Datagram,
         result: &Result<Decoded<'_>, netflow::Error>,
         groups: &[(usize, usize)],
+        sampling_learned: bool,
     ) {
         let exporter = ExporterId(d.from);
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
@@ -352,6 +459,27 @@ impl DecodeLoop {
         };
         let packet = &decoded.packet;
         e.version = packet.header.version();
+        if let Some(domain) = packet.header.domain() {
+            // Templates known in this datagram's scope (a template datagram
+            // changes only its own scope).
+            let protocol = packet.header.protocol();
+            let key = ScopeKey {
+                exporter,
+                protocol,
+                domain,
+            };
+            let n = self.decoder.cache.scope(&key).map_or(0, |s| s.len() as u64);
+            if n > 0 || e.template_scopes.contains_key(&(protocol, domain)) {
+                e.template_scopes.insert((protocol, domain), n);
+                e.templates = e.template_scopes.values().sum();
+            }
+        }
+        if sampling_learned {
+            let stream = StreamKey::new(exporter, &packet.header);
+            if let Some((_, r)) = self.sampling.samplers_of(stream).next() {
+                e.sampling = Some(*r);
+            }
+        }
         for err in &packet.errors {
             *e.errors.entry(err.kind_name()).or_insert(0) += 1;
         }

@@ -678,3 +678,184 @@ fn file_sink_rotates_by_size_and_on_request() {
     assert_eq!(gunzip(&path).unwrap().lines().count(), 1);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn workers_clashing_template_ids_every_record_per_exporter() {
+    // 4 exporters, 3 workers: two v9 exporters with the same template ids
+    // (one sends its data before its template), two IPFIX ones likewise.
+    let mut config = loopback();
+    config.workers = 3;
+    let c = Collector::bind(config).expect("binds");
+    let to = c.local_addr();
+    let v9_a = exporter_socket(to);
+    let v9_b = exporter_socket(to);
+    let ipfix_a = exporter_socket(to);
+    let ipfix_b = exporter_socket(to);
+    let addr = |s: &UdpSocket| s.local_addr().unwrap();
+    v9_a.send(&vector("PACKET_V9_TEMPLATE")).unwrap();
+    for name in ["PACKETS_V9[0]", "PACKETS_V9[1]", "PACKETS_V9[2]"] {
+        v9_a.send(&vector(name)).unwrap();
+        v9_b.send(&vector(name)).unwrap();
+    }
+    ipfix_a.send(&vector("PACKET_IPFIX_TEMPLATE")).unwrap();
+    ipfix_a.send(&vector("PACKET_IPFIX")).unwrap();
+    ipfix_b.send(&vector("PACKET_IPFIX")).unwrap();
+    // Exporter B's data waits for its own templates, not A's.
+    wait_stats(&c, "the data before templates to wait", |s| {
+        s.global.datagrams == 10
+            && s.exporters
+                .get(&addr(&v9_b))
+                .is_some_and(|e| e.sets_waiting > 0)
+            && s.exporters
+                .get(&addr(&ipfix_b))
+                .is_some_and(|e| e.sets_waiting > 0)
+    });
+    v9_b.send(&vector("PACKET_V9_TEMPLATE")).unwrap();
+    ipfix_b.send(&vector("PACKET_IPFIX_TEMPLATE")).unwrap();
+    let want = BTreeMap::from([
+        (addr(&v9_a), 8 + 3 * 12),
+        (addr(&v9_b), 8 + 3 * 12),
+        (addr(&ipfix_a), 3 + 20),
+        (addr(&ipfix_b), 3 + 20),
+    ]);
+    let got = receive_records(&c, &want);
+    let (stats, rest) = c.shutdown();
+    assert!(rest.is_empty());
+    assert_eq!(stats.global.workers, 3);
+    assert_eq!(stats.global.datagrams, 12);
+    for (a, n) in &want {
+        let e = &stats.exporters[a];
+        assert_eq!(e.records + e.options, *n as u64, "{a}: {e:?}");
+        assert_eq!(e.error_count(), 0, "{a}: {e:?}");
+        assert_eq!(e.sets_waiting, 0, "{a}: {e:?}");
+        assert_eq!(e.sequence.lost, 0, "{a}: {e:?}");
+        assert_eq!(got[a].iter().map(|i| i.records.len()).sum::<usize>(), *n);
+    }
+    assert_eq!(stats.exporters[&addr(&v9_a)].packets, 4);
+    assert_eq!(stats.exporters[&addr(&v9_b)].sets_replayed, 3);
+    // One exporter's datagrams stay in order: v9 A's template line comes first.
+    assert_eq!(got[&addr(&v9_a)][0].records.len(), 8);
+}
+
+#[test]
+fn worker_routing_is_stable_per_exporter() {
+    // The same exporter always maps to the same worker; many exporters spread.
+    let c = {
+        let mut config = loopback();
+        config.workers = 4;
+        Collector::bind(config).expect("binds")
+    };
+    let to = c.local_addr();
+    let s = exporter_socket(to);
+    for _ in 0..20 {
+        s.send(&vector("PACKET_V5")).unwrap();
+    }
+    let a = s.local_addr().unwrap();
+    let got = receive_records(&c, &BTreeMap::from([(a, 60)]));
+    let times: Vec<f64> = got[&a].iter().map(|i| i.received).collect();
+    assert!(times.windows(2).all(|w| w[0] < w[1]), "in order: {times:?}");
+    let (stats, _) = c.shutdown();
+    assert_eq!(stats.exporters[&a].packets, 20);
+    assert_eq!(stats.exporters[&a].sequence.lost, 0);
+}
+
+#[test]
+fn socket_drops_are_reported() {
+    let c = Collector::bind(loopback()).expect("binds");
+    let to = c.local_addr();
+    let s = exporter_socket(to);
+    s.send(&vector("PACKET_V5")).unwrap();
+    receive_records(&c, &BTreeMap::from([(s.local_addr().unwrap(), 3)]));
+    // A quiet socket: the counter is there and 0.
+    let stats = c.stats();
+    assert_eq!(stats.global.socket_drops, 0);
+    assert!(
+        stats.status_line().contains(" socket_drops 0 "),
+        "{}",
+        stats.status_line()
+    );
+    let text = netflow_collector::render_metrics(&stats);
+    assert!(text.contains("\nnetflow_socket_drops_total 0\n"), "{text}");
+    let (stats, _) = c.shutdown();
+    assert!(stats
+        .summary_lines()
+        .last()
+        .unwrap()
+        .contains(" socket_drops 0"));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn socket_drops_count_a_full_receive_buffer() {
+    // Nobody reads the exports: the queues fill, the receive thread waits,
+    // the (small) socket buffer fills and the kernel drops the rest.
+    let mut config = loopback();
+    config.receive_buffer = 4096;
+    config.queue = 1;
+    config.channel = 1;
+    let c = Collector::bind(config).expect("binds");
+    let s = exporter_socket(c.local_addr());
+    let packet = vector("PACKET_V5");
+    let sent = (0..500).filter(|_| s.send(&packet).is_ok()).count() as u64;
+    wait_stats(&c, "kernel drops", |s| s.global.socket_drops > 0);
+    let (stats, rest) = c.shutdown();
+    let e = &stats.exporters[&s.local_addr().unwrap()];
+    assert_eq!(
+        e.packets + stats.global.socket_drops,
+        sent,
+        "{:?}",
+        stats.global
+    );
+    assert_eq!(e.records, 3 * e.packets);
+    drop(rest);
+}
+
+#[test]
+fn a_full_worker_queue_is_counted() {
+    // Nobody reads the exports: the worker blocks on the full channel, its
+    // queue fills and the receive thread waits, counted in `queue_full`.
+    let mut config = loopback();
+    config.queue = 1;
+    config.channel = 1;
+    let c = Collector::bind(config).expect("binds");
+    let s = exporter_socket(c.local_addr());
+    for _ in 0..10 {
+        s.send(&vector("PACKET_V5")).unwrap();
+    }
+    wait_stats(&c, "a full queue", |s| s.global.queue_full > 0);
+    let (stats, rest) = c.shutdown();
+    assert_eq!(stats.exporters[&s.local_addr().unwrap()].packets, 10);
+    assert_eq!(rest.len(), 10);
+}
+
+#[test]
+fn templates_known_per_exporter() {
+    let c = Collector::bind(loopback()).expect("binds");
+    let to = c.local_addr();
+    let with = exporter_socket(to);
+    let without = exporter_socket(to);
+    with.send(&vector("PACKET_V9_TEMPLATE")).unwrap();
+    without.send(&vector("PACKETS_V9[0]")).unwrap();
+    let (a, b) = (with.local_addr().unwrap(), without.local_addr().unwrap());
+    let s = wait_stats(&c, "both datagrams", |s| s.global.datagrams == 2);
+    assert!(s.exporters[&a].templates > 0, "{:?}", s.exporters[&a]);
+    assert_eq!(s.exporters[&b].templates, 0);
+    let text = netflow_collector::render_metrics(&s);
+    let line = format!(
+        "netflow_exporter_templates{{exporter=\"{a}\"}} {}\n",
+        s.exporters[&a].templates
+    );
+    assert!(text.contains(&line), "{text}");
+    let summary = s.summary_lines();
+    assert!(
+        summary[0].contains(&format!(
+            " templates {} sampling ",
+            s.exporters[&a].templates
+        )) || summary[1].contains(&format!(
+            " templates {} sampling ",
+            s.exporters[&a].templates
+        )),
+        "{summary:?}"
+    );
+    c.shutdown();
+}
