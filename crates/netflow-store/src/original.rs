@@ -301,7 +301,7 @@ fn write_string(out: &mut Vec<u8>, field: Option<&TemplateField>, s: &str) {
     } else {
         let mut t = String::with_capacity(s.len() + nuls);
         t.push_str(s);
-        t.extend(std::iter::repeat('\0').take(nuls));
+        t.extend(std::iter::repeat_n('\0', nuls));
         write_str(out, &t);
     }
 }

@@ -1422,7 +1422,7 @@ fn work_bound(len: usize, limits: &Limits) -> u64 {
 /// `zero` zero-length fields.
 fn zero_length_field_bomb(zero: usize) -> Vec<u8> {
     let mut fields = vec![(4u16, 1u16, 0u32)];
-    fields.extend(std::iter::repeat((5u16, 0u16, 0u32)).take(zero));
+    fields.extend(std::iter::repeat_n((5u16, 0u16, 0u32), zero));
     let t = set(2, &ipfix_template(256, &fields));
     let body_len = MAX_DATAGRAM - 16 - t.len() - 4;
     ipfix_msg(0, &[t, set(256, &vec![7u8; body_len])])
