@@ -11,13 +11,15 @@
 //! and fail when CI=true.
 
 mod common;
+mod running;
+
+use running::{field, per_exporter, Running, TIMEOUT};
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
@@ -25,8 +27,6 @@ use netflow::encode::MessageBuilder;
 use netflow::wire::v9::V9Header;
 use netflow::{FieldSpec, OwnedValue, Protocol, Template, TemplateKind};
 use serde_json::Value;
-
-const TIMEOUT: Duration = Duration::from_secs(60);
 
 fn on_ci() -> bool {
     std::env::var("CI").as_deref() == Ok("true")
@@ -57,148 +57,6 @@ fn is_root() -> bool {
         .arg("-u")
         .output()
         .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
-}
-
-/// A running `netflow collector` (copied from tests/collector.rs).
-struct Running {
-    child: Child,
-    lines: Receiver<String>,
-    stderr: Vec<String>,
-    addr: String,
-}
-
-impl Running {
-    /// Start `netflow collector ARGS -p 0 --host 127.0.0.1 --stats 0.1` and
-    /// wait for its `listening on` line.
-    fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_netflow"))
-            .args([
-                "collector",
-                "-p",
-                "0",
-                "--host",
-                "127.0.0.1",
-                "--stats",
-                "0.1",
-            ])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("runs netflow collector");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut r = Running {
-            child,
-            lines,
-            stderr: Vec::new(),
-            addr: String::new(),
-        };
-        let line = r.wait_line("the listening line", |l| l.contains("listening on "));
-        r.addr = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
-        r
-    }
-
-    fn port(&self) -> u16 {
-        self.addr.rsplit(':').next().unwrap().parse().unwrap()
-    }
-
-    /// The next stderr line satisfying `pred` (earlier ones are kept in `stderr`).
-    fn wait_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stderr.push(line.clone());
-                    if pred(&line) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "no {what} within {TIMEOUT:?}; stderr so far:\n{}",
-                    self.stderr.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Wait until the collector has decoded `packets` datagrams.
-    fn wait_packets(&mut self, packets: u64) {
-        self.wait_line(&format!("a status line with {packets} packets"), |l| {
-            l.starts_with("status ") && field(l, "packets") == Some(packets)
-        });
-    }
-
-    /// SIGTERM, wait for the exit; asserts exit status 0 and no errors in
-    /// the total line; returns all of stderr.
-    fn terminate(mut self) -> Vec<String> {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("runs kill")
-            .success();
-        assert!(ok, "kill -TERM");
-        let deadline = Instant::now() + TIMEOUT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "collector did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
-            self.stderr.push(line);
-        }
-        let all = self.stderr.join("\n");
-        assert_eq!(status.code(), Some(0), "stderr:\n{all}");
-        let total = self
-            .stderr
-            .iter()
-            .find(|l| l.starts_with("total "))
-            .unwrap_or_else(|| panic!("no total line:\n{all}"));
-        assert_eq!(field(total, "errors"), Some(0), "{total}");
-        assert_eq!(field(total, "write_errors"), Some(0), "{total}");
-        self.stderr
-    }
-}
-
-/// `key N` in a line.
-fn field(line: &str, key: &str) -> Option<u64> {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    words
-        .windows(2)
-        .find(|w| w[0] == key)
-        .and_then(|w| w[1].trim_end_matches(',').parse().ok())
-}
-
-/// Per exporter address: (packets, records, options) from `exporter ADDR ...` lines.
-fn per_exporter(lines: &[String]) -> BTreeMap<String, (u64, u64, u64)> {
-    lines
-        .iter()
-        .filter(|l| l.starts_with("exporter "))
-        .map(|l| {
-            let addr = l.split_whitespace().nth(1).unwrap().to_string();
-            let get = |k| field(l, k).unwrap_or_else(|| panic!("no {k} in {l}"));
-            (addr, (get("packets"), get("records"), get("options")))
-        })
-        .collect()
 }
 
 /// `netflow generate --target TARGET ARGS`: its report lines.

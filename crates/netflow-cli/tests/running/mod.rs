@@ -1,0 +1,178 @@
+//! A running `netflow collector` for the CLI tests (collector.rs and
+//! collector_e2e.rs): start it on an ephemeral port, follow its stderr, signal
+//! it, and read the counters of its status and summary lines.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct Running {
+    pub child: Child,
+    pub lines: Receiver<String>,
+    pub stderr: Vec<String>,
+    pub addr: String,
+}
+
+impl Running {
+    /// Start `netflow collector ARGS -p 0 --host 127.0.0.1 --stats 0.1` and
+    /// wait for its `listening on` line.
+    pub fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_netflow"))
+            .args([
+                "collector",
+                "-p",
+                "0",
+                "--host",
+                "127.0.0.1",
+                "--stats",
+                "0.1",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runs netflow collector");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut r = Running {
+            child,
+            lines,
+            stderr: Vec::new(),
+            addr: String::new(),
+        };
+        let line = r.wait_line("the listening line", |l| l.contains("listening on "));
+        r.addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        r
+    }
+
+    /// The next stderr line satisfying `pred` (earlier ones are kept in `stderr`).
+    pub fn wait_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.stderr.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "no {what} within {TIMEOUT:?}; stderr so far:\n{}",
+                    self.stderr.join("\n")
+                ),
+            }
+        }
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("runs kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Wait for the exit; returns the exit code and all of stderr.
+    pub fn wait_exit(mut self) -> (Option<i32>, Vec<String>) {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "collector did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The reader thread ends at EOF.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.stderr.push(line);
+        }
+        (status.code(), self.stderr)
+    }
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    /// Wait until the collector has decoded `packets` datagrams.
+    pub fn wait_packets(&mut self, packets: u64) {
+        self.wait_line(&format!("a status line with {packets} packets"), |l| {
+            l.starts_with("status ") && field(l, "packets") == Some(packets)
+        });
+    }
+
+    /// SIGTERM, wait for the exit; asserts exit status 0 and no errors in
+    /// the total line; returns all of stderr.
+    pub fn terminate(mut self) -> Vec<String> {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("runs kill")
+            .success();
+        assert!(ok, "kill -TERM");
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "collector did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            self.stderr.push(line);
+        }
+        let all = self.stderr.join("\n");
+        assert_eq!(status.code(), Some(0), "stderr:\n{all}");
+        let total = self
+            .stderr
+            .iter()
+            .find(|l| l.starts_with("total "))
+            .unwrap_or_else(|| panic!("no total line:\n{all}"));
+        assert_eq!(field(total, "errors"), Some(0), "{total}");
+        assert_eq!(field(total, "write_errors"), Some(0), "{total}");
+        self.stderr
+    }
+}
+
+/// `key N` in a line.
+pub fn field(line: &str, key: &str) -> Option<u64> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words
+        .windows(2)
+        .find(|w| w[0] == key)
+        .and_then(|w| w[1].trim_end_matches(',').parse().ok())
+}
+
+/// Per exporter address: (packets, records, options) from `exporter ADDR ...` lines.
+pub fn per_exporter(lines: &[String]) -> BTreeMap<String, (u64, u64, u64)> {
+    lines
+        .iter()
+        .filter(|l| l.starts_with("exporter "))
+        .map(|l| {
+            let addr = l.split_whitespace().nth(1).unwrap().to_string();
+            let get = |k| field(l, k).unwrap_or_else(|| panic!("no {k} in {l}"));
+            (addr, (get("packets"), get("records"), get("options")))
+        })
+        .collect()
+}
