@@ -1,2 +1,9 @@
 //! Analysis of stored flows (files written by `netflow collector` or the Python
-//! original's collector). Work in progress: see issue 4.
+//! original's collector).
+//!
+//! - [`flow`]: one normalized [`Flow`] per stored record, any layout and
+//!   version, read by a streaming [`FlowReader`].
+
+pub mod flow;
+
+pub use flow::{Entry, Flow, FlowReader, HeaderInfo, ReadStats, TimeBase};
