@@ -6,6 +6,12 @@
 //! - [`Collector::bind`] binds the listen sockets and starts receiving at once;
 //!   decoded exports come out of [`Collector::recv_timeout`] / [`Collector::iter`]
 //!   as owned [`ExportItem`]s (bounded channel: a slow reader applies back-pressure).
+//! - `Collector::bind_stream` (cargo feature `tokio`, off by default): the
+//!   same exports as an async stream (`ExportStream`, a
+//!   `futures_core::Stream` with an inherent `next_export().await`), stopped
+//!   with `stop()` / `shutdown().await` without blocking the runtime.
+//!   `examples/collect.rs` (blocking iterator) and `examples/collect_async.rs`
+//!   (tokio) print every export received.
 //! - [`Collector::bind_with_sink`] hands every decoded export to a [`Sink`]
 //!   instead, e.g. the gzip JSON-lines [`FileSink`].
 //! - [`Collector::stop`] then [`Collector::join`] end it cleanly: what the
@@ -49,6 +55,8 @@ mod drops;
 mod metrics;
 mod sink;
 mod stats;
+#[cfg(feature = "tokio")]
+mod stream;
 mod worker;
 
 use std::io;
@@ -65,6 +73,8 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 pub use cidr::Cidr;
 pub use metrics::render as render_metrics;
 pub use sink::{rotated_path, ChannelSink, ExportItem, FileSink, Rotation, Sink, SinkCounters};
+#[cfg(feature = "tokio")]
+pub use stream::ExportStream;
 pub use stats::{ExporterStats, GlobalStats, Histogram, SequenceSummary, Stats, HISTOGRAM_BOUNDS};
 
 /// Largest UDP payload.

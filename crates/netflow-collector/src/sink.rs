@@ -362,6 +362,22 @@ pub struct ExportItem {
     pub records: Vec<OwnedRecord>,
 }
 
+impl ExportItem {
+    /// An owned copy of what a [`Sink`] is handed.
+    pub fn from_export(export: &Export<'_>) -> ExportItem {
+        ExportItem {
+            received: export.received,
+            exporter: export.exporter,
+            header: *export.header,
+            records: export
+                .sets
+                .iter()
+                .flat_map(|s| s.records().map(|r| r.to_owned_record()))
+                .collect(),
+        }
+    }
+}
+
 /// A sink that sends [`ExportItem`]s on a bounded channel. A full channel
 /// blocks the receive path (back-pressure) until there is room or the
 /// receiver is gone (then items are dropped and counted).
@@ -385,16 +401,7 @@ impl ChannelSink {
 
 impl Sink for ChannelSink {
     fn write(&mut self, export: &Export<'_>) -> io::Result<()> {
-        let mut item = ExportItem {
-            received: export.received,
-            exporter: export.exporter,
-            header: *export.header,
-            records: export
-                .sets
-                .iter()
-                .flat_map(|s| s.records().map(|r| r.to_owned_record()))
-                .collect(),
-        };
+        let mut item = ExportItem::from_export(export);
         let mut waited = false;
         loop {
             match self.tx.try_send(item) {
