@@ -176,6 +176,7 @@ pub fn decoder_for(b: u8) -> Decoder {
         PendingLimits {
             max_sets: (b as usize >> 2) & 7,
             max_bytes: 256 << ((b >> 5) & 3),
+            max_bytes_per_exporter: 128 << ((b >> 5) & 3),
             max_age_ms: 1000,
         }
     };
@@ -197,4 +198,20 @@ pub fn check_pending(d: &Decoder, limits: &PendingLimits) {
     );
     let sum: usize = d.pending.iter().map(|s| s.body.len()).sum();
     assert_eq!(sum, d.pending.bytes(), "pending byte count drifted");
+    let mut per_exporter: std::collections::HashMap<netflow::ExporterId, usize> =
+        Default::default();
+    for s in d.pending.iter() {
+        *per_exporter.entry(s.key.scope.exporter).or_default() += s.body.len();
+    }
+    for (exporter, bytes) in per_exporter {
+        assert!(
+            bytes <= limits.max_bytes_per_exporter,
+            "exporter over its byte limit"
+        );
+        assert_eq!(
+            bytes,
+            d.pending.exporter_bytes(exporter),
+            "exporter byte count drifted"
+        );
+    }
 }

@@ -23,6 +23,7 @@ fuzz_target!(|data: &[u8]| {
         netflow::PendingLimits {
             max_sets: (config as usize >> 2) & 7,
             max_bytes: 256 << ((config >> 5) & 3),
+            max_bytes_per_exporter: 128 << ((config >> 5) & 3),
             max_age_ms: 1000,
         }
     };
@@ -71,7 +72,9 @@ fuzz_target!(|data: &[u8]| {
         // Every missing set is replayed, dropped or still pending (stats and
         // what the caller was handed agree).
         let st = decoder.pending.stats();
-        let counted = (st.replayed + st.dropped_age + st.dropped_capacity) as usize;
+        let counted =
+            (st.replayed + st.dropped_age + st.dropped_capacity + st.dropped_exporter_capacity)
+                as usize;
         assert_eq!(
             counted + decoder.pending.len(),
             missing,

@@ -4,10 +4,26 @@
 //! by exporter (transport session: the exporter's address and port), by
 //! protocol (v9 and IPFIX never share templates), by source ID / observation
 //! domain, and by template ID. There is no global table.
+//!
+//! Memory is bounded by [`Limits`]: at most `max_scopes` scopes of at most
+//! `max_templates_per_scope` templates of at most `max_fields_per_template`
+//! fields. When a cap is reached the least recently used scope or template is
+//! evicted and counted ([`CacheStats::evicted_scopes`],
+//! [`CacheStats::evicted_templates`]), so a flood of templates or exporters
+//! cannot push out the ones in use. RFC 7011 section 8.4 allows a collector to
+//! forget templates; an exporter resends them (RFC 7011 section 8.2 / RFC 3954
+//! section 5.2), and data that arrives meanwhile waits in the
+//! [`crate::PendingBuffer`].
+//!
+//! "Used" means a data set was decoded with the template (a lookup through
+//! [`TemplateScope::get`]) or the template was announced again. The hot path
+//! pays one relaxed atomic increment and store per lookup; the ordering is
+//! only consulted when a cap is reached (see [`LruIndex`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::template::{FieldSpec, Template, TemplateKind};
@@ -70,8 +86,9 @@ impl core::fmt::Display for TemplateKey {
     }
 }
 
-/// Resource limits. Exceeding one yields an error entry and a counter, never
-/// unbounded growth.
+/// Resource limits. Reaching a scope or template cap evicts the least
+/// recently used one (counted); a cap of 0 refuses with an error entry and a
+/// counter. Nothing grows without bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Distinct (exporter, protocol, domain) scopes.
@@ -126,14 +143,100 @@ impl Hasher for TemplateIdHasher {
     }
 }
 
-type TemplateMap = HashMap<u16, Arc<Template>, BuildHasherDefault<TemplateIdHasher>>;
+/// Least-recently-used order kept lazily, so that marking a use costs one
+/// store (of a tick from a monotonic clock) and only eviction does work.
+///
+/// Every live key has at least one entry whose tick is at most the key's
+/// latest use tick (the tick of its insertion, or a later one). Evicting pops
+/// the smallest tick; if the key was used since (its latest tick is larger)
+/// it goes back in under that tick and the next one is tried. When the popped
+/// tick is the key's latest, no other key can have an older latest use, so
+/// the choice is exact LRU; each re-insertion pays for a use since the last
+/// one, so eviction is O(log n) amortized. Stale entries (keys removed by a
+/// withdrawal, or inserted again) are dropped when met, and the whole index
+/// is rebuilt once stale entries outnumber live keys.
+#[derive(Debug, Clone)]
+struct LruIndex<K> {
+    by_tick: BTreeMap<u64, K>,
+}
+
+impl<K> Default for LruIndex<K> {
+    fn default() -> Self {
+        LruIndex {
+            by_tick: BTreeMap::new(),
+        }
+    }
+}
+
+impl<K: Copy> LruIndex<K> {
+    /// A key was inserted (or used) at `tick`; ticks are unique per index.
+    fn insert(&mut self, tick: u64, key: K) {
+        self.by_tick.insert(tick, key);
+    }
+
+    /// Remove and return the least recently used live key. `latest` gives a
+    /// key's latest use tick, or None if the key is gone.
+    fn pop_least_recent(&mut self, latest: impl Fn(&K) -> Option<u64>) -> Option<K> {
+        while let Some((tick, key)) = self.by_tick.pop_first() {
+            match latest(&key) {
+                None => continue,
+                Some(now) if now <= tick => return Some(key),
+                Some(now) => {
+                    self.by_tick.insert(now, key);
+                }
+            }
+        }
+        None
+    }
+
+    /// Rebuild from the live keys when stale entries outnumber them.
+    fn compact_if_stale(&mut self, live: usize, keys: impl Fn() -> Vec<(u64, K)>) {
+        if self.by_tick.len() > 2 * live + 64 {
+            self.by_tick = keys().into_iter().collect();
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.by_tick.len()
+    }
+}
+
+/// A stored template and when it was last used (a tick of its scope's clock).
+#[derive(Debug)]
+struct Slot {
+    template: Arc<Template>,
+    last_used: AtomicU64,
+}
+
+impl Clone for Slot {
+    fn clone(&self) -> Self {
+        Slot {
+            template: self.template.clone(),
+            last_used: AtomicU64::new(self.last_used.load(Ordering::Relaxed)),
+        }
+    }
+}
+
+type TemplateMap = HashMap<u16, Slot, BuildHasherDefault<TemplateIdHasher>>;
 
 /// The templates of one scope. Shared (`Arc`) with the data sets decoded from
 /// it, so sub-template lists resolve against the templates known at decode time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct TemplateScope {
     templates: TemplateMap,
+    /// Use clock of this scope: every lookup takes the next tick.
+    clock: AtomicU64,
     pub(crate) max_list_depth: usize,
+}
+
+impl Clone for TemplateScope {
+    fn clone(&self) -> Self {
+        TemplateScope {
+            templates: self.templates.clone(),
+            clock: AtomicU64::new(self.clock.load(Ordering::Relaxed)),
+            max_list_depth: self.max_list_depth,
+        }
+    }
 }
 
 impl TemplateScope {
@@ -145,12 +248,26 @@ impl TemplateScope {
     pub(crate) fn empty(max_list_depth: usize) -> Self {
         TemplateScope {
             templates: TemplateMap::default(),
+            clock: AtomicU64::new(0),
             max_list_depth,
         }
     }
-    /// The template with this id.
+    /// The next tick of this scope's use clock (unique, increasing).
+    fn tick(&self) -> u64 {
+        self.clock.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    /// The template with this id, for decoding: marks it used (it becomes the
+    /// most recently used of its scope, the last one evicted). Use
+    /// [`TemplateScope::peek`] to look without marking.
+    #[inline]
     pub fn get(&self, template_id: u16) -> Option<&Arc<Template>> {
-        self.templates.get(&template_id)
+        let slot = self.templates.get(&template_id)?;
+        slot.last_used.store(self.tick(), Ordering::Relaxed);
+        Some(&slot.template)
+    }
+    /// The template with this id, without marking it used.
+    pub fn peek(&self, template_id: u16) -> Option<&Arc<Template>> {
+        self.templates.get(&template_id).map(|s| &s.template)
     }
     pub fn len(&self) -> usize {
         self.templates.len()
@@ -160,7 +277,31 @@ impl TemplateScope {
     }
     /// Templates in this scope, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Template>> {
-        self.templates.values()
+        self.templates.values().map(|s| &s.template)
+    }
+    /// Template ids from least to most recently used (the eviction order).
+    pub fn ids_by_last_use(&self) -> Vec<u16> {
+        let mut ids: Vec<(u64, u16)> = self.ticks();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id).collect()
+    }
+    /// Fields of all templates in this scope.
+    pub fn field_count(&self) -> usize {
+        self.templates
+            .values()
+            .map(|s| s.template.fields.len())
+            .sum()
+    }
+    fn ticks(&self) -> Vec<(u64, u16)> {
+        self.templates
+            .iter()
+            .map(|(&id, s)| (s.last_used.load(Ordering::Relaxed), id))
+            .collect()
+    }
+    fn last_used(&self, template_id: u16) -> Option<u64> {
+        self.templates
+            .get(&template_id)
+            .map(|s| s.last_used.load(Ordering::Relaxed))
     }
 }
 
@@ -184,16 +325,38 @@ pub struct CacheStats {
     pub refreshed: u64,
     pub redefined: u64,
     pub withdrawn: u64,
-    /// Templates refused by `max_templates_per_scope`.
+    /// Templates evicted (least recently used first) to make room for a new
+    /// one in a scope holding `max_templates_per_scope`.
+    pub evicted_templates: u64,
+    /// Scopes evicted (least recently used first, with all their templates)
+    /// to make room for a new one when `max_scopes` are held.
+    pub evicted_scopes: u64,
+    /// Templates that went with the evicted scopes.
+    pub templates_in_evicted_scopes: u64,
+    /// Templates refused because `max_templates_per_scope` is 0.
     pub rejected_template_limit: u64,
-    /// Scopes refused by `max_scopes`.
+    /// Scopes refused because `max_scopes` is 0.
     pub rejected_scope_limit: u64,
+}
+
+/// One scope and its bookkeeping.
+#[derive(Debug, Clone)]
+struct ScopeSlot {
+    scope: Arc<TemplateScope>,
+    /// Tick of the cache's clock when a packet last used this scope.
+    last_used: u64,
+    /// Eviction order of the scope's templates (ticks of the scope's clock).
+    lru: LruIndex<u16>,
 }
 
 /// Template state for any number of exporters.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateCache {
-    scopes: HashMap<ScopeKey, Arc<TemplateScope>>,
+    scopes: HashMap<ScopeKey, ScopeSlot>,
+    /// Eviction order of scopes (ticks of `clock`).
+    scope_lru: LruIndex<ScopeKey>,
+    /// Use clock of scopes: one tick per packet that uses a scope.
+    clock: u64,
     limits: Limits,
     stats: CacheStats,
 }
@@ -205,9 +368,8 @@ impl TemplateCache {
 
     pub fn with_limits(limits: Limits) -> Self {
         TemplateCache {
-            scopes: HashMap::new(),
             limits,
-            stats: CacheStats::default(),
+            ..Default::default()
         }
     }
 
@@ -219,37 +381,94 @@ impl TemplateCache {
         &self.stats
     }
 
-    /// The template for a key.
+    /// The template for a key (does not mark it used).
     pub fn get(&self, key: &TemplateKey) -> Option<&Arc<Template>> {
-        self.scopes.get(&key.scope)?.get(key.template_id)
+        self.scopes.get(&key.scope)?.scope.peek(key.template_id)
     }
 
     /// The templates of one scope.
     pub fn scope(&self, key: &ScopeKey) -> Option<&Arc<TemplateScope>> {
-        self.scopes.get(key)
+        self.scopes.get(key).map(|s| &s.scope)
     }
 
-    /// All scopes with at least one template.
+    /// All scopes (in no particular order).
     pub fn scopes(&self) -> impl Iterator<Item = (&ScopeKey, &Arc<TemplateScope>)> {
-        self.scopes.iter()
+        self.scopes.iter().map(|(k, s)| (k, &s.scope))
+    }
+
+    /// Number of scopes held.
+    pub fn scope_count(&self) -> usize {
+        self.scopes.len()
+    }
+
+    /// Scopes from least to most recently used (the eviction order).
+    pub fn scopes_by_last_use(&self) -> Vec<ScopeKey> {
+        let mut keys: Vec<(u64, ScopeKey)> =
+            self.scopes.iter().map(|(k, s)| (s.last_used, *k)).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, k)| k).collect()
     }
 
     /// Total number of templates stored.
     pub fn template_count(&self) -> usize {
-        self.scopes.values().map(|s| s.len()).sum()
+        self.scopes.values().map(|s| s.scope.len()).sum()
+    }
+
+    /// Total number of template fields stored (the bulk of the cache's memory).
+    pub fn field_count(&self) -> usize {
+        self.scopes.values().map(|s| s.scope.field_count()).sum()
     }
 
     /// Forget everything an exporter announced (e.g. when its TCP session closes).
     pub fn remove_exporter(&mut self, exporter: ExporterId) {
         self.scopes.retain(|k, _| k.exporter != exporter);
+        self.compact_scope_index();
     }
 
-    /// The current snapshot of a scope, or an empty one.
-    pub(crate) fn snapshot(&self, key: &ScopeKey) -> Arc<TemplateScope> {
-        match self.scopes.get(key) {
-            Some(s) => s.clone(),
+    fn compact_scope_index(&mut self) {
+        let scopes = &self.scopes;
+        self.scope_lru.compact_if_stale(scopes.len(), || {
+            scopes.iter().map(|(k, s)| (s.last_used, *k)).collect()
+        });
+    }
+
+    /// Mark a scope used by this packet.
+    fn touch_scope(&mut self, key: &ScopeKey) -> Option<&mut ScopeSlot> {
+        let slot = self.scopes.get_mut(key)?;
+        self.clock += 1;
+        slot.last_used = self.clock;
+        Some(slot)
+    }
+
+    /// The current snapshot of a scope, or an empty one. Taken when a packet
+    /// carries data sets, so it marks the scope used.
+    pub(crate) fn snapshot(&mut self, key: &ScopeKey) -> Arc<TemplateScope> {
+        match self.touch_scope(key) {
+            Some(s) => s.scope.clone(),
             None => Arc::new(TemplateScope::empty(self.limits.max_list_depth)),
         }
+    }
+
+    /// Make room for one more scope: evict the least recently used one.
+    fn evict_scope(&mut self) -> bool {
+        let scopes = &self.scopes;
+        let victim = self
+            .scope_lru
+            .pop_least_recent(|k| scopes.get(k).map(|s| s.last_used))
+            .or_else(|| {
+                // The index lost track (cannot happen with unique ticks): rebuild.
+                self.scope_lru.by_tick = scopes.iter().map(|(k, s)| (s.last_used, *k)).collect();
+                self.scope_lru
+                    .pop_least_recent(|k| scopes.get(k).map(|s| s.last_used))
+            });
+        let Some(victim) = victim else {
+            return false;
+        };
+        if let Some(gone) = self.scopes.remove(&victim) {
+            self.stats.evicted_scopes += 1;
+            self.stats.templates_in_evicted_scopes += gone.scope.len() as u64;
+        }
+        true
     }
 
     /// Store a template record (already checked against the field limit).
@@ -261,10 +480,16 @@ impl TemplateCache {
         scope_count: u16,
         specs: &[FieldSpec],
     ) -> Result<TemplateChange, ErrorKind> {
-        if let Some(existing) = self.scopes.get(&key).and_then(|s| s.get(template_id)) {
-            if existing.same_layout(kind, scope_count, specs) {
-                self.stats.refreshed += 1;
-                return Ok(TemplateChange::Refreshed);
+        if let Some(slot) = self.touch_scope(&key) {
+            if let Some(existing) = slot.scope.templates.get(&template_id) {
+                if existing.template.same_layout(kind, scope_count, specs) {
+                    // A refresh is a use; the atomic store needs no copy of a shared scope.
+                    existing
+                        .last_used
+                        .store(slot.scope.tick(), Ordering::Relaxed);
+                    self.stats.refreshed += 1;
+                    return Ok(TemplateChange::Refreshed);
+                }
             }
         }
         let zero = specs.iter().filter(|s| s.length == 0).count();
@@ -277,47 +502,87 @@ impl TemplateCache {
         }
         let template = Template::compile(key.protocol, template_id, kind, scope_count, specs)?;
         if !self.scopes.contains_key(&key) {
-            if self.scopes.len() >= self.limits.max_scopes {
+            if self.limits.max_scopes == 0 {
                 self.stats.rejected_scope_limit += 1;
-                return Err(ErrorKind::ScopeLimit {
-                    limit: self.limits.max_scopes,
-                });
+                return Err(ErrorKind::ScopeLimit { limit: 0 });
             }
+            while self.scopes.len() >= self.limits.max_scopes && self.evict_scope() {}
+            self.clock += 1;
             self.scopes.insert(
                 key,
-                Arc::new(TemplateScope::empty(self.limits.max_list_depth)),
+                ScopeSlot {
+                    scope: Arc::new(TemplateScope::empty(self.limits.max_list_depth)),
+                    last_used: self.clock,
+                    lru: LruIndex::default(),
+                },
             );
+            self.scope_lru.insert(self.clock, key);
+            self.compact_scope_index();
         }
         let max = self.limits.max_templates_per_scope;
-        let scope = Arc::make_mut(self.scopes.get_mut(&key).expect("inserted above"));
+        let slot = self.scopes.get_mut(&key).expect("inserted above");
+        let scope = Arc::make_mut(&mut slot.scope);
         let change = if scope.templates.contains_key(&template_id) {
             TemplateChange::Redefined
-        } else if scope.templates.len() >= max {
+        } else if max == 0 {
             self.stats.rejected_template_limit += 1;
             return Err(ErrorKind::TemplateLimit {
                 template_id,
                 limit: max,
             });
         } else {
+            while scope.templates.len() >= max {
+                let victim = slot
+                    .lru
+                    .pop_least_recent(|id| scope.last_used(*id))
+                    .or_else(|| {
+                        // The index lost track (cannot happen with unique ticks): rebuild.
+                        slot.lru.by_tick = scope.ticks().into_iter().collect();
+                        slot.lru.pop_least_recent(|id| scope.last_used(*id))
+                    });
+                let Some(victim) = victim else {
+                    // Unreachable: a full scope has a least recently used template.
+                    return Err(ErrorKind::TemplateLimit {
+                        template_id,
+                        limit: max,
+                    });
+                };
+                scope.templates.remove(&victim);
+                self.stats.evicted_templates += 1;
+            }
             TemplateChange::Learned
         };
-        scope.templates.insert(template_id, Arc::new(template));
-        match change {
-            TemplateChange::Learned => self.stats.learned += 1,
-            _ => self.stats.redefined += 1,
+        let tick = scope.tick();
+        scope.templates.insert(
+            template_id,
+            Slot {
+                template: Arc::new(template),
+                last_used: AtomicU64::new(tick),
+            },
+        );
+        if change == TemplateChange::Learned {
+            slot.lru.insert(tick, template_id);
+            slot.lru
+                .compact_if_stale(scope.templates.len(), || scope.ticks());
+            self.stats.learned += 1;
+        } else {
+            self.stats.redefined += 1;
         }
         Ok(change)
     }
 
     /// Withdraw one template (RFC 7011 section 8.1). Returns whether it existed.
     pub(crate) fn withdraw(&mut self, key: ScopeKey, template_id: u16) -> bool {
-        let Some(scope) = self.scopes.get_mut(&key) else {
+        let Some(slot) = self.scopes.get_mut(&key) else {
             return false;
         };
-        if scope.get(template_id).is_none() {
+        if slot.scope.peek(template_id).is_none() {
             return false;
         }
-        Arc::make_mut(scope).templates.remove(&template_id);
+        let scope = Arc::make_mut(&mut slot.scope);
+        scope.templates.remove(&template_id);
+        slot.lru
+            .compact_if_stale(scope.templates.len(), || scope.ticks());
         self.stats.withdrawn += 1;
         true
     }
@@ -325,22 +590,34 @@ impl TemplateCache {
     /// Withdraw every template of one kind in a scope (RFC 7011 section 8.1,
     /// template ID 2 or 3 with field count 0). Returns the withdrawn ids.
     pub(crate) fn withdraw_all(&mut self, key: ScopeKey, kind: TemplateKind) -> Vec<u16> {
-        let Some(scope) = self.scopes.get_mut(&key) else {
+        let Some(slot) = self.scopes.get_mut(&key) else {
             return Vec::new();
         };
-        let ids: Vec<u16> = scope
-            .templates
-            .values()
+        let ids: Vec<u16> = slot
+            .scope
+            .iter()
             .filter(|t| t.kind == kind)
             .map(|t| t.id)
             .collect();
         if !ids.is_empty() {
-            let s = Arc::make_mut(scope);
+            let scope = Arc::make_mut(&mut slot.scope);
             for id in &ids {
-                s.templates.remove(id);
+                scope.templates.remove(id);
             }
+            slot.lru
+                .compact_if_stale(scope.templates.len(), || scope.ticks());
             self.stats.withdrawn += ids.len() as u64;
         }
         ids
+    }
+
+    /// Entries in the eviction indexes (scopes, templates): bounded by a
+    /// constant factor of the live entries. For tests of the bounds.
+    #[doc(hidden)]
+    pub fn index_sizes(&self) -> (usize, usize) {
+        (
+            self.scope_lru.len(),
+            self.scopes.values().map(|s| s.lru.len()).sum(),
+        )
     }
 }

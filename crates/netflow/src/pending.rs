@@ -6,6 +6,10 @@
 //! [`PendingBuffer`] keeps copies of them within count, byte and age limits,
 //! and [`Decoder`] replays them as soon as the template arrives. Whatever a
 //! limit forces out is counted, never silently lost.
+//!
+//! Besides the global byte limit each exporter has its own
+//! (`max_bytes_per_exporter`): one exporter that never sends its templates (or
+//! a spoofed flood) then evicts only its own oldest sets, not everyone's.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -25,6 +29,8 @@ pub struct PendingLimits {
     pub max_sets: usize,
     /// Bytes of set bodies kept at most.
     pub max_bytes: usize,
+    /// Bytes of set bodies kept at most for one exporter.
+    pub max_bytes_per_exporter: usize,
     /// Age in milliseconds (of the caller's clock) after which a set is dropped.
     pub max_age_ms: u64,
 }
@@ -34,6 +40,7 @@ impl Default for PendingLimits {
         PendingLimits {
             max_sets: 16_384,
             max_bytes: 64 << 20,
+            max_bytes_per_exporter: 16 << 20,
             max_age_ms: 10 * 60 * 1000,
         }
     }
@@ -66,6 +73,9 @@ pub struct PendingStats {
     pub dropped_age: u64,
     /// Sets dropped to stay within `max_sets` / `max_bytes`.
     pub dropped_capacity: u64,
+    /// Sets dropped to keep their exporter within `max_bytes_per_exporter`
+    /// (the exporter's own oldest sets, or a set larger than the limit).
+    pub dropped_exporter_capacity: u64,
 }
 
 /// Bounded buffer of data sets waiting for templates, oldest first.
@@ -76,6 +86,8 @@ pub struct PendingBuffer {
     /// template?" O(1), as it is asked for every template change.
     waiting: HashMap<TemplateKey, usize>,
     bytes: usize,
+    /// Bytes held per exporter (no entry when none).
+    exporter_bytes: HashMap<ExporterId, usize>,
     limits: PendingLimits,
     stats: PendingStats,
 }
@@ -105,6 +117,11 @@ impl PendingBuffer {
         self.bytes
     }
 
+    /// Bytes of set bodies held for one exporter.
+    pub fn exporter_bytes(&self, exporter: ExporterId) -> usize {
+        self.exporter_bytes.get(&exporter).copied().unwrap_or(0)
+    }
+
     /// The sets waiting, oldest first.
     pub fn iter(&self) -> impl Iterator<Item = &PendingSet> {
         self.sets.iter()
@@ -117,6 +134,7 @@ impl PendingBuffer {
 
     fn forget(&mut self, s: &PendingSet) {
         self.bytes -= s.body.len();
+        Self::forget_exporter_bytes(&mut self.exporter_bytes, s);
         if let Some(n) = self.waiting.get_mut(&s.key) {
             *n -= 1;
             if *n == 0 {
@@ -125,13 +143,45 @@ impl PendingBuffer {
         }
     }
 
+    fn forget_exporter_bytes(exporter_bytes: &mut HashMap<ExporterId, usize>, s: &PendingSet) {
+        let exporter = s.key.scope.exporter;
+        if let Some(n) = exporter_bytes.get_mut(&exporter) {
+            *n -= s.body.len();
+            if *n == 0 {
+                exporter_bytes.remove(&exporter);
+            }
+        }
+    }
+
     /// Buffer a set; returns the sets evicted to make room (oldest first).
     pub fn push(&mut self, set: PendingSet) -> Vec<PendingSet> {
         let mut evicted = Vec::new();
+        let exporter = set.key.scope.exporter;
+        if set.body.len() > self.limits.max_bytes_per_exporter {
+            self.stats.dropped_exporter_capacity += 1;
+            evicted.push(set);
+            return evicted;
+        }
         if set.body.len() > self.limits.max_bytes || self.limits.max_sets == 0 {
             self.stats.dropped_capacity += 1;
             evicted.push(set);
             return evicted;
+        }
+        // This exporter's own oldest sets make room first. Finding them is a
+        // scan from the front, which stops at the first one: it is near the
+        // front whenever this exporter is the one filling the buffer.
+        while self.exporter_bytes(exporter) + set.body.len() > self.limits.max_bytes_per_exporter {
+            let Some(at) = self
+                .sets
+                .iter()
+                .position(|s| s.key.scope.exporter == exporter)
+            else {
+                break;
+            };
+            let old = self.sets.remove(at).expect("position is in range");
+            self.forget(&old);
+            self.stats.dropped_exporter_capacity += 1;
+            evicted.push(old);
         }
         while self.sets.len() >= self.limits.max_sets
             || self.bytes + set.body.len() > self.limits.max_bytes
@@ -142,6 +192,7 @@ impl PendingBuffer {
             evicted.push(old);
         }
         self.bytes += set.body.len();
+        *self.exporter_bytes.entry(exporter).or_insert(0) += set.body.len();
         *self.waiting.entry(set.key).or_insert(0) += 1;
         self.stats.buffered += 1;
         self.sets.push_back(set);
@@ -170,6 +221,7 @@ impl PendingBuffer {
         for s in self.sets.drain(..) {
             if wanted(&s.key) {
                 self.bytes -= s.body.len();
+                Self::forget_exporter_bytes(&mut self.exporter_bytes, &s);
                 taken.push(s);
             } else {
                 kept.push_back(s);
@@ -199,6 +251,7 @@ impl PendingBuffer {
     pub fn drain(&mut self) -> Vec<PendingSet> {
         self.bytes = 0;
         self.waiting.clear();
+        self.exporter_bytes.clear();
         self.sets.drain(..).collect()
     }
 }

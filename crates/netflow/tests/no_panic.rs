@@ -667,6 +667,8 @@ fn decoder_config() -> impl Strategy<Value = DecoderConfig> {
                     pending: PendingLimits {
                         max_sets: sets,
                         max_bytes: bytes,
+                        // Below the global limit half the time, so both limits are exercised.
+                        max_bytes_per_exporter: bytes / 2 + (age as usize % 2) * bytes,
                         max_age_ms: age,
                     },
                 }
@@ -743,6 +745,21 @@ fn decode_checked(
     );
     let sum: usize = decoder.pending.iter().map(|s| s.body.len()).sum();
     assert_eq!(sum, decoder.pending.bytes(), "pending byte count drifted");
+    let mut per_exporter: std::collections::HashMap<ExporterId, usize> = Default::default();
+    for s in decoder.pending.iter() {
+        *per_exporter.entry(s.key.scope.exporter).or_default() += s.body.len();
+    }
+    for (exporter, bytes) in per_exporter {
+        assert!(
+            bytes <= cfg.max_bytes_per_exporter,
+            "exporter over its byte limit"
+        );
+        assert_eq!(
+            bytes,
+            decoder.pending.exporter_bytes(exporter),
+            "exporter byte count drifted"
+        );
+    }
     for s in decoder.pending.iter() {
         assert!(
             now_ms - s.received_ms <= cfg.max_age_ms,
@@ -751,7 +768,9 @@ fn decode_checked(
     }
     let st = decoder.pending.stats();
     let counted =
-        (st.replayed + st.dropped_age + st.dropped_capacity) as usize + decoder.pending.len();
+        (st.replayed + st.dropped_age + st.dropped_capacity + st.dropped_exporter_capacity)
+            as usize
+            + decoder.pending.len();
     let returned = ledger.replayed + ledger.dropped + decoder.pending.len();
     // Every set that went missing is replayed, dropped or still pending: none
     // vanishes uncounted (e.g. when its template is withdrawn again).
@@ -1343,7 +1362,7 @@ proptest! {
         } else {
             Limits::default()
         };
-        let pending = PendingLimits { max_sets: 8, max_bytes: 4096, max_age_ms: 10_000 };
+        let pending = PendingLimits { max_sets: 8, max_bytes: 4096, max_bytes_per_exporter: 4096, max_age_ms: 10_000 };
         let mut decoder = Decoder::new(TemplateCache::with_limits(limits), PendingBuffer::new(pending));
         let mut ledger = PendingLedger::default();
         let mut world = Vec::new();
