@@ -1,14 +1,38 @@
 //! Decode throughput on real exports, templates warm: records fully decoded to
 //! typed values, every field read. Inputs: the upstream test packets
 //! (`testdata/seed_vectors.json`, softflowd) and our captures of softflowd and
-//! pmacct (`testdata/captures/`, made by scripts/make-captures.sh). Baseline
-//! measured in the same run: reading every byte of the same packets once (a
-//! checksum), the floor any decoder pays.
+//! pmacct (`testdata/captures/`, made by scripts/make-captures.sh).
+//!
+//! Measured in the same run on the same payloads (issue 5):
+//! - `netflow-rs`: this crate, every field decoded to a [`Value`] and folded
+//!   into a checksum;
+//! - `netflow_parser`: the crates.io `netflow_parser` 1.0.6 (pinned), whose
+//!   `parse_bytes` decodes every field of every record into owned values; the
+//!   bench then folds every field into a checksum the same way;
+//! - `baseline_read_every_byte`: reading every byte of the packets once, the
+//!   floor any decoder pays.
+//!
+//! Both decoders are warmed with one pass over the payloads (the captures start
+//! with their templates), then both must decode the same number of records on
+//! a second pass; a disagreement is printed and that case is skipped rather
+//! than compared on different work.
+//!
+//! At the end a table of records/s per decoder and their ratio is printed,
+//! read back from criterion's estimates of this run.
 //!
 //! Run: `cargo bench -p netflow --bench decode`
 
-use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use std::path::PathBuf;
+
+use criterion::{black_box, Criterion, Throughput};
 use netflow::{decode_hex, parse_packet, TemplateCache, Value};
+use netflow_parser::variable_versions::ipfix::FlowSetBody as IpfixBody;
+use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, ScopeDataField};
+use netflow_parser::{DataNumber, FieldValue, NetflowPacket, NetflowParser};
+
+const OURS: &str = "netflow-rs";
+const THEIRS: &str = "netflow_parser";
+const BASELINE: &str = "baseline_read_every_byte";
 
 fn vector(name: &str) -> Vec<u8> {
     let path = concat!(
@@ -26,7 +50,7 @@ fn vector(name: &str) -> Vec<u8> {
     decode_hex(v["hex"].as_str().unwrap()).unwrap()
 }
 
-/// Decode a packet and fold every field value into a checksum.
+/// Decode a packet with netflow-rs and fold every field value into a checksum.
 fn decode_all(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     let p = parse_packet(bytes, cache).unwrap();
     let mut acc = 0u64;
@@ -48,29 +72,202 @@ fn decode_all(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     acc
 }
 
+fn number(n: &DataNumber) -> u64 {
+    match n {
+        DataNumber::U8(x) => *x as u64,
+        DataNumber::I8(x) => *x as u64,
+        DataNumber::U16(x) => *x as u64,
+        DataNumber::I16(x) => *x as u64,
+        DataNumber::U24(x) | DataNumber::U32(x) => *x as u64,
+        DataNumber::I24(x) | DataNumber::I32(x) => *x as u64,
+        DataNumber::U64(x) => *x,
+        DataNumber::I64(x) => *x as u64,
+        DataNumber::U128(x) => *x as u64,
+        DataNumber::I128(x) => *x as u64,
+        DataNumber::Vec(v) => v.len() as u64,
+    }
+}
+
+/// The same fold as [`decode_all`], over netflow_parser's values.
+fn fold_theirs(v: &FieldValue) -> u64 {
+    match v {
+        FieldValue::DataNumber(n) => number(n),
+        FieldValue::Ip4Addr(a) => u32::from(*a) as u64,
+        FieldValue::Ip6Addr(a) => u128::from(*a) as u64,
+        FieldValue::MacAddr(m) => m[5] as u64,
+        FieldValue::String(s) => s.value.len() as u64,
+        FieldValue::Vec(b) => b.len() as u64,
+        FieldValue::Duration(d) => d.as_duration().as_millis() as u64,
+        _ => 1,
+    }
+}
+
+/// Decode a payload with netflow_parser, fold every field; returns
+/// (checksum, records, data sets it could not decode for want of a template).
+fn decode_theirs(bytes: &[u8], parser: &mut NetflowParser) -> (u64, usize, usize) {
+    let result = parser.parse_bytes(bytes);
+    assert!(result.error.is_none(), "netflow_parser: {:?}", result.error);
+    let (mut acc, mut records, mut no_template) = (0u64, 0usize, 0usize);
+    let record =
+        |acc: &mut u64, records: &mut usize, values: &mut dyn Iterator<Item = &FieldValue>| {
+            *records += 1;
+            for v in values {
+                *acc = acc.wrapping_add(fold_theirs(v));
+            }
+        };
+    for packet in &result.packets {
+        match packet {
+            NetflowPacket::V5(v5) => {
+                for f in &v5.flowsets {
+                    // All 20 fields of the fixed v5 record, as in our fold.
+                    records += 1;
+                    acc = acc
+                        .wrapping_add(u32::from(f.src_addr) as u64)
+                        .wrapping_add(u32::from(f.dst_addr) as u64)
+                        .wrapping_add(u32::from(f.next_hop) as u64)
+                        .wrapping_add(f.input as u64 + f.output as u64)
+                        .wrapping_add(f.d_pkts as u64 + f.d_octets as u64)
+                        .wrapping_add(f.first as u64 + f.last as u64)
+                        .wrapping_add(f.src_port as u64 + f.dst_port as u64)
+                        .wrapping_add(f.pad1 as u64 + f.tcp_flags as u64)
+                        .wrapping_add(f.protocol_number as u64 + f.tos as u64)
+                        .wrapping_add(f.src_as as u64 + f.dst_as as u64)
+                        .wrapping_add(f.src_mask as u64 + f.dst_mask as u64)
+                        .wrapping_add(f.pad2 as u64);
+                }
+            }
+            NetflowPacket::V9(v9) => {
+                for set in &v9.flowsets {
+                    match &set.body {
+                        V9Body::Data(d) => {
+                            for r in &d.fields {
+                                record(&mut acc, &mut records, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        V9Body::OptionsData(d) => {
+                            for r in &d.fields {
+                                let scope = r.scope_fields.iter().map(|s| match s {
+                                    ScopeDataField::System(b)
+                                    | ScopeDataField::Interface(b)
+                                    | ScopeDataField::LineCard(b)
+                                    | ScopeDataField::NetFlowCache(b)
+                                    | ScopeDataField::Template(b)
+                                    | ScopeDataField::Unknown(_, b) => b.len() as u64,
+                                });
+                                let scope_sum = scope.fold(0u64, u64::wrapping_add);
+                                record(
+                                    &mut acc,
+                                    &mut records,
+                                    &mut r.options_fields.iter().map(|(_, v)| v),
+                                );
+                                acc = acc.wrapping_add(scope_sum);
+                            }
+                        }
+                        V9Body::NoTemplate(_) => no_template += 1,
+                        _ => {}
+                    }
+                }
+            }
+            NetflowPacket::IPFix(ipfix) => {
+                for set in &ipfix.flowsets {
+                    match &set.body {
+                        IpfixBody::Data(d) => {
+                            for r in &d.fields {
+                                record(&mut acc, &mut records, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        IpfixBody::OptionsData(d) => {
+                            for r in &d.fields {
+                                record(&mut acc, &mut records, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        IpfixBody::V9Data(d) => {
+                            for r in &d.fields {
+                                record(&mut acc, &mut records, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        IpfixBody::NoTemplate(_) => no_template += 1,
+                        _ => {}
+                    }
+                }
+            }
+            NetflowPacket::V7(v7) => records += v7.flowsets.len(),
+            _ => {}
+        }
+    }
+    (acc, records, no_template)
+}
+
 fn read_every_byte(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0u64, |a, &b| a.wrapping_add(b as u64))
 }
 
-/// Measure decoding `packets` (after `cache` learned their templates) against
-/// reading every byte of them.
-fn measure(c: &mut Criterion, name: &str, packets: &[Vec<u8>], cache: &mut TemplateCache) {
+/// One compared case, for the summary table.
+struct Case {
+    name: String,
+    records: usize,
+    datagrams: usize,
+    /// Why netflow_parser was not measured, if it was not.
+    skipped: Option<String>,
+}
+
+/// Measure decoding `packets` with both decoders (each warmed with `warmup`
+/// then one pass over `packets`) against reading every byte of them.
+fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>]) -> Case {
+    let mut cache = TemplateCache::new();
+    let mut parser = NetflowParser::default();
+    for p in warmup.iter().chain(packets) {
+        parse_packet(p, &mut cache).unwrap();
+        let warm = parser.parse_bytes(p);
+        assert!(
+            warm.error.is_none(),
+            "{name}: netflow_parser: {:?}",
+            warm.error
+        );
+    }
+    // Counted on a warm pass: a data set that came before its template in the
+    // capture decodes from the second pass on.
     let records: usize = packets
         .iter()
-        .map(|p| parse_packet(p, cache).unwrap().record_count())
+        .map(|p| parse_packet(p, &mut cache).unwrap().record_count())
         .sum();
+    let (mut theirs, mut no_template) = (0, 0);
+    for p in packets {
+        let (_, r, n) = decode_theirs(p, &mut parser);
+        theirs += r;
+        no_template += n;
+    }
+    let skipped = (theirs != records).then(|| {
+        format!(
+            "netflow_parser decodes {theirs} records, netflow-rs {records} \
+             ({no_template} sets without template)"
+        )
+    });
     let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(records as u64));
-    g.bench_function("decode_all_fields", |b| {
+    g.bench_function(OURS, |b| {
         b.iter(|| {
             let mut acc = 0;
             for p in packets {
-                acc ^= decode_all(black_box(p), cache);
+                acc ^= decode_all(black_box(p), &mut cache);
             }
             acc
         })
     });
-    g.bench_function("baseline_read_every_byte", |b| {
+    if let Some(why) = &skipped {
+        eprintln!("{name}: {why}; netflow_parser not measured on this case");
+    } else {
+        g.bench_function(THEIRS, |b| {
+            b.iter(|| {
+                let mut acc = 0;
+                for p in packets {
+                    acc ^= decode_theirs(black_box(p), &mut parser).0;
+                }
+                acc
+            })
+        });
+    }
+    g.bench_function(BASELINE, |b| {
         b.iter(|| {
             let mut acc = 0;
             for p in packets {
@@ -80,16 +277,12 @@ fn measure(c: &mut Criterion, name: &str, packets: &[Vec<u8>], cache: &mut Templ
         })
     });
     g.finish();
-}
-
-/// Seed vectors: `warmup` packets carry the templates of `packets`.
-fn bench_case(c: &mut Criterion, name: &str, warmup: &[&str], packets: &[&str]) {
-    let mut cache = TemplateCache::new();
-    for w in warmup {
-        parse_packet(&vector(w), &mut cache).unwrap();
+    Case {
+        name: name.to_string(),
+        records,
+        datagrams: packets.len(),
+        skipped,
     }
-    let packets: Vec<Vec<u8>> = packets.iter().map(|n| vector(n)).collect();
-    measure(c, name, &packets, &mut cache);
 }
 
 /// All UDP payloads of a capture.
@@ -106,35 +299,92 @@ fn capture(name: &str) -> Vec<Vec<u8>> {
     out
 }
 
-/// A whole capture (its first datagrams carry the templates).
-fn bench_capture(c: &mut Criterion, name: &str) {
-    measure(c, name, &capture(name), &mut TemplateCache::new());
+/// Where criterion keeps this run's estimates (its own lookup order, minus
+/// `cargo metadata`: the bench executable lives in `<target>/<profile>/deps/`).
+fn criterion_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("CRITERION_HOME") {
+        return home.into();
+    }
+    if let Some(target) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(target).join("criterion");
+    }
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors()
+        .nth(3)
+        .map(|t| t.join("criterion"))
+        .unwrap_or_else(|| "target/criterion".into())
 }
 
-fn benches(c: &mut Criterion) {
+/// Mean time of one iteration (ns) criterion estimated in this run, if any.
+fn mean_ns(group: &str, function: &str) -> Option<f64> {
+    let path = criterion_home()
+        .join(group)
+        .join(function)
+        .join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["mean"]["point_estimate"].as_f64()
+}
+
+fn summary(cases: &[Case]) {
+    let rate = |c: &Case, f: &str| mean_ns(&c.name, f).map(|ns| c.records as f64 / ns * 1e3);
+    let fmt = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2} M/s"));
+    println!("\nrecords/s, one core, templates warm, every field read");
+    println!(
+        "| input | datagrams | records | {OURS} | {THEIRS} | {OURS} / {THEIRS} | read every byte |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for c in cases {
+        let (ours, theirs) = (rate(c, OURS), rate(c, THEIRS));
+        let ratio = match (ours, theirs, &c.skipped) {
+            (_, _, Some(why)) => why.clone(),
+            (Some(o), Some(t), None) => format!("{:.1}x", o / t),
+            _ => "-".to_string(),
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            c.name,
+            c.datagrams,
+            c.records,
+            fmt(ours),
+            fmt(theirs),
+            ratio,
+            fmt(rate(c, BASELINE))
+        );
+    }
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let mut cases = Vec::new();
     for name in [
         "softflowd-v5",
+        "pmacct-v5",
         "softflowd-v9",
-        "softflowd-ipfix",
         "pmacct-v9",
+        "softflowd-ipfix",
         "pmacct-ipfix",
     ] {
-        bench_capture(c, name);
+        cases.push(measure(&mut c, name, &[], &capture(name)));
     }
-    bench_case(c, "v5", &[], &["PACKET_V5"]);
-    bench_case(
-        c,
-        "v9",
-        &["PACKET_V9_TEMPLATE"],
-        &["PACKETS_V9[0]", "PACKETS_V9[1]", "PACKETS_V9[2]"],
-    );
-    bench_case(
-        c,
-        "ipfix",
-        &["PACKET_IPFIX_TEMPLATE_ETHER"],
-        &["PACKET_IPFIX_ETHER"],
-    );
+    let seeds: [(&str, &[&str], &[&str]); 3] = [
+        ("v5", &[], &["PACKET_V5"]),
+        (
+            "v9",
+            &["PACKET_V9_TEMPLATE"],
+            &["PACKETS_V9[0]", "PACKETS_V9[1]", "PACKETS_V9[2]"],
+        ),
+        (
+            "ipfix",
+            &["PACKET_IPFIX_TEMPLATE_ETHER"],
+            &["PACKET_IPFIX_ETHER"],
+        ),
+    ];
+    for (name, warmup, packets) in seeds {
+        let warmup: Vec<_> = warmup.iter().map(|n| vector(n)).collect();
+        let packets: Vec<_> = packets.iter().map(|n| vector(n)).collect();
+        cases.push(measure(&mut c, name, &warmup, &packets));
+    }
+    c.final_summary();
+    summary(&cases);
 }
-
-criterion_group!(decode, benches);
-criterion_main!(decode);
