@@ -88,13 +88,18 @@ start; with --stats (or -D, every 10 s) a status line
 
 and at the end one line per exporter, then a total:
 
-  exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 lost 0 packets templates 3 sampling 1/8 random
+  exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 expired 0 evicted 0 lost 0 packets templates 3 sampling 1/8 random
   total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 socket_drops 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
   waiting   data sets still waiting for their template; replayed: decoded
-            after it came; dropped: given up (too old, buffer full)
+            after it came; dropped: given up, expired (waited more than
+            10 minutes; checked every second even with no traffic) plus
+            evicted (buffer full). Sets still waiting at the end get a line
+            `waiting ADDR sets N bytes N never written, templates never
+            received: v9 domain D template T (N sets), ...` after their
+            exporter's line
   lost      sequence numbers never received, in the version's unit
             (v5/v7 flows, v9 packets, IPFIX records)
   templates templates (and options templates) known for the exporter

@@ -75,7 +75,9 @@ pub use metrics::render as render_metrics;
 pub use sink::{rotated_path, ChannelSink, ExportItem, FileSink, Rotation, Sink, SinkCounters};
 #[cfg(feature = "tokio")]
 pub use stream::ExportStream;
-pub use stats::{ExporterStats, GlobalStats, Histogram, SequenceSummary, Stats, HISTOGRAM_BOUNDS};
+pub use stats::{
+    ExporterStats, GlobalStats, Histogram, SequenceSummary, Stats, WaitingSets, HISTOGRAM_BOUNDS,
+};
 
 /// Largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;

@@ -23,6 +23,14 @@ pub struct SequenceSummary {
     pub restarts: u64,
 }
 
+/// Data sets of one template that were still waiting at shutdown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WaitingSets {
+    pub sets: u64,
+    /// Bytes of their bodies.
+    pub bytes: u64,
+}
+
 /// Counters of one exporter (transport address).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExporterStats {
@@ -45,8 +53,19 @@ pub struct ExporterStats {
     pub sets_waiting: u64,
     /// Data sets decoded after their template arrived.
     pub sets_replayed: u64,
-    /// Data sets dropped from the pending buffer (too old, buffer full).
+    /// Data sets dropped from the pending buffer (too old, buffer full):
+    /// `sets_expired + sets_evicted`.
     pub sets_dropped: u64,
+    /// Of those, dropped because they waited longer than
+    /// [`netflow::PendingLimits::max_age_ms`] (checked at every datagram and,
+    /// with none coming, on a timer).
+    pub sets_expired: u64,
+    /// Of those, dropped to make room (buffer full).
+    pub sets_evicted: u64,
+    /// Data sets still waiting for their template when the collector
+    /// stopped (never written), per (protocol, domain, template id); filled
+    /// in at shutdown.
+    pub waiting_at_stop: BTreeMap<(Protocol, u32, u16), WaitingSets>,
     /// Sequence accounting, summed over the streams below.
     pub sequence: SequenceSummary,
     /// Sequence counters per (protocol, domain) stream of this exporter.
@@ -152,6 +171,8 @@ impl Stats {
             t.sets_waiting += e.sets_waiting;
             t.sets_replayed += e.sets_replayed;
             t.sets_dropped += e.sets_dropped;
+            t.sets_expired += e.sets_expired;
+            t.sets_evicted += e.sets_evicted;
             t.sequence.lost += e.sequence.lost;
             t.sequence.expected += e.sequence.expected;
             t.sequence.received += e.sequence.received;
@@ -185,9 +206,11 @@ impl Stats {
         )
     }
 
-    /// One line per exporter, one per denied source address
-    /// (`denied ADDR packets N`), then a total line:
-    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N lost N UNIT templates N sampling RATE`
+    /// One line per exporter (followed, when data sets were still waiting
+    /// for their template at shutdown, by `waiting ADDR sets N bytes N never
+    /// written, templates never received: PROTOCOL domain D template T (N sets), ...`),
+    /// one per denied source address (`denied ADDR packets N`), then a total line:
+    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N expired N evicted N lost N UNIT templates N sampling RATE`
     /// (RATE: e.g. `1/8 random`, `-` when none was announced)
     pub fn summary_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -210,10 +233,12 @@ impl Stats {
             }
             let _ = write!(
                 line,
-                " waiting {} replayed {} dropped {} lost {} {} templates {} sampling {}",
+                " waiting {} replayed {} dropped {} expired {} evicted {} lost {} {} templates {} sampling {}",
                 e.sets_waiting,
                 e.sets_replayed,
                 e.sets_dropped,
+                e.sets_expired,
+                e.sets_evicted,
                 e.sequence.lost,
                 e.sequence.unit.map_or("-", |u| u.name()),
                 e.templates,
@@ -221,6 +246,23 @@ impl Stats {
                     .map_or_else(|| "-".to_string(), |r| r.to_string())
             );
             out.push(line);
+            if !e.waiting_at_stop.is_empty() {
+                let mut line = format!(
+                    "waiting {addr} sets {} bytes {} never written, templates never received:",
+                    e.waiting_at_stop.values().map(|w| w.sets).sum::<u64>(),
+                    e.waiting_at_stop.values().map(|w| w.bytes).sum::<u64>()
+                );
+                for (i, ((protocol, domain, id), w)) in e.waiting_at_stop.iter().enumerate() {
+                    let _ = write!(
+                        line,
+                        "{} {} domain {domain} template {id} ({} sets)",
+                        if i > 0 { "," } else { "" },
+                        protocol.name(),
+                        w.sets
+                    );
+                }
+                out.push(line);
+            }
         }
         for (addr, n) in &self.denied {
             out.push(format!("denied {addr} packets {n}"));

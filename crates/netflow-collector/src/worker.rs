@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netflow::sequence::SequenceUnit;
 use netflow::{
-    DataSet, Decoded, Decoder, ExporterId, PendingBuffer, SamplingTable, ScopeKey, SequenceTracker,
+    DataSet, Decoded, Decoder, ExporterId, PendingBuffer, PendingSet, SamplingTable, ScopeKey, SequenceTracker,
     StreamKey, TemplateCache, TrackerLimits,
 };
 use netflow_store::Export;
@@ -305,6 +305,10 @@ pub(crate) struct DecodeLoop {
     last_tag: Arc<AtomicU64>,
     /// Dropped when the worker ends (see [`SinkLoop::done`]).
     _done: Sender<()>,
+    /// How long a set may wait for its template ([`PendingLimits::max_age_ms`]).
+    max_age_ms: u64,
+    /// How often an idle worker wakes up to expire waiting sets.
+    expire_tick: Duration,
     bad_log: RateLimit,
     sink_log: RateLimit,
     drop_log: RateLimit,
@@ -331,6 +335,11 @@ impl DecodeLoop {
             queued,
             last_tag,
             _done: done,
+            max_age_ms: config.pending.max_age_ms,
+            // A quarter of the age limit (so a set is dropped at most 25 %
+            // late), between 10 ms and 1 s.
+            expire_tick: Duration::from_millis(config.pending.max_age_ms / 4)
+                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
             bad_log: RateLimit::new(Duration::from_secs(10), 10),
             sink_log: RateLimit::new(Duration::from_secs(10), 3),
             drop_log: RateLimit::new(Duration::from_secs(10), 3),
@@ -338,9 +347,100 @@ impl DecodeLoop {
     }
 
     pub(crate) fn run(mut self) {
-        while let Ok(d) = self.rx.recv() {
-            self.queued.fetch_sub(1, Ordering::Relaxed);
-            self.handle(d);
+        loop {
+            match self.rx.recv_timeout(self.expire_tick) {
+                Ok(d) => {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    self.handle(d);
+                }
+                // Idle: sets waiting for a template must still expire
+                // (otherwise they would only when the next datagram comes).
+                Err(RecvTimeoutError::Timeout) => self.expire_idle(),
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        self.report_waiting();
+    }
+
+    /// Drop the sets that waited too long, with no datagram to trigger it.
+    fn expire_idle(&mut self) {
+        let mut dropped = self.decoder.take_dropped();
+        dropped.extend(self.decoder.pending.expire(now_us() / 1000));
+        if dropped.is_empty() {
+            return;
+        }
+        let now_ms = now_us() / 1000;
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        count_dropped(
+            &mut stats,
+            &dropped,
+            now_ms,
+            self.max_age_ms,
+            &mut self.drop_log,
+        );
+    }
+
+}
+
+/// Count dropped pending sets per exporter, with the reason.
+fn count_dropped(
+    stats: &mut Stats,
+    dropped: &[PendingSet],
+    now_ms: u64,
+    max_age_ms: u64,
+    log: &mut RateLimit,
+) {
+    {
+        for p in dropped {
+            let owner = stats.exporters.entry(p.key.scope.exporter.0).or_default();
+            owner.sets_dropped += 1;
+            owner.sets_waiting = owner.sets_waiting.saturating_sub(1);
+            // The buffer says only that a set left it; older than the limit
+            // means it expired, else it was evicted to make room.
+            let expired = now_ms.saturating_sub(p.received_ms) > max_age_ms;
+            let reason = if expired {
+                owner.sets_expired += 1;
+                "waited longer than the age limit"
+            } else {
+                owner.sets_evicted += 1;
+                "the buffer of sets waiting for templates is full"
+            };
+            if log.allow(log::Level::Warn) {
+                log::warn!(
+                    "dropped a data set that waited for its template ({}) since {:.3}: {reason}",
+                    p.key,
+                    p.tag as f64 / 1e6
+                );
+            }
+        }
+    }
+}
+
+impl DecodeLoop {
+    /// At shutdown: the sets still waiting, per exporter and template, into
+    /// [`ExporterStats::waiting_at_stop`](crate::ExporterStats::waiting_at_stop), and a warning.
+    fn report_waiting(&mut self) {
+        if self.decoder.pending.is_empty() {
+            return;
+        }
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        for p in self.decoder.pending.iter() {
+            let k = &p.key;
+            let e = stats.exporters.entry(k.scope.exporter.0).or_default();
+            let w = e
+                .waiting_at_stop
+                .entry((k.scope.protocol, k.scope.domain, k.template_id))
+                .or_default();
+            w.sets += 1;
+            w.bytes += p.body.len() as u64;
+        }
+        for (addr, e) in &stats.exporters {
+            if !e.waiting_at_stop.is_empty() {
+                log::warn!(
+                    "{addr}: {} data sets still waiting for their templates at shutdown are not written",
+                    e.waiting_at_stop.values().map(|w| w.sets).sum::<u64>()
+                );
+            }
         }
     }
 
@@ -509,18 +609,13 @@ impl DecodeLoop {
             owner.sets_replayed += group.len() as u64;
             owner.sets_waiting = owner.sets_waiting.saturating_sub(group.len() as u64);
         }
-        for p in &decoded.dropped {
-            let owner = stats.exporters.entry(p.key.scope.exporter.0).or_default();
-            owner.sets_dropped += 1;
-            owner.sets_waiting = owner.sets_waiting.saturating_sub(1);
-            if self.drop_log.allow(log::Level::Warn) {
-                log::warn!(
-                    "dropped a data set that waited for its template ({}) since {:.3}",
-                    p.key,
-                    p.tag as f64 / 1e6
-                );
-            }
-        }
+        count_dropped(
+            &mut stats,
+            &decoded.dropped,
+            d.received_us / 1000,
+            self.max_age_ms,
+            &mut self.drop_log,
+        );
         // Sequence accounting of this exporter, summed over its streams.
         let key = StreamKey::new(exporter, &packet.header);
         if let (Some(c), Some(e)) = (self.tracker.stream(&key), stats.exporters.get_mut(&d.from)) {

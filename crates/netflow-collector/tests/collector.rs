@@ -859,3 +859,68 @@ fn templates_known_per_exporter() {
     );
     c.shutdown();
 }
+
+#[test]
+fn waiting_sets_expire_on_a_timer_and_are_reported_at_shutdown() {
+    let mut config = loopback();
+    config.pending.max_age_ms = 300;
+    let c = Collector::bind(config).expect("binds");
+    let data = vector("PACKETS_V9[0]");
+    // RFC 3954 section 5.1: the 20-byte header ends with the source ID;
+    // section 5.3: a data FlowSet starts with its FlowSet ID = template ID.
+    let source_id = u32::from_be_bytes(data[16..20].try_into().unwrap());
+    let template_id = u16::from_be_bytes([data[20], data[21]]);
+    assert!(template_id >= 256);
+    let quiet = exporter_socket(c.local_addr());
+    let q = quiet.local_addr().unwrap();
+    quiet.send(&data).unwrap();
+    let s = wait_stats(&c, "the set to wait", |s| {
+        s.exporters.get(&q).is_some_and(|e| e.sets_waiting > 0)
+    });
+    let waiting = s.exporters[&q].sets_waiting;
+    let sent_at = Instant::now();
+    // Nothing else arrives: only the workers' timer can expire it.
+    let s = wait_stats(&c, "the expiry without any datagram", |s| {
+        s.exporters[&q].sets_expired == waiting
+    });
+    assert!(sent_at.elapsed() < Duration::from_secs(5));
+    let e = &s.exporters[&q];
+    assert_eq!((e.sets_waiting, e.sets_dropped, e.sets_evicted), (0, waiting, 0));
+    assert_eq!(s.global.datagrams, 1);
+    let line = s
+        .summary_lines()
+        .into_iter()
+        .find(|l| l.starts_with(&format!("exporter {q} ")))
+        .unwrap();
+    assert!(
+        line.contains(&format!(" dropped {waiting} expired {waiting} evicted 0 ")),
+        "{line}"
+    );
+
+    // Another exporter's sets still wait when the collector stops: counted
+    // and named in the summary.
+    let late = exporter_socket(c.local_addr());
+    let l = late.local_addr().unwrap();
+    late.send(&data).unwrap();
+    wait_stats(&c, "the second set to wait", |s| {
+        s.exporters.get(&l).is_some_and(|e| e.sets_waiting == waiting)
+    });
+    let (stats, rest) = c.shutdown();
+    assert_eq!(rest.iter().map(|i| i.records.len()).sum::<usize>(), 0);
+    let e = &stats.exporters[&l];
+    assert_eq!(e.sets_waiting, waiting);
+    let w = &e.waiting_at_stop;
+    assert_eq!(w.len(), 1, "{w:?}");
+    let ((protocol, domain, id), sets) = w.iter().next().unwrap();
+    assert_eq!(
+        (protocol.name(), *domain, *id, sets.sets),
+        ("v9", source_id, template_id, waiting)
+    );
+    assert!(sets.bytes > 0);
+    let summary = stats.summary_lines();
+    let want = format!(
+        "waiting {l} sets {waiting} bytes {} never written, templates never received: v9 domain {source_id} template {template_id} ({waiting} sets)",
+        sets.bytes
+    );
+    assert!(summary.contains(&want), "{summary:#?}");
+}
