@@ -5,5 +5,6 @@
 //!   version, read by a streaming [`FlowReader`].
 
 pub mod flow;
+pub mod report;
 
 pub use flow::{Entry, Flow, FlowReader, HeaderInfo, ReadStats, TimeBase};
