@@ -3,8 +3,14 @@
 //!
 //! - [`flow`]: one normalized [`Flow`] per stored record, any layout and
 //!   version, read by a streaming [`FlowReader`].
+//! - [`table`]: the Python original's connection table (`python3 -m netflow.analyzer`).
+//! - [`dns`]: reverse DNS with bounded concurrency, timeouts and a cache.
+//! - [`services`]: port -> service name from the system's services database.
 
+pub mod dns;
 pub mod flow;
 pub mod report;
+pub mod services;
+pub mod table;
 
 pub use flow::{Entry, Flow, FlowReader, HeaderInfo, ReadStats, TimeBase};

@@ -1,5 +1,6 @@
 //! `netflow`: command-line tools for NetFlow v1/v5/v7/v9 and IPFIX.
 
+mod analyzer;
 mod collector;
 mod decode;
 mod generate;
@@ -48,6 +49,7 @@ enum Command {
     Generate(generate::GenerateArgs),
     Replay(replay::ReplayArgs),
     Collector(collector::CollectorArgs),
+    Analyzer(analyzer::AnalyzerArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Collector(args) => collector::run(&args),
+        Command::Analyzer(args) => analyzer::run(&args),
     }
 }
 
