@@ -6,11 +6,14 @@
 //! - [`table`]: the Python original's connection table (`python3 -m netflow.analyzer`).
 //! - [`dns`]: reverse DNS with bounded concurrency, timeouts and a cache.
 //! - [`services`]: port -> service name from the system's services database.
+//! - [`top`]: top-N talkers with filters (streaming aggregation).
 
 pub mod dns;
 pub mod flow;
+pub mod progress;
 pub mod report;
 pub mod services;
 pub mod table;
+pub mod top;
 
 pub use flow::{Entry, Flow, FlowReader, HeaderInfo, ReadStats, TimeBase};

@@ -9,10 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use netflow_analyzer::dns::{Resolver, ResolverConfig};
+use netflow_analyzer::progress::{open_with_progress, ProgressBar};
 use netflow_analyzer::services::Services;
 use netflow_analyzer::table::{write_table, TableOptions};
+use netflow_analyzer::top::{
+    parse_protocol, parse_time_ms, Cidr, Filter, Metric, Row, TopBy, TopN,
+};
 use netflow_analyzer::{Entry, FlowReader};
 
 const LONG_ABOUT: &str = "\
@@ -74,31 +78,101 @@ pub struct TableArgs {
     pub dns_concurrency: usize,
 }
 
+const TOP_ABOUT: &str = "\
+Top talkers (nfdump -s style): totals of flows, packets and bytes per key,
+ranked by one metric, with each row's share of the matched total.
+
+--by src|dst: source / destination address; pair: source -> destination (each
+direction separately); port: each flow counts under its source and its
+destination port (nfdump's -s port, shares add up to more than 100 %);
+proto: IP protocol; exporter: who sent the export.
+
+Filters (all must hold): --since/--until (RFC 3339 or Unix seconds) on the
+flow's start time when the record gives it, else on the receive time;
+--host IP or CIDR (source or destination); --port N (source or destination);
+--proto tcp|udp|icmp|icmpv6|N. An IPFIX biflow record counts both directions.
+
+Output: table (default), json (one object: totals and rows) or csv (header
+rank,key,flows,packets,bytes,share_percent).";
+
 /// `netflow analyzer top` flags.
 #[derive(Debug, Args)]
+#[command(long_about = TOP_ABOUT)]
 pub struct TopArgs {
-    /// Files to read (stdin when none).
+    /// Files to read, in order (stdin when none); repeat -f for several.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
+    /// Rank by this key.
+    #[arg(long, value_enum, default_value_t = ByArg::Src)]
+    pub by: ByArg,
+    /// Rank by this metric.
+    #[arg(long, value_enum, default_value_t = MetricArg::Bytes)]
+    pub metric: MetricArg,
+    /// Number of rows.
+    #[arg(short = 'n', long = "count", default_value_t = 20)]
+    pub count: usize,
+    /// Only flows starting at or after T (RFC 3339, or Unix seconds).
+    #[arg(long, value_name = "T", value_parser = parse_time_ms)]
+    pub since: Option<i64>,
+    /// Only flows starting before T (RFC 3339, or Unix seconds).
+    #[arg(long, value_name = "T", value_parser = parse_time_ms)]
+    pub until: Option<i64>,
+    /// Only flows from or to this address or block (IP or CIDR).
+    #[arg(long, value_name = "IP|CIDR")]
+    pub host: Option<Cidr>,
+    /// Only flows from or to this port.
+    #[arg(long, value_name = "N")]
+    pub port: Option<u16>,
+    /// Only this protocol: tcp, udp, icmp, icmpv6 or a number.
+    #[arg(long, value_name = "PROTO", value_parser = parse_protocol)]
+    pub proto: Option<u8>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputArg::Table)]
+    pub output: OutputArg,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ByArg {
+    Src,
+    Dst,
+    Pair,
+    Port,
+    Proto,
+    Exporter,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum MetricArg {
+    Bytes,
+    Packets,
+    Flows,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum OutputArg {
+    Table,
+    Json,
+    Csv,
 }
 
 pub fn run(args: &AnalyzerArgs) -> ExitCode {
     match &args.command {
         None => run_table(&args.table),
-        Some(AnalyzerCommand::Top(_top)) => {
-            eprintln!("netflow analyzer top: not yet implemented");
-            ExitCode::FAILURE
-        }
+        Some(AnalyzerCommand::Top(top)) => run_top(top),
     }
 }
 
 /// Open FILE (or stdin) the way the original does: a missing file is
-/// "File <f> does not exist!" and status 1.
-fn open_input(file: Option<&Path>) -> Result<FlowReader, String> {
+/// "File <f> does not exist!" and status 1. A progress bar follows large files.
+fn open_input(file: Option<&Path>) -> Result<(FlowReader, ProgressBar), String> {
     match file {
-        None => FlowReader::from_reader(io::stdin()).map_err(|e| format!("stdin: {e}")),
         Some(path) if !path.exists() => Err(format!("File {} does not exist!", path.display())),
-        Some(path) => FlowReader::open(path).map_err(|e| format!("{}: {e}", path.display())),
+        _ => open_with_progress(file).map_err(|e| {
+            format!(
+                "{}: {e}",
+                file.map_or("stdin".into(), |p| p.display().to_string())
+            )
+        }),
     }
 }
 
@@ -148,7 +222,7 @@ fn run_table(args: &TableArgs) -> ExitCode {
             }
         },
     };
-    let mut reader = match open_input(args.file.as_deref()) {
+    let (mut reader, bar) = match open_input(args.file.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -156,6 +230,7 @@ fn run_table(args: &TableArgs) -> ExitCode {
         }
     };
     let entries: Vec<Entry> = reader.by_ref().collect();
+    bar.finish_and_clear();
     let resolver = (!args.no_dns).then(|| {
         Resolver::system(ResolverConfig {
             concurrency: args.dns_concurrency,
@@ -206,4 +281,190 @@ fn run_table(args: &TableArgs) -> ExitCode {
         Ok(_) if failed => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
     }
+}
+
+fn run_top(args: &TopArgs) -> ExitCode {
+    let by = match args.by {
+        ByArg::Src => TopBy::Src,
+        ByArg::Dst => TopBy::Dst,
+        ByArg::Pair => TopBy::Pair,
+        ByArg::Port => TopBy::Port,
+        ByArg::Proto => TopBy::Proto,
+        ByArg::Exporter => TopBy::Exporter,
+    };
+    let metric = match args.metric {
+        MetricArg::Bytes => Metric::Bytes,
+        MetricArg::Packets => Metric::Packets,
+        MetricArg::Flows => Metric::Flows,
+    };
+    let filter = Filter {
+        since_ms: args.since,
+        until_ms: args.until,
+        host: args.host,
+        port: args.port,
+        proto: args.proto,
+    };
+    let mut top = TopN::new(by, filter);
+    let inputs: Vec<Option<&Path>> = if args.files.is_empty() {
+        vec![None]
+    } else {
+        args.files.iter().map(|p| Some(p.as_path())).collect()
+    };
+    let mut failed = false;
+    for input in inputs {
+        let name = input.map_or("stdin".to_string(), |p| p.display().to_string());
+        let (mut reader, bar) = match open_input(input) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("netflow analyzer top: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        for entry in reader.by_ref() {
+            for flow in &entry.flows {
+                top.add(flow);
+            }
+        }
+        bar.finish_and_clear();
+        failed |= report_reader(&reader, &name);
+    }
+    let rows = top.rows(metric, args.count);
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let result = match args.output {
+        OutputArg::Table => write_top_table(&mut out, &top, &rows, args),
+        OutputArg::Json => write_top_json(&mut out, &top, &rows, args),
+        OutputArg::Csv => write_top_csv(&mut out, &rows),
+    }
+    .and_then(|_| out.flush());
+    match result {
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("netflow analyzer top: writing: {e}");
+            ExitCode::FAILURE
+        }
+        Ok(()) if failed => ExitCode::FAILURE,
+        Ok(()) => ExitCode::SUCCESS,
+    }
+}
+
+fn by_name(by: ByArg) -> &'static str {
+    match by {
+        ByArg::Src => "src",
+        ByArg::Dst => "dst",
+        ByArg::Pair => "pair",
+        ByArg::Port => "port",
+        ByArg::Proto => "proto",
+        ByArg::Exporter => "exporter",
+    }
+}
+
+fn metric_name(m: MetricArg) -> &'static str {
+    match m {
+        MetricArg::Bytes => "bytes",
+        MetricArg::Packets => "packets",
+        MetricArg::Flows => "flows",
+    }
+}
+
+/// Percent of `part` in `total` for the table.
+fn pct(part: u64, total: u64) -> String {
+    if total == 0 {
+        "-".into()
+    } else {
+        format!("{:.1}", part as f64 * 100.0 / total as f64)
+    }
+}
+
+fn write_top_table(
+    out: &mut dyn Write,
+    top: &TopN,
+    rows: &[Row],
+    args: &TopArgs,
+) -> io::Result<()> {
+    let t = top.total;
+    writeln!(
+        out,
+        "Top {} {} by {} of {} flows matched ({} read): {} packets, {} bytes ({})",
+        rows.len(),
+        by_name(args.by),
+        metric_name(args.metric),
+        t.flows,
+        top.seen,
+        t.packets,
+        t.bytes,
+        netflow_analyzer::table::human_size(t.bytes)
+    )?;
+    let width = rows
+        .iter()
+        .map(|r| r.key.to_string().len())
+        .max()
+        .unwrap_or(0)
+        .max(by_name(args.by).len());
+    writeln!(
+        out,
+        "{:>4}  {:<width$}  {:>10} {:>6}  {:>12} {:>6}  {:>14} {:>6}",
+        "rank",
+        by_name(args.by),
+        "flows",
+        "%",
+        "packets",
+        "%",
+        "bytes",
+        "%"
+    )?;
+    for r in rows {
+        writeln!(
+            out,
+            "{:>4}  {:<width$}  {:>10} {:>6}  {:>12} {:>6}  {:>14} {:>6}",
+            r.rank,
+            r.key.to_string(),
+            r.totals.flows,
+            pct(r.totals.flows, t.flows),
+            r.totals.packets,
+            pct(r.totals.packets, t.packets),
+            r.totals.bytes,
+            pct(r.totals.bytes, t.bytes)
+        )?;
+    }
+    Ok(())
+}
+
+fn write_top_json(out: &mut dyn Write, top: &TopN, rows: &[Row], args: &TopArgs) -> io::Result<()> {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "rank": r.rank,
+                "key": r.key.to_string(),
+                "flows": r.totals.flows,
+                "packets": r.totals.packets,
+                "bytes": r.totals.bytes,
+                "share_percent": r.share,
+            })
+        })
+        .collect();
+    let doc = serde_json::json!({
+        "by": by_name(args.by),
+        "metric": metric_name(args.metric),
+        "flows_read": top.seen,
+        "total": {"flows": top.total.flows, "packets": top.total.packets, "bytes": top.total.bytes},
+        "keys": top.keys(),
+        "rows": rows,
+    });
+    writeln!(out, "{doc}")
+}
+
+fn write_top_csv(out: &mut dyn Write, rows: &[Row]) -> io::Result<()> {
+    writeln!(out, "rank,key,flows,packets,bytes,share_percent")?;
+    for r in rows {
+        // Keys never hold commas or quotes (addresses, numbers, "a -> b").
+        writeln!(
+            out,
+            "{},{},{},{},{},{:.4}",
+            r.rank, r.key, r.totals.flows, r.totals.packets, r.totals.bytes, r.share
+        )?;
+    }
+    Ok(())
 }
