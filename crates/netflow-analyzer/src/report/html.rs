@@ -28,13 +28,13 @@ pub fn render(data: &ReportData) -> String {
     } else {
         &data.title
     };
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <meta name=\"generator\" content=\"netflow-rs {version}\">\n\
-         <title>{title}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n",
+         <title>{title}</title>\n<style>\n{CSS}</style>\n</head>\n<body>",
         csp = CONTENT_SECURITY_POLICY,
         version = env!("CARGO_PKG_VERSION"),
         title = esc(title),
@@ -54,14 +54,14 @@ pub fn render(data: &ReportData) -> String {
 }
 
 fn header(out: &mut String, data: &ReportData, title: &str) {
-    let _ = write!(out, "<header>\n<h1>{}</h1>\n", esc(title));
+    let _ = writeln!(out, "<header>\n<h1>{}</h1>", esc(title));
     match (data.first_flow, data.last_flow) {
         (Some(first), Some(last)) => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
                 "<p class=\"range\" id=\"time-range\" data-first=\"{first}\" data-last=\"{last}\">\
                  <time datetime=\"{}\">{}</time> → <time datetime=\"{}\">{}</time> \
-                 <span class=\"muted\">({})</span></p>\n",
+                 <span class=\"muted\">({})</span></p>",
                 units::rfc3339(first as f64),
                 esc(&units::timestamp(first as f64)),
                 units::rfc3339(last as f64),
@@ -88,9 +88,9 @@ fn summary(out: &mut String, data: &ReportData) {
     let t = &data.totals;
     out.push_str("<section id=\"summary\" aria-label=\"Totals\">\n<dl class=\"cards\">\n");
     let mut card = |id: &str, name: &str, value: String, exact: u64, note: String| {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<div class=\"card\" id=\"total-{id}\" data-value=\"{exact}\"><dt>{name}</dt><dd>{}</dd>{}</div>\n",
+            "<div class=\"card\" id=\"total-{id}\" data-value=\"{exact}\"><dt>{name}</dt><dd>{}</dd>{}</div>",
             esc(&value),
             if note.is_empty() {
                 String::new()
@@ -175,10 +175,10 @@ const PLOT_TOP: f64 = 12.0;
 const AXIS_H: f64 = 26.0;
 
 fn traffic(out: &mut String, timeline: &Timeline) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<section id=\"traffic\">\n<h2>Traffic over time</h2>\n\
-         <p class=\"muted\">Per {} bucket, by flow start time; {} bucket{}.</p>\n",
+         <p class=\"muted\">Per {} bucket, by flow start time; {} bucket{}.</p>",
         esc(&units::duration(timeline.bucket_seconds)),
         timeline.buckets.len(),
         if timeline.buckets.len() == 1 { "" } else { "s" },
@@ -255,12 +255,12 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
     let base_y = PLOT_TOP + plot_h;
     let y_of = |v: u64| base_y - (v as f64 / top as f64) * plot_h;
     let total: u64 = buckets.iter().map(value).sum();
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<svg class=\"chart timeline\" id=\"chart-{name}\" data-series=\"{name}\" data-buckets=\"{n}\" \
          data-bucket-seconds=\"{size}\" viewBox=\"0 0 {CHART_W} {height}\" role=\"img\" \
          aria-label=\"{label} per {dur} over {n} buckets, peak {peak}, total {sum}\" \
-        >\n",
+        >",
         name = series.name(),
         n = buckets.len(),
         size = timeline.bucket_seconds,
@@ -273,10 +273,10 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
     let mut tick = 0u64;
     loop {
         let y = y_of(tick);
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<line class=\"grid\" x1=\"{PLOT_LEFT}\" x2=\"{x2}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-             <text class=\"ylabel\" x=\"{lx}\" y=\"{ty:.1}\">{label}</text>\n",
+             <text class=\"ylabel\" x=\"{lx}\" y=\"{ty:.1}\">{label}</text>",
             x2 = CHART_W - PLOT_RIGHT,
             lx = PLOT_LEFT - 8.0,
             ty = y + 4.0,
@@ -327,19 +327,19 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
         out.push_str("</title></rect>\n");
         if i % every == 0 {
             let cx = PLOT_LEFT + slot * (i as f64 + 0.5);
-            let _ = write!(
+            let _ = writeln!(
                 out,
                 "<line class=\"tick\" x1=\"{cx:.1}\" x2=\"{cx:.1}\" y1=\"{base_y:.1}\" y2=\"{ty:.1}\"/>\
-                 <text class=\"xlabel\" x=\"{cx:.1}\" y=\"{ly:.1}\">{label}</text>\n",
+                 <text class=\"xlabel\" x=\"{cx:.1}\" y=\"{ly:.1}\">{label}</text>",
                 ty = base_y + 4.0,
                 ly = base_y + 18.0,
                 label = esc(&units::time_label(b.start, format)),
             );
         }
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<line class=\"axis\" x1=\"{PLOT_LEFT}\" x2=\"{x2}\" y1=\"{base_y:.1}\" y2=\"{base_y:.1}\"/>\n</svg>\n",
+        "<line class=\"axis\" x1=\"{PLOT_LEFT}\" x2=\"{x2}\" y1=\"{base_y:.1}\" y2=\"{base_y:.1}\"/>\n</svg>",
         x2 = CHART_W - PLOT_RIGHT
     );
 }
@@ -394,12 +394,12 @@ fn talkers(out: &mut String, data: &ReportData) {
 }
 
 fn top_table(out: &mut String, id: &str, caption: &str, what: &str, table: &TopTable, total: u64) {
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<div class=\"table-wrap\"><table class=\"top\" id=\"{id}\" data-distinct=\"{}\">\n\
          <caption>{}{}</caption>\n<thead><tr><th scope=\"col\" class=\"rank\">#</th><th scope=\"col\">{}</th>\
          <th scope=\"col\" class=\"num\">Bytes</th><th scope=\"col\" class=\"num\">Share</th>\
-         <th scope=\"col\" class=\"num\">Packets</th><th scope=\"col\" class=\"num\">Flows</th></tr></thead>\n<tbody>\n",
+         <th scope=\"col\" class=\"num\">Packets</th><th scope=\"col\" class=\"num\">Flows</th></tr></thead>\n<tbody>",
         table.distinct,
         esc(caption),
         if table.approximate {
@@ -413,10 +413,10 @@ fn top_table(out: &mut String, id: &str, caption: &str, what: &str, table: &TopT
         out.push_str("<tr><td colspan=\"6\" class=\"empty\">No flows with this field.</td></tr>\n");
     }
     for (i, row) in table.rows.iter().enumerate() {
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<tr data-label=\"{label}\" data-bytes=\"{b}\" data-packets=\"{p}\" data-flows=\"{f}\">\
-             <td class=\"rank\">{rank}</td><td class=\"key\"><code>{label}</code>{detail}</td>{cells}</tr>\n",
+             <td class=\"rank\">{rank}</td><td class=\"key\"><code>{label}</code>{detail}</td>{cells}</tr>",
             label = esc(&row.label),
             b = row.tally.bytes,
             p = row.tally.packets,
@@ -431,9 +431,9 @@ fn top_table(out: &mut String, id: &str, caption: &str, what: &str, table: &TopT
         );
     }
     if table.other.flows > 0 {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<tr class=\"other\" data-bytes=\"{}\"><td class=\"rank\"></td><td class=\"key\">{} other{}</td>{}</tr>\n",
+            "<tr class=\"other\" data-bytes=\"{}\"><td class=\"rank\"></td><td class=\"key\">{} other{}</td>{}</tr>",
             table.other.bytes,
             units::exact(table.distinct.saturating_sub(table.rows.len() as u64)),
             if table.approximate { " (at least)" } else { "" },
@@ -488,9 +488,9 @@ fn mix(out: &mut String, data: &ReportData) {
 
 /// Horizontal bars, one per row (and one for the rest), widths relative to the largest.
 fn mix_chart(out: &mut String, id: &str, title: &str, table: &TopTable, total: u64) {
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<figure class=\"mix\">\n<figcaption>{}</figcaption>\n",
+        "<figure class=\"mix\">\n<figcaption>{}</figcaption>",
         esc(title)
     );
     if table.rows.is_empty() {
@@ -512,10 +512,10 @@ fn mix_chart(out: &mut String, id: &str, title: &str, table: &TopTable, total: u
     let width = 560.0;
     let bar_max = width - label_w - value_w;
     let height = row_h * rows.len() as f64 + 4.0;
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<svg class=\"chart mixchart\" id=\"chart-{id}\" data-rows=\"{}\" viewBox=\"0 0 {width} {height}\" \
-         role=\"img\" aria-label=\"{}\">\n",
+         role=\"img\" aria-label=\"{}\">",
         rows.len(),
         esc(title),
     );
@@ -527,12 +527,12 @@ fn mix_chart(out: &mut String, id: &str, title: &str, table: &TopTable, total: u
         } else {
             format!("{label} {detail}")
         };
-        let _ = write!(
+        let _ = writeln!(
             out,
             "<text class=\"mixlabel\" x=\"{lx}\" y=\"{ty:.1}\">{text}</text>\
              <rect class=\"mixbar c{color}{other}\" x=\"{label_w}\" y=\"{by:.1}\" width=\"{w:.1}\" height=\"{bh}\" \
              data-label=\"{label_attr}\" data-bytes=\"{bytes}\"><title>{text}: {human}, {packets} packets, {flows} flows</title></rect>\
-             <text class=\"mixvalue\" x=\"{vx:.1}\" y=\"{ty:.1}\">{human} · {pct}</text>\n",
+             <text class=\"mixvalue\" x=\"{vx:.1}\" y=\"{ty:.1}\">{human} · {pct}</text>",
             lx = label_w - 8.0,
             ty = y + row_h / 2.0 + 4.0,
             text = esc(&shown),
@@ -580,9 +580,9 @@ fn exporters(out: &mut String, data: &ReportData) {
         out.push_str("</tbody></table></div>\n");
     }
     if data.exporter_streams_evicted > 0 {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"warn\">{} streams were dropped from the sequence accounting (too many streams).</p>\n",
+            "<p class=\"warn\">{} streams were dropped from the sequence accounting (too many streams).</p>",
             data.exporter_streams_evicted
         );
     }
@@ -629,12 +629,12 @@ fn exporter_row(out: &mut String, exporter: &str, e: &ExporterHealth, first: boo
             esc(exporter)
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<td>{stream}</td><td class=\"num\">{exports}</td><td class=\"num\">{records}</td>\
          <td class=\"num\">{expected}</td><td class=\"num\">{lost}</td><td class=\"num\">{loss}</td>\
          <td>{irregular}</td><td class=\"seen\">{seen}</td>\
-         <td><span class=\"badge {status_class}\">{mark}{status}</span></td></tr>\n",
+         <td><span class=\"badge {status_class}\">{mark}{status}</span></td></tr>",
         stream = esc(&stream),
         exports = units::exact(e.exports),
         records = units::exact(e.records),
@@ -687,17 +687,17 @@ fn problems(out: &mut String, data: &ReportData) {
             "<p class=\"ok-text\" id=\"unparsable\" data-count=\"0\">✓ Every line was read.</p>\n",
         );
     } else {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"warn\" id=\"unparsable\" data-count=\"{n}\">{n} line{s} could not be read and {were} skipped.</p>\n",
+            "<p class=\"warn\" id=\"unparsable\" data-count=\"{n}\">{n} line{s} could not be read and {were} skipped.</p>",
             s = if n == 1 { "" } else { "s" },
             were = if n == 1 { "was" } else { "were" },
         );
     }
     if data.flows_timed_by_receive > 0 {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"muted\" id=\"timed-by-receive\" data-count=\"{m}\">{m} flow{s} without a usable start time {are} placed at the time the collector received {them}.</p>\n",
+            "<p class=\"muted\" id=\"timed-by-receive\" data-count=\"{m}\">{m} flow{s} without a usable start time {are} placed at the time the collector received {them}.</p>",
             m = data.flows_timed_by_receive,
             s = if data.flows_timed_by_receive == 1 { "" } else { "s" },
             are = if data.flows_timed_by_receive == 1 { "is" } else { "are" },
@@ -705,18 +705,18 @@ fn problems(out: &mut String, data: &ReportData) {
         );
     }
     if data.totals.exports_unknown_version > 0 {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<p class=\"warn\">{} exports of an unknown version are counted but not in the exporter table.</p>\n",
+            "<p class=\"warn\">{} exports of an unknown version are counted but not in the exporter table.</p>",
             data.totals.exports_unknown_version
         );
     }
     if !data.problems.is_empty() {
         out.push_str("<ul class=\"problems\">\n");
         for p in &data.problems {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<li><code>{}:{}</code> {}</li>\n",
+                "<li><code>{}:{}</code> {}</li>",
                 esc(&p.file),
                 p.line,
                 esc(&p.message)
@@ -724,9 +724,9 @@ fn problems(out: &mut String, data: &ReportData) {
         }
         out.push_str("</ul>\n");
         if (data.problems.len() as u64) < n {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<p class=\"muted\">Only the first {} are listed.</p>\n",
+                "<p class=\"muted\">Only the first {} are listed.</p>",
                 data.problems.len()
             );
         }

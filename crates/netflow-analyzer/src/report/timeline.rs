@@ -65,7 +65,7 @@ pub fn choose_bucket_size(first: i64, last: i64) -> u64 {
 }
 
 /// Accumulates flows into buckets (see the module docs).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TimelineBuilder {
     /// Index into [`BUCKET_SIZES`] of the current size.
     size_index: usize,
@@ -73,16 +73,6 @@ pub struct TimelineBuilder {
     buckets: BTreeMap<i64, Bucket>,
     /// Earliest and latest second seen (not bucket-aligned).
     span: Option<(i64, i64)>,
-}
-
-impl Default for TimelineBuilder {
-    fn default() -> Self {
-        TimelineBuilder {
-            size_index: 0,
-            buckets: BTreeMap::new(),
-            span: None,
-        }
-    }
 }
 
 impl TimelineBuilder {
