@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# Soak test of `netflow collector`: generators of NetFlow v5, v9 and IPFIX
+# (several exporters each, v9 with late templates) send to one collector for
+# DURATION seconds at a fixed rate while the collector's resident memory is
+# sampled from /proc/PID/status. Then it checks:
+#   - stored == sent per exporter: the flow and options records read back from
+#     the collector's gzip output (--format flows lines name their exporter)
+#     equal what each generator reports having sent;
+#   - memory: after the warm-up every RSS sample is within +-10% of the first
+#     sample after the warm-up (a leak or unbounded cache would grow past it).
+# Prints a summary; exits 0 when both hold, 1 otherwise, 2 on a setup error.
+#
+# Usage: scripts/soak.sh DURATION
+# Environment (defaults in brackets):
+#   RATE      packets per second over all generators [300]
+#   EXPORTERS exporters per version [3]
+#   SAMPLE    seconds between RSS samples [5]
+#   WARMUP    seconds before the memory reference sample [min(30, DURATION/4)]
+#   NETFLOW   the netflow binary [target/release/netflow, built if missing]
+#   KEEP      1: keep the work directory (collector output, logs) [0]
+set -euo pipefail
+
+duration="${1:-}"
+if ! [[ "$duration" =~ ^[0-9]+$ ]] || [ "$duration" -lt 10 ]; then
+    echo "usage: $0 DURATION_SECONDS (>= 10)" >&2
+    exit 2
+fi
+rate="${RATE:-300}"
+exporters="${EXPORTERS:-3}"
+sample="${SAMPLE:-5}"
+warmup="${WARMUP:-$(( duration / 4 < 30 ? duration / 4 : 30 ))}"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+netflow="${NETFLOW:-$root/target/release/netflow}"
+if [ ! -x "$netflow" ]; then
+    echo "soak: building $netflow" >&2
+    (cd "$root" && cargo build --release -p netflow-cli) >&2
+fi
+command -v python3 >/dev/null || { echo "soak: python3 is needed to read the output back" >&2; exit 2; }
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/netflow-soak.XXXXXX")"
+collector_pid=""
+gen_pids=()
+cleanup() {
+    for p in "${gen_pids[@]}" $collector_pid; do
+        kill "$p" 2>/dev/null || true
+    done
+    if [ "${KEEP:-0}" = 1 ]; then
+        echo "soak: work directory kept: $work"
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+
+# A free UDP port on loopback.
+port="$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+
+"$netflow" collector --host 127.0.0.1 --port "$port" -o "$work/flows.gz" --format flows \
+    --stats 30 >"$work/collector.out" 2>"$work/collector.err" &
+collector_pid=$!
+for _ in $(seq 50); do
+    grep -q "listening on" "$work/collector.out" "$work/collector.err" 2>/dev/null && break
+    sleep 0.1
+done
+if ! kill -0 "$collector_pid" 2>/dev/null; then
+    echo "soak: the collector did not start:" >&2
+    cat "$work/collector.err" >&2
+    exit 2
+fi
+
+rss_kib() {
+    awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# One generator per version, the rate split between them. v9 exporters send
+# their first data before their templates (the collector must keep and replay it).
+per_version_rate="$(python3 -c "print($rate / 3)")"
+start=$(date +%s)
+for version in 5 9 10; do
+    extra=()
+    [ "$version" = 9 ] && extra=(--late-templates 1)
+    "$netflow" generate --target "127.0.0.1:$port" --version "$version" \
+        --exporters "$exporters" --rate "$per_version_rate" --duration "$duration" \
+        --template-refresh 20 "${extra[@]}" >"$work/gen-v$version.out" 2>"$work/gen-v$version.err" &
+    gen_pids+=($!)
+done
+
+# Sample the collector's RSS while the generators run.
+: >"$work/rss.tsv"
+running() {
+    for p in "${gen_pids[@]}"; do
+        kill -0 "$p" 2>/dev/null && return 0
+    done
+    return 1
+}
+while running; do
+    printf '%s\t%s\n' "$(( $(date +%s) - start ))" "$(rss_kib "$collector_pid")" >>"$work/rss.tsv"
+    sleep "$sample"
+done
+gen_status=0
+for p in "${gen_pids[@]}"; do
+    wait "$p" || gen_status=1
+done
+gen_pids=()
+printf '%s\t%s\n' "$(( $(date +%s) - start ))" "$(rss_kib "$collector_pid")" >>"$work/rss.tsv"
+
+# Let the last datagrams drain, then stop the collector as systemd would.
+sleep 2
+kill -TERM "$collector_pid"
+collector_status=0
+wait "$collector_pid" || collector_status=$?
+collector_pid=""
+
+python3 - "$work" "$warmup" "$duration" "$rate" "$gen_status" "$collector_status" <<'PY'
+import gzip, json, re, sys
+from collections import Counter
+
+work, warmup, duration, rate, gen_status, collector_status = sys.argv[1:]
+warmup, duration = int(warmup), int(duration)
+failures = []
+
+# Sent, per exporter, from the generators' summary lines.
+sent = {}
+for version in ("5", "9", "10"):
+    for line in open(f"{work}/gen-v{version}.out"):
+        m = re.match(r"exporter (\S+) version (\d+) domain \d+ packets (\d+) records (\d+) options (\d+)", line)
+        if m:
+            sent[m.group(1)] = (int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5)))
+if not sent:
+    failures.append("no generator summary lines")
+
+# Stored, per exporter: flow records and options records in the output.
+flows, options = Counter(), Counter()
+with gzip.open(f"{work}/flows.gz", "rt") as f:
+    for line in f:
+        rec = json.loads(line)
+        (options if rec.get("options") else flows)[rec["exporter"]] += 1
+
+print(f"soak: {duration} s at {rate} packets/s, {len(sent)} exporters")
+print(f"{'exporter':<24} {'version':>7} {'packets':>8} {'sent':>9} {'stored':>9} {'opt sent':>8} {'opt stored':>10}")
+total_sent = total_stored = 0
+for exp, (version, packets, records, opts) in sorted(sent.items()):
+    stored, stored_opts = flows.get(exp, 0), options.get(exp, 0)
+    total_sent += records + opts
+    total_stored += stored + stored_opts
+    mark = "" if (stored, stored_opts) == (records, opts) else "  MISMATCH"
+    print(f"{exp:<24} {version:>7} {packets:>8} {records:>9} {stored:>9} {opts:>8} {stored_opts:>10}{mark}")
+    if mark:
+        failures.append(f"{exp}: sent {records}+{opts} stored {stored}+{stored_opts}")
+for exp in sorted(set(flows) | set(options)):
+    if exp not in sent:
+        failures.append(f"records from unknown exporter {exp}")
+print(f"total records sent {total_sent} stored {total_stored}")
+
+# Memory after the warm-up.
+samples = [tuple(map(int, l.split())) for l in open(f"{work}/rss.tsv") if l.strip()]
+after = [(t, kib) for t, kib in samples if t >= warmup and kib > 0]
+print("rss samples (s: MiB): " + " ".join(f"{t}:{kib / 1024:.1f}" for t, kib in samples))
+if len(after) < 2:
+    failures.append(f"fewer than 2 RSS samples after the {warmup} s warm-up")
+else:
+    ref = after[0][1]
+    lo, hi = min(k for _, k in after), max(k for _, k in after)
+    print(f"rss after {warmup} s warm-up: reference {ref / 1024:.1f} MiB, min {lo / 1024:.1f}, "
+          f"max {hi / 1024:.1f} ({(lo / ref - 1) * 100:+.1f}% / {(hi / ref - 1) * 100:+.1f}%)")
+    if lo < 0.9 * ref or hi > 1.1 * ref:
+        failures.append("RSS moved more than 10% after the warm-up")
+
+if gen_status != "0":
+    failures.append("a generator failed (see gen-v*.err)")
+if collector_status != "0":
+    failures.append(f"the collector exited with status {collector_status} on SIGTERM")
+for line in open(f"{work}/collector.out"):
+    if line.startswith("total "):
+        print("collector: " + line.strip())
+if failures:
+    print("soak: FAILED")
+    for f in failures:
+        print("  - " + f)
+    sys.exit(1)
+print("soak: OK")
+PY
