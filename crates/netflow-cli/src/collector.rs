@@ -61,7 +61,7 @@ damages what was written. An existing file is appended to.
 
 --config FILE: settings from a TOML file, with the long flag names as keys
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
-  rotate-size, workers); flags given on the command line override it. Example:
+  rotate-size, workers, receive-buffer); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
     file = \"/var/lib/netflow/flows.gz\"
@@ -84,12 +84,12 @@ exit 0.
 Standard error: `listening on ADDR (receive buffer N bytes)` per socket at the
 start; with --stats (or -D, every 10 s) a status line
 
-  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N socket_drops N sink_errors N denied N
+  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N socket_drops N rxq_drops N sink_errors N denied N
 
 and at the end one line per exporter, then a total:
 
   exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 expired 0 evicted 0 lost 0 packets templates 3 sampling 1/8 random
-  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 socket_drops 0
+  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
@@ -108,7 +108,13 @@ and at the end one line per exporter, then a total:
   written   lines written to the file; buffered: not yet flushed
   denied    datagrams dropped by --allow
   socket_drops  datagrams the kernel dropped on the sockets, receive
-            buffer full (Linux, /proc/net/udp; raise net.core.rmem_max)
+            buffer full (Linux, /proc/net/udp; raise net.core.rmem_max or
+            --receive-buffer); rxq_drops: the same drops as the kernel
+            reports them with the datagrams received after them (SO_RXQ_OVFL)
+  queue_full  times the receive thread found a decode queue full and
+            waited; queue_wait_ms: the total time it waited
+  sink_wait_ms  total time the decode workers spent handing exports to the
+            output (its lock and writes): a slow disk shows here
 
 Log messages (warnings, and with -D debug messages) go to standard error as
 `<time> - <LEVEL> - <message>`.";
@@ -184,6 +190,10 @@ pub struct CollectorArgs {
     /// Start a new file when the current one reaches SIZE (100M, 1G, 512K, bytes)
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub rotate_size: Option<u64>,
+
+    /// Receive buffer per socket (SO_RCVBUFFORCE as root, else SO_RCVBUF, capped by net.core.rmem_max) [default: 32M]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub receive_buffer: Option<u64>,
 
     /// Decode workers; an exporter's datagrams always go to the same one [default: 1]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
@@ -278,6 +288,7 @@ struct FileSettings {
     rotate: Option<NumOrText>,
     rotate_size: Option<NumOrText>,
     workers: Option<u16>,
+    receive_buffer: Option<NumOrText>,
 }
 
 /// The settings in force: the command line over the config file over the defaults.
@@ -292,6 +303,7 @@ struct Settings {
     metrics: Option<SocketAddr>,
     rotation: Rotation,
     workers: u16,
+    receive_buffer: Option<u64>,
 }
 
 fn settings(args: &CollectorArgs) -> Result<Settings, String> {
@@ -364,7 +376,13 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
         (None, Some(r)) => Some(parse_size(&r.text()).map_err(|e| in_file("rotate-size", e))?),
         (None, None) => None,
     };
+    let receive_buffer = match (args.receive_buffer, &f.receive_buffer) {
+        (Some(s), _) => Some(s),
+        (None, Some(r)) => Some(parse_size(&r.text()).map_err(|e| in_file("receive-buffer", e))?),
+        (None, None) => None,
+    };
     Ok(Settings {
+        receive_buffer,
         listen,
         file: args.file.clone().or(f.file),
         format,
@@ -558,6 +576,9 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     config.allow = settings.allow.clone();
     config.metrics = settings.metrics;
     config.workers = usize::from(settings.workers);
+    if let Some(size) = settings.receive_buffer {
+        config.receive_buffer = usize::try_from(size).unwrap_or(usize::MAX);
+    }
     let collector = match Collector::bind_with_sink(config, sink) {
         Ok(c) => c,
         Err(e) => return fail(e.to_string()),

@@ -26,9 +26,58 @@
 //!   sequence tracker; an exporter (address and port) always goes to the same
 //!   one (hash of its address), the sink stays single. Bounded queues;
 //!   [`GlobalStats::queue_full`] counts the waits.
-//! - [`GlobalStats::socket_drops`]: datagrams the kernel dropped on the
-//!   sockets (Linux `/proc/net/udp{,6}`); per exporter,
-//!   [`ExporterStats::templates`] and [`ExporterStats::sampling`].
+//! - Receive path: one thread per listen socket takes up to 32 datagrams per
+//!   `recvmmsg(2)` call into buffers allocated once, and copies each into a
+//!   payload buffer that the decode worker gives back after decoding (no
+//!   allocation per datagram once warm). Receive buffers are set with
+//!   SO_RCVBUFFORCE when permitted (root, CAP_NET_ADMIN), else SO_RCVBUF
+//!   (a warning when the kernel caps it: raise `net.core.rmem_max`).
+//!   No SO_REUSEPORT: decoding, not receiving, is what takes the time (one
+//!   receive thread feeds several decode workers), and one socket per
+//!   address keeps an exporter on one worker by our own hash, whatever the
+//!   kernel's REUSEPORT hash does when sockets come and go.
+//! - Kernel drops (receive buffer full), per socket ([`Stats::sockets`]):
+//!   the SO_RXQ_OVFL count the kernel attaches to datagrams received after
+//!   drops ([`SocketStats::rxq_ovfl_drops`]) and Linux's
+//!   `/proc/net/udp{,6}` counter ([`SocketStats::proc_drops`]); summed in
+//!   [`GlobalStats::rxq_ovfl_drops`] and [`GlobalStats::socket_drops`].
+//! - Back-pressure, measured: [`GlobalStats::queue_wait`] (receive thread
+//!   waiting on a full decode queue), [`GlobalStats::sink_wait`] (decode
+//!   workers waiting on the sink), the file sink's flush latency in
+//!   [`SinkCounters::flush_seconds`].
+//! - Data sets waiting for their template expire after
+//!   [`netflow::PendingLimits::max_age_ms`], checked at every datagram and by
+//!   the idle workers on a timer; counted per exporter
+//!   ([`ExporterStats::sets_expired`], [`ExporterStats::sets_evicted`]); the
+//!   sets still waiting at shutdown are listed per exporter and template
+//!   ([`ExporterStats::waiting_at_stop`], [`Stats::summary_lines`]).
+//! - Per exporter, [`ExporterStats::templates`] and [`ExporterStats::sampling`].
+//!
+//! ## Prometheus metrics ([`render_metrics`])
+//!
+//! Per exporter (label `exporter="ADDR:PORT"`): `netflow_exporter_templates`,
+//! `netflow_exporter_packets_total`, `netflow_exporter_bytes_total`,
+//! `netflow_exporter_records_total`, `netflow_exporter_options_records_total`,
+//! `netflow_exporter_bad_packets_total`, `netflow_exporter_sequence_lost_total`,
+//! `netflow_exporter_sets_waiting`, `netflow_exporter_sets_replayed_total`,
+//! `netflow_exporter_sets_dropped_total`, `netflow_exporter_sets_expired_total`,
+//! `netflow_exporter_sets_evicted_total`,
+//! `netflow_exporter_decode_errors_total{kind}`,
+//! `netflow_exporter_sampling_interval{algorithm}`.
+//! Per listen socket (label `socket="ADDR:PORT"`):
+//! `netflow_socket_datagrams_total`, `netflow_socket_rxq_ovfl_drops_total`,
+//! `netflow_socket_proc_drops_total`. Per denied source:
+//! `netflow_denied_by_source_total{source}`. Global:
+//! `netflow_socket_drops_total`, `netflow_rxq_ovfl_drops_total`,
+//! `netflow_workers`, `netflow_queue_full_total`, `netflow_exporters`,
+//! `netflow_datagrams_total`, `netflow_denied_total`,
+//! `netflow_receive_errors_total`, `netflow_queue_depth`,
+//! `netflow_sink_errors_total`, `netflow_sink_written_total`,
+//! `netflow_sink_buffered`, `netflow_sink_bytes_total`,
+//! `netflow_sink_dropped_total`, `netflow_sink_dropped_records_total`,
+//! `netflow_sink_rotations_total`, and the histograms
+//! `netflow_sink_flush_duration_seconds`, `netflow_queue_wait_seconds`,
+//! `netflow_sink_wait_seconds`.
 //!
 //! Templates are kept per exporter (address and port), protocol and
 //! observation domain / source ID, in one [`netflow::Decoder`]; data that
@@ -53,6 +102,7 @@
 mod cidr;
 mod drops;
 mod metrics;
+mod recv;
 mod sink;
 mod stats;
 #[cfg(feature = "tokio")]
@@ -72,12 +122,16 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 pub use cidr::Cidr;
 pub use metrics::render as render_metrics;
-pub use sink::{rotated_path, ChannelSink, ExportItem, FileSink, Rotation, Sink, SinkCounters};
+pub use sink::{
+    patterned_path, rotated_path, ChannelSink, ExportItem, FileSink, NamePattern, Rotation, Sink,
+    SinkCounters,
+};
+pub use stats::{
+    ExporterStats, GlobalStats, Histogram, SequenceSummary, SocketStats, Stats, WaitingSets,
+    HISTOGRAM_BOUNDS,
+};
 #[cfg(feature = "tokio")]
 pub use stream::ExportStream;
-pub use stats::{
-    ExporterStats, GlobalStats, Histogram, SequenceSummary, Stats, WaitingSets, HISTOGRAM_BOUNDS,
-};
 
 /// Largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -170,7 +224,35 @@ impl std::fmt::Debug for Collector {
     }
 }
 
-/// Bind one UDP socket with a large receive buffer.
+/// Set the receive buffer: SO_RCVBUFFORCE first (Linux, root or
+/// CAP_NET_ADMIN: not capped by `net.core.rmem_max`), else SO_RCVBUF.
+fn set_receive_buffer(socket: &Socket, addr: SocketAddr, size: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::io::AsRawFd;
+        let v = libc::c_int::try_from(size).unwrap_or(libc::c_int::MAX);
+        // SAFETY: a valid socket descriptor and an int option value of the size given.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&v as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+        // EPERM without the privilege: the capped SO_RCVBUF below.
+    }
+    if let Err(e) = socket.set_recv_buffer_size(size) {
+        log::warn!("{addr}: cannot set the receive buffer to {size} bytes: {e}");
+    }
+}
+
+/// Bind one UDP socket with a large receive buffer and drop counts
+/// (SO_RXQ_OVFL) attached to received datagrams.
 fn bind_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket, BoundSocket)> {
     let socket = Socket::new(
         Domain::for_address(addr),
@@ -181,13 +263,14 @@ fn bind_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket
         // `::` receives IPv4 too; a specific IPv6 address only IPv6.
         socket.set_only_v6(!addr.ip().is_unspecified())?;
     }
-    if let Err(e) = socket.set_recv_buffer_size(receive_buffer) {
-        log::warn!("{addr}: cannot set the receive buffer to {receive_buffer} bytes: {e}");
-    }
+    set_receive_buffer(&socket, addr, receive_buffer);
     let granted = socket.recv_buffer_size().unwrap_or(0);
     socket.bind(&addr.into())?;
     let socket: UdpSocket = socket.into();
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+    if let Err(e) = recv::enable_rxq_ovfl(&socket) {
+        log::debug!("{addr}: no SO_RXQ_OVFL drop counts: {e}");
+    }
     let bound = BoundSocket {
         local: socket.local_addr()?,
         receive_buffer_requested: receive_buffer,
@@ -195,7 +278,7 @@ fn bind_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket
     };
     if bound.receive_buffer_capped() {
         log::warn!(
-            "{}: the kernel granted a receive buffer of {} bytes, not {} (raise net.core.rmem_max); bursts may be dropped",
+            "{}: the kernel granted a receive buffer of {} bytes, not {} (raise net.core.rmem_max, or run as root); bursts may be dropped",
             bound.local,
             granted,
             receive_buffer
@@ -234,7 +317,7 @@ impl Collector {
         for addr in &config.listen {
             let (s, b) = bind_socket(*addr, config.receive_buffer)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            sockets.push(s);
+            sockets.push((s, b.local));
             bound.push(b);
         }
         let metrics_listener = match config.metrics {
@@ -262,11 +345,17 @@ impl Collector {
         let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let allow: Arc<[Cidr]> = config.allow.clone().into();
         let drops = Arc::new(drops::SocketDrops::new(&sockets));
+        // Payload buffers go back from the decode workers to the receive
+        // thread of their socket, to be used again.
+        let (recycle, free): (Vec<_>, Vec<_>) =
+            sockets.iter().map(|_| mpsc::channel::<Vec<u8>>()).unzip();
         let mut threads = Vec::new();
-        for (socket, b) in sockets.into_iter().zip(&bound) {
+        for (index, ((socket, local), free)) in sockets.into_iter().zip(free).enumerate() {
             let r = worker::Receiver {
                 socket,
-                local: b.local,
+                local,
+                index,
+                free,
                 tx: txs.clone(),
                 stop: stop.clone(),
                 stats: stats.clone(),
@@ -276,7 +365,7 @@ impl Collector {
             };
             threads.push(
                 std::thread::Builder::new()
-                    .name(format!("netflow-recv {}", b.local))
+                    .name(format!("netflow-recv {local}"))
                     .spawn(move || r.run())?,
             );
         }
@@ -307,6 +396,7 @@ impl Collector {
                 queued.clone(),
                 last_tag.clone(),
                 done_tx.clone(),
+                recycle.clone(),
             );
             threads.push(
                 std::thread::Builder::new()

@@ -40,7 +40,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 pub fn render(stats: &Stats) -> String {
     let mut out = String::new();
     type Get = fn(&crate::ExporterStats) -> u64;
-    let per_exporter: [(&str, &str, &str, Get); 10] = [
+    let per_exporter: [(&str, &str, &str, Get); 12] = [
         (
             "netflow_exporter_templates",
             "gauge",
@@ -100,6 +100,18 @@ pub fn render(stats: &Stats) -> String {
             "counter",
             "Data sets given up while waiting for their template.",
             |e| e.sets_dropped,
+        ),
+        (
+            "netflow_exporter_sets_expired_total",
+            "counter",
+            "Data sets dropped because they waited for their template longer than the age limit.",
+            |e| e.sets_expired,
+        ),
+        (
+            "netflow_exporter_sets_evicted_total",
+            "counter",
+            "Data sets dropped to make room in the buffer of sets waiting for templates.",
+            |e| e.sets_evicted,
         ),
     ];
     for (name, kind, help, get) in per_exporter {
@@ -162,13 +174,48 @@ pub fn render(stats: &Stats) -> String {
             escape(&addr.to_string())
         );
     }
+    type GetSocket = fn(&crate::SocketStats) -> u64;
+    let per_socket: [(&str, &str, GetSocket); 3] = [
+        (
+            "netflow_socket_datagrams_total",
+            "Datagrams received on the listen socket.",
+            |s| s.datagrams,
+        ),
+        (
+            "netflow_socket_rxq_ovfl_drops_total",
+            "Datagrams the kernel dropped on the listen socket (receive buffer full), from the SO_RXQ_OVFL count on later datagrams.",
+            |s| s.rxq_ovfl_drops,
+        ),
+        (
+            "netflow_socket_proc_drops_total",
+            "Datagrams the kernel dropped on the listen socket (receive buffer full), from /proc/net/udp.",
+            |s| s.proc_drops,
+        ),
+    ];
+    for (name, help, get) in per_socket {
+        header(&mut out, name, "counter", help);
+        for (addr, s) in &stats.sockets {
+            let _ = writeln!(
+                out,
+                "{name}{{socket=\"{}\"}} {}",
+                escape(&addr.to_string()),
+                get(s)
+            );
+        }
+    }
     let g = &stats.global;
-    let globals: [(&str, &str, &str, u64); 14] = [
+    let globals: [(&str, &str, &str, u64); 16] = [
         (
             "netflow_socket_drops_total",
             "counter",
             "Datagrams the kernel dropped on the listen sockets (receive buffer full).",
             g.socket_drops,
+        ),
+        (
+            "netflow_rxq_ovfl_drops_total",
+            "counter",
+            "Datagrams the kernel dropped on the listen sockets, from their SO_RXQ_OVFL counts.",
+            g.rxq_ovfl_drops,
         ),
         ("netflow_workers", "gauge", "Decode workers.", g.workers),
         (
@@ -238,6 +285,12 @@ pub fn render(stats: &Stats) -> String {
             g.sink.dropped,
         ),
         (
+            "netflow_sink_dropped_records_total",
+            "counter",
+            "Records in the lines the sink gave up after write errors.",
+            g.sink.dropped_records,
+        ),
+        (
             "netflow_sink_rotations_total",
             "counter",
             "Output files rotated.",
@@ -253,6 +306,18 @@ pub fn render(stats: &Stats) -> String {
         "netflow_sink_flush_duration_seconds",
         "Time to compress and write one buffered batch (file sink flush).",
         &g.sink.flush_seconds,
+    );
+    histogram(
+        &mut out,
+        "netflow_queue_wait_seconds",
+        "Time a receive thread waited for room in a full decode queue (back-pressure), per wait.",
+        &g.queue_wait,
+    );
+    histogram(
+        &mut out,
+        "netflow_sink_wait_seconds",
+        "Time a decode worker spent handing one datagram's exports to the sink (its lock and writes; a slow sink shows here).",
+        &g.sink_wait,
     );
     out
 }

@@ -32,6 +32,9 @@ pub struct SinkCounters {
     pub errors: u64,
     /// Lines given up after errors (the in-memory buffer limit was reached).
     pub dropped: u64,
+    /// Records in those lines (flow and options records; a line of the
+    /// original layout holds a datagram's records).
+    pub dropped_records: u64,
     /// Files closed and new ones opened ([`Rotation`]).
     pub rotations: u64,
     /// Time taken by each flush that wrote something (compress and write).
@@ -108,29 +111,88 @@ pub fn rotated_path(base: &Path, secs: u64, n: u32) -> PathBuf {
     base.with_file_name(file)
 }
 
+/// A strftime-like pattern for the names of rotated files (`%Y%m%d-%H%M%S.gz`,
+/// UTC), checked when it is made: [`chrono::format::strftime`] specifiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamePattern(String);
+
+impl NamePattern {
+    /// Check `pattern`: it must expand to a file name (no `/`) and use only
+    /// known specifiers.
+    pub fn new(pattern: &str) -> Result<NamePattern, String> {
+        use chrono::format::{Item, StrftimeItems};
+        if pattern.is_empty() {
+            return Err("an empty file name pattern".into());
+        }
+        if StrftimeItems::new(pattern).any(|i| matches!(i, Item::Error)) {
+            return Err(format!(
+                "{pattern}: not a valid strftime pattern (e.g. %Y%m%d-%H%M%S.gz)"
+            ));
+        }
+        let sample = NamePattern(pattern.to_string()).expand(0);
+        if sample.contains('/') || sample == "." || sample == ".." {
+            return Err(format!(
+                "{pattern}: must give a file name, not a path (the directory is the one of --file)"
+            ));
+        }
+        Ok(NamePattern(pattern.to_string()))
+    }
+
+    /// The file name at `secs` (Unix seconds, UTC).
+    pub fn expand(&self, secs: u64) -> String {
+        let t = chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap_or(0), 0)
+            .unwrap_or_default();
+        t.format(&self.0).to_string()
+    }
+}
+
+/// The name of a patterned file: `dir/<pattern at secs>`, and `n > 0` adds
+/// `-n` before a `.gz` ending (else at the end).
+pub fn patterned_path(dir: &Path, pattern: &NamePattern, secs: u64, n: u32) -> PathBuf {
+    let name = pattern.expand(secs);
+    let name = match (n, name.strip_suffix(".gz")) {
+        (0, _) => name,
+        (n, Some(stem)) => format!("{stem}-{n}.gz"),
+        (n, None) => format!("{name}-{n}"),
+    };
+    dir.join(name)
+}
+
 /// Gzip JSON lines ([`netflow_store::write_export`]) appended to a file.
 ///
 /// Lines are buffered in memory and written at each [`flush`](Sink::flush) as
 /// one complete gzip member with a single `write` call (the file is a
 /// concatenation of members; read it with a multi-member reader such as
 /// `flate2::read::MultiGzDecoder`, `zcat` or Python's `gzip`). So a crash
-/// loses at most what was not flushed yet and never leaves a damaged member:
-/// if a write fails (disk full, I/O error) the file is cut back to its length
-/// before the member and the lines stay buffered for the next flush, up to
-/// [`FileSink::max_buffer`] bytes; beyond that they are dropped and counted.
+/// loses at most what was not flushed yet and never leaves a damaged member.
+///
+/// Write errors (disk full, unwritable path, I/O error): the file is cut
+/// back to its length before the member, the lines stay buffered and the
+/// write is tried again after a backoff (1 s, doubling up to 30 s; flushes
+/// before then do nothing), so the collector goes on receiving and resumes
+/// writing when the disk has room again. Past [`FileSink::max_buffer`]
+/// bytes the buffered lines are dropped and counted
+/// ([`SinkCounters::dropped`], [`SinkCounters::dropped_records`]).
 ///
 /// With a [`Rotation`] ([`FileSink::with_rotation`]) the files are named
 /// after the given path by [`rotated_path`] (`flows.gz` → `flows.<unix
-/// seconds at opening>.gz`); at a flush where the rotation is due, the buffer
-/// is written, the file synced and closed, and the next one opened (a file
-/// with nothing written is kept open; [`Sink::close`] removes it). [`FileSink::reopen_flag`] asks for a
-/// new file (or, without rotation, the same path reopened, e.g. after
-/// logrotate moved it) at the next flush.
+/// seconds at opening>.gz`), or by a [`NamePattern`]
+/// ([`FileSink::with_name_pattern`]); at a flush where the rotation is due,
+/// the buffer is written and the file synced and closed. The next file is
+/// created only when there is something to write to it, so no empty file is
+/// left behind (not even by a `kill -9` right after a rotation).
+/// [`FileSink::reopen_flag`] asks for a new file (or, without rotation, the
+/// same path reopened, e.g. after logrotate moved it) at the next flush.
 #[derive(Debug)]
 pub struct FileSink {
     base: PathBuf,
+    pattern: Option<NamePattern>,
+    /// The file written now, or the next one (named, not created yet).
     path: PathBuf,
-    file: File,
+    /// `None` until the first write to `path`.
+    file: Option<File>,
+    /// `path` is to be named anew before it is opened (after a rotation).
+    rename_next: bool,
     file_len: u64,
     opened: Instant,
     rotation: Rotation,
@@ -138,12 +200,22 @@ pub struct FileSink {
     format: Format,
     buf: Vec<u8>,
     buf_lines: u64,
+    buf_records: u64,
+    /// After a failed write: no new attempt before this.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+    /// Failed attempts in a row.
+    failures: u64,
     /// Buffered bytes that trigger a flush from `write`.
     pub flush_at: usize,
     /// Buffered bytes kept at most while writes fail.
     pub max_buffer: usize,
     counters: SinkCounters,
 }
+
+/// The first and the longest wait before a new write attempt.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 fn unix_secs() -> u64 {
     SystemTime::now()
@@ -158,11 +230,15 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
 }
 
 /// A rotated file name not taken yet.
-fn next_rotated(base: &Path) -> PathBuf {
+fn next_rotated(base: &Path, pattern: Option<&NamePattern>) -> PathBuf {
     let secs = unix_secs();
+    let dir = base.parent().unwrap_or(Path::new(""));
     let mut n = 0;
     loop {
-        let p = rotated_path(base, secs, n);
+        let p = match pattern {
+            Some(pattern) => patterned_path(dir, pattern, secs, n),
+            None => rotated_path(base, secs, n),
+        };
         if !p.exists() {
             return p;
         }
@@ -177,23 +253,59 @@ impl FileSink {
     }
 
     /// Like [`create`](Self::create); with rotation enabled, files named
-    /// after `base` by [`rotated_path`] instead of `base` itself.
+    /// after `base` by [`rotated_path`] instead of `base` itself, each
+    /// created at its first write.
     pub fn with_rotation(
         base: impl AsRef<Path>,
         format: Format,
         rotation: Rotation,
     ) -> io::Result<FileSink> {
-        let base = base.as_ref().to_path_buf();
-        let path = if rotation.is_enabled() {
-            next_rotated(&base)
+        FileSink::build(base.as_ref(), format, rotation, None)
+    }
+
+    /// Like [`with_rotation`](Self::with_rotation), the files named by
+    /// `pattern` in the directory of `base` (also without a rotation: then
+    /// a new name only when [`reopen_flag`](Self::reopen_flag) is set).
+    pub fn with_name_pattern(
+        base: impl AsRef<Path>,
+        format: Format,
+        rotation: Rotation,
+        pattern: NamePattern,
+    ) -> io::Result<FileSink> {
+        FileSink::build(base.as_ref(), format, rotation, Some(pattern))
+    }
+
+    fn build(
+        base: &Path,
+        format: Format,
+        rotation: Rotation,
+        pattern: Option<NamePattern>,
+    ) -> io::Result<FileSink> {
+        let base = base.to_path_buf();
+        let named = rotation.is_enabled() || pattern.is_some();
+        let (path, file, file_len) = if named {
+            // Created lazily; its directory must be there now, though.
+            let dir = match base.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no directory {}", dir.display()),
+                ));
+            }
+            (next_rotated(&base, pattern.as_ref()), None, 0)
         } else {
-            base.clone()
+            let (file, len) = open_append(&base)?;
+            (base.clone(), Some(file), len)
         };
-        let (file, file_len) = open_append(&path)?;
         Ok(FileSink {
             base,
+            pattern,
             path,
             file,
+            rename_next: false,
             file_len,
             opened: Instant::now(),
             rotation,
@@ -201,13 +313,22 @@ impl FileSink {
             format,
             buf: Vec::with_capacity(1 << 16),
             buf_lines: 0,
+            buf_records: 0,
+            retry_at: None,
+            backoff: Duration::ZERO,
+            failures: 0,
             flush_at: 8 << 20,
             max_buffer: 64 << 20,
             counters: SinkCounters::default(),
         })
     }
 
-    /// The file written now.
+    /// Files get names of their own (rotation, pattern), not the base path.
+    fn named(&self) -> bool {
+        self.rotation.is_enabled() || self.pattern.is_some()
+    }
+
+    /// The file written now (or the next one, before anything is written to it).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -218,15 +339,65 @@ impl FileSink {
         self.reopen.clone()
     }
 
-    /// Append already formatted lines (`count` of them, each ending in `\n`).
+    /// Append already formatted lines (`count` of them, each ending in `\n`;
+    /// counted as records too).
     pub fn append_lines(&mut self, lines: &[u8], count: u64) -> io::Result<()> {
         self.buf.extend_from_slice(lines);
-        self.buf_lines += count;
+        self.buffered(count, count)
+    }
+
+    /// Account for lines just added to the buffer; flush when it is big
+    /// enough, or drop it when writes fail and it is too big.
+    fn buffered(&mut self, lines: u64, records: u64) -> io::Result<()> {
+        self.buf_lines += lines;
+        self.buf_records += records;
         self.counters.buffered = self.buf_lines;
+        if self.retry_at.is_some() {
+            if self.buf.len() > self.max_buffer {
+                log::error!(
+                    "{}: still not writable; dropping {} buffered lines ({} records, {} bytes)",
+                    self.path.display(),
+                    self.buf_lines,
+                    self.buf_records,
+                    self.buf.len()
+                );
+                self.drop_buffer();
+            }
+            return Ok(());
+        }
         if self.buf.len() >= self.flush_at {
             return self.flush();
         }
         Ok(())
+    }
+
+    fn drop_buffer(&mut self) {
+        self.counters.dropped += self.buf_lines;
+        self.counters.dropped_records += self.buf_records;
+        self.buf.clear();
+        self.buf_lines = 0;
+        self.buf_records = 0;
+        self.counters.buffered = 0;
+    }
+
+    /// The open file, created (and, after a rotation, named) now if needed.
+    fn file(&mut self) -> io::Result<&mut File> {
+        if self.file.is_none() {
+            if self.rename_next {
+                self.path = next_rotated(&self.base, self.pattern.as_ref());
+                self.rename_next = false;
+            }
+            let (file, len) = open_append(&self.path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot open {}: {e}", self.path.display()),
+                )
+            })?;
+            self.file_len = len;
+            self.opened = Instant::now();
+            self.file = Some(file);
+        }
+        Ok(self.file.as_mut().expect("opened above"))
     }
 
     fn write_member(&mut self) -> io::Result<u64> {
@@ -236,10 +407,11 @@ impl FileSink {
         );
         gz.write_all(&self.buf)?;
         let member = gz.finish()?;
-        let before = self.file.metadata()?.len();
-        if let Err(e) = self.file.write_all(&member) {
+        let file = self.file()?;
+        let before = file.metadata()?.len();
+        if let Err(e) = file.write_all(&member) {
             // Never leave half a member behind: later members would be unreadable.
-            let _ = self.file.set_len(before);
+            let _ = file.set_len(before);
             return Err(e);
         }
         self.file_len = before + member.len() as u64;
@@ -250,37 +422,69 @@ impl FileSink {
         if self.buf.is_empty() {
             return Ok(());
         }
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            // Still backing off after a failure: keep the lines.
+            return Ok(());
+        }
         let start = Instant::now();
         let result = self.write_member();
         self.counters.flush_seconds.observe(start.elapsed());
         match result {
             Ok(bytes) => {
+                if self.failures > 0 {
+                    log::warn!(
+                        "{}: writing again after {} failed attempts",
+                        self.path.display(),
+                        self.failures
+                    );
+                }
                 self.counters.written += self.buf_lines;
                 self.counters.bytes += bytes;
                 self.counters.flushes += 1;
                 self.buf.clear();
                 self.buf_lines = 0;
+                self.buf_records = 0;
                 self.counters.buffered = 0;
+                self.retry_at = None;
+                self.backoff = Duration::ZERO;
+                self.failures = 0;
                 Ok(())
             }
             Err(e) => {
                 self.counters.errors += 1;
-                if self.buf.len() > self.max_buffer {
-                    self.counters.dropped += self.buf_lines;
-                    self.buf.clear();
-                    self.buf_lines = 0;
-                    self.counters.buffered = 0;
-                }
+                self.failures += 1;
+                self.backoff = (self.backoff * 2).clamp(BACKOFF_FIRST, BACKOFF_MAX);
+                self.retry_at = Some(Instant::now() + self.backoff);
+                let kept = if self.buf.len() > self.max_buffer {
+                    let n = (self.buf_lines, self.buf_records);
+                    self.drop_buffer();
+                    format!(
+                        "{} lines ({} records) dropped: more than {} bytes buffered",
+                        n.0, n.1, self.max_buffer
+                    )
+                } else {
+                    format!(
+                        "{} lines ({} records, {} bytes) kept in memory",
+                        self.buf_lines,
+                        self.buf_records,
+                        self.buf.len()
+                    )
+                };
                 Err(io::Error::new(
                     e.kind(),
-                    format!("cannot write {}: {e}", self.path.display()),
+                    format!(
+                        "cannot write {}: {e}; {kept}, trying again in {} s",
+                        self.path.display(),
+                        self.backoff.as_secs()
+                    ),
                 ))
             }
         }
     }
 
     fn rotation_due(&self) -> bool {
-        self.file_len > 0
+        self.file.is_some()
+            && self.file_len > 0
             && (self
                 .rotation
                 .interval
@@ -288,42 +492,31 @@ impl FileSink {
                 || self.rotation.size.is_some_and(|s| self.file_len >= s))
     }
 
-    /// Sync and close the file, open the next one.
+    /// Sync and close the file; the next one is created at the next write.
     fn rotate(&mut self) -> io::Result<()> {
-        let err = |e: io::Error, p: &Path| {
-            io::Error::new(e.kind(), format!("cannot open {}: {e}", p.display()))
-        };
-        self.file.sync_all().map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot sync {}: {e}", self.path.display()),
-            )
-        })?;
-        let next = if self.rotation.is_enabled() {
-            next_rotated(&self.base)
-        } else {
-            self.base.clone()
-        };
-        let (file, len) = open_append(&next).map_err(|e| err(e, &next))?;
-        log::info!("closed {}, writing {}", self.path.display(), next.display());
-        self.file = file;
-        self.file_len = len;
-        self.path = next;
-        self.opened = Instant::now();
-        self.counters.rotations += 1;
+        if let Some(file) = &self.file {
+            file.sync_all().map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot sync {}: {e}", self.path.display()),
+                )
+            })?;
+            log::info!("closed {}", self.path.display());
+            self.counters.rotations += 1;
+        }
+        self.file = None;
+        self.file_len = 0;
+        // Without rotation or pattern: the same path, reopened.
+        self.rename_next = self.named();
         Ok(())
     }
 }
 
 impl Sink for FileSink {
     fn write(&mut self, export: &Export<'_>) -> io::Result<()> {
-        let n = write_export(self.format, &mut self.buf, export) as u64;
-        self.buf_lines += n;
-        self.counters.buffered = self.buf_lines;
-        if self.buf.len() >= self.flush_at {
-            return self.flush();
-        }
-        Ok(())
+        let lines = write_export(self.format, &mut self.buf, export) as u64;
+        let records = export.sets.iter().map(|s| s.record_count as u64).sum();
+        self.buffered(lines, records)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -335,11 +528,11 @@ impl Sink for FileSink {
     }
 
     fn close(&mut self) -> io::Result<()> {
+        // A last attempt, backoff or not.
+        self.retry_at = None;
         self.flush_buffer()?;
-        self.file.sync_all()?;
-        if self.rotation.is_enabled() && self.file_len == 0 {
-            // The next file of a rotation, opened but never written to.
-            let _ = std::fs::remove_file(&self.path);
+        if let Some(file) = &self.file {
+            file.sync_all()?;
         }
         Ok(())
     }

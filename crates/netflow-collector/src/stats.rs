@@ -109,6 +109,30 @@ pub struct GlobalStats {
     /// full), summed over them: Linux's `/proc/net/udp{,6}` `drops` counter,
     /// read at every flush (0 where it cannot be read).
     pub socket_drops: u64,
+    /// The kernel's `SO_RXQ_OVFL` drop counts of the listen sockets, summed
+    /// (see [`SocketStats::rxq_ovfl_drops`]).
+    pub rxq_ovfl_drops: u64,
+    /// Time the receive threads waited for room in a full decode queue
+    /// (one observation per wait; see [`queue_full`](Self::queue_full)).
+    pub queue_wait: Histogram,
+    /// Time the decode workers spent handing exports to the sink, per
+    /// datagram: waiting for the sink's lock (another worker's write, a
+    /// flush) and its `write` calls (a slow sink, a full channel).
+    pub sink_wait: Histogram,
+}
+
+/// Counters of one listen socket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SocketStats {
+    /// Datagrams received on it (before the allowlist).
+    pub datagrams: u64,
+    /// Datagrams the kernel dropped on it (receive buffer full), as the
+    /// `SO_RXQ_OVFL` count attached to the datagrams received after them
+    /// (Linux; 0 elsewhere). Drops after the last datagram received show
+    /// only in [`proc_drops`](Self::proc_drops).
+    pub rxq_ovfl_drops: u64,
+    /// The same drops from Linux's `/proc/net/udp{,6}` (read at every flush).
+    pub proc_drops: u64,
 }
 
 /// Upper bounds (seconds) of the [`Histogram`] buckets.
@@ -140,6 +164,20 @@ impl Histogram {
             .saturating_add(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
 
+    /// Add another histogram's observations.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(other.buckets) {
+            *a += b;
+        }
+        self.count += other.count;
+        self.sum_nanos = self.sum_nanos.saturating_add(other.sum_nanos);
+    }
+
+    /// The sum in whole milliseconds.
+    pub fn sum_millis(&self) -> u64 {
+        self.sum_nanos / 1_000_000
+    }
+
     pub fn sum_seconds(&self) -> f64 {
         self.sum_nanos as f64 / 1e9
     }
@@ -153,6 +191,8 @@ pub struct Stats {
     /// Datagrams dropped by the allowlist, per source address (the first
     /// 4096 addresses; [`GlobalStats::denied`] counts them all).
     pub denied: BTreeMap<IpAddr, u64>,
+    /// Per listen socket (its local address).
+    pub sockets: BTreeMap<SocketAddr, SocketStats>,
 }
 
 impl Stats {
@@ -181,12 +221,14 @@ impl Stats {
         t
     }
 
-    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N socket_drops N sink_errors N denied N`.
+    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N socket_drops N rxq_drops N sink_errors N denied N`
+    /// (`queue_wait_ms`, `sink_wait_ms`: [`GlobalStats::queue_wait`] and
+    /// [`GlobalStats::sink_wait`] summed, milliseconds).
     pub fn status_line(&self) -> String {
         let t = self.totals();
         let g = &self.global;
         format!(
-            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} socket_drops {} sink_errors {} denied {}",
+            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {} sink_errors {} denied {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -200,7 +242,10 @@ impl Stats {
             g.sink.buffered,
             g.queued,
             g.queue_full,
+            g.queue_wait.sum_millis(),
+            g.sink_wait.sum_millis(),
             g.socket_drops,
+            g.rxq_ovfl_drops,
             g.sink_errors,
             g.denied,
         )
@@ -270,7 +315,7 @@ impl Stats {
         let t = self.totals();
         let g = &self.global;
         out.push(format!(
-            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {} denied {} rotations {} workers {} queue_full {} socket_drops {}",
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -287,7 +332,10 @@ impl Stats {
             g.sink.rotations,
             g.workers,
             g.queue_full,
+            g.queue_wait.sum_millis(),
+            g.sink_wait.sum_millis(),
             g.socket_drops,
+            g.rxq_ovfl_drops,
         ));
         out
     }

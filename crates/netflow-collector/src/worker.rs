@@ -13,14 +13,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netflow::sequence::SequenceUnit;
 use netflow::{
-    DataSet, Decoded, Decoder, ExporterId, PendingBuffer, PendingSet, SamplingTable, ScopeKey, SequenceTracker,
-    StreamKey, TemplateCache, TrackerLimits,
+    DataSet, Decoded, Decoder, ExporterId, PendingBuffer, PendingSet, SamplingTable, ScopeKey,
+    SequenceTracker, StreamKey, TemplateCache, TrackerLimits,
 };
 use netflow_store::Export;
 
-use crate::drops::SocketDrops;
+use crate::drops::{OverflowCount, SocketDrops};
+use crate::recv;
 use crate::stats::{SequenceSummary, Stats};
-use crate::{Cidr, Config, Sink, MAX_DATAGRAM};
+use crate::{Cidr, Config, Sink};
 
 /// Source addresses counted one by one in [`Stats::denied`] at most.
 pub(crate) const MAX_DENIED_SOURCES: usize = 4096;
@@ -30,8 +31,14 @@ pub(crate) struct Datagram {
     /// Receive time, microseconds since the Unix epoch.
     received_us: u64,
     from: SocketAddr,
+    /// A buffer of the receive thread's pool: given back after decoding.
     payload: Vec<u8>,
+    /// The index of the socket it came on (whose pool the buffer is from).
+    socket: usize,
 }
+
+/// Spare payload buffers a receive thread keeps at most (more are freed).
+const POOL_MAX: usize = 4096;
 
 fn now_us() -> u64 {
     SystemTime::now()
@@ -113,6 +120,10 @@ pub(crate) fn worker_for(from: SocketAddr, workers: usize) -> usize {
 pub(crate) struct Receiver {
     pub(crate) socket: UdpSocket,
     pub(crate) local: SocketAddr,
+    /// Its index among the sockets.
+    pub(crate) index: usize,
+    /// Payload buffers given back by the decode workers.
+    pub(crate) free: ChanReceiver<Vec<u8>>,
     /// One bounded queue per decode worker.
     pub(crate) tx: Vec<SyncSender<Datagram>>,
     pub(crate) stop: Arc<AtomicBool>,
@@ -148,8 +159,25 @@ impl Receiver {
         self.drops.refresh(&self.stats);
     }
 
+    /// A payload buffer holding `bytes`: a returned one when there is one
+    /// (no allocation once the pipeline is warm), else a new one.
+    fn buffer(&self, pool: &mut Vec<Vec<u8>>, bytes: &[u8]) -> Vec<u8> {
+        while let Ok(b) = self.free.try_recv() {
+            if pool.len() < POOL_MAX {
+                pool.push(b);
+            }
+        }
+        let mut b = pool.pop().unwrap_or_default();
+        b.clear();
+        b.extend_from_slice(bytes);
+        b
+    }
+
     fn receive(&self) {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut batch = recv::Batch::new();
+        let mut pool: Vec<Vec<u8>> = Vec::new();
+        let mut overflow = OverflowCount::default();
+        let counters = &self.drops.sockets[self.index];
         let mut errors = RateLimit::new(Duration::from_secs(10), 5);
         let mut denied_log = RateLimit::new(Duration::from_secs(10), 5);
         let mut stopping = false;
@@ -161,35 +189,35 @@ impl Receiver {
                     return;
                 }
             }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    let from = normalize(from);
-                    if !self.allow.is_empty() && !self.allow.iter().any(|c| c.contains(from.ip())) {
-                        self.deny(from, &mut denied_log);
-                        continue;
-                    }
-                    let d = Datagram {
-                        received_us: now_us(),
-                        from,
-                        payload: buf[..n].to_vec(),
-                    };
-                    self.queued.fetch_add(1, Ordering::Relaxed);
-                    let tx = &self.tx[worker_for(from, self.tx.len())];
-                    let sent = match tx.try_send(d) {
-                        Ok(()) => Ok(()),
-                        Err(TrySendError::Full(d)) => {
-                            // Back-pressure: count it, then wait for room.
-                            self.stats
-                                .lock()
-                                .unwrap_or_else(|e| e.into_inner())
-                                .global
-                                .queue_full += 1;
-                            tx.send(d).map_err(|_| ())
+            match batch.recv(&self.socket) {
+                Ok(_) => {
+                    let received_us = now_us();
+                    counters
+                        .datagrams
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    for i in 0..batch.len() {
+                        let Some(r) = batch.get(i) else { continue };
+                        if let Some(v) = r.overflow {
+                            counters
+                                .rxq_ovfl
+                                .store(overflow.observe(v), Ordering::Relaxed);
                         }
-                        Err(TrySendError::Disconnected(_)) => Err(()),
-                    };
-                    if sent.is_err() {
-                        return;
+                        let from = normalize(r.from);
+                        if !self.allow.is_empty()
+                            && !self.allow.iter().any(|c| c.contains(from.ip()))
+                        {
+                            self.deny(from, &mut denied_log);
+                            continue;
+                        }
+                        let d = Datagram {
+                            received_us,
+                            from,
+                            payload: self.buffer(&mut pool, r.payload),
+                            socket: self.index,
+                        };
+                        if self.dispatch(d).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(e)
@@ -216,6 +244,34 @@ impl Receiver {
                     }
                 }
             }
+        }
+    }
+
+    /// Queue a datagram for its exporter's worker; a full queue is waited
+    /// for (back-pressure), counted and timed. `Err` once the workers are gone.
+    fn dispatch(&self, d: Datagram) -> Result<(), ()> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let tx = &self.tx[worker_for(d.from, self.tx.len())];
+        match tx.try_send(d) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(d)) => {
+                // Counted before the wait (which may be long), timed after.
+                self.stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .global
+                    .queue_full += 1;
+                let start = Instant::now();
+                let sent = tx.send(d).map_err(|_| ());
+                self.stats
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .global
+                    .queue_wait
+                    .observe(start.elapsed());
+                sent
+            }
+            Err(TrySendError::Disconnected(_)) => Err(()),
         }
     }
 }
@@ -305,6 +361,8 @@ pub(crate) struct DecodeLoop {
     last_tag: Arc<AtomicU64>,
     /// Dropped when the worker ends (see [`SinkLoop::done`]).
     _done: Sender<()>,
+    /// Per socket: where payload buffers go back to after decoding.
+    recycle: Vec<Sender<Vec<u8>>>,
     /// How long a set may wait for its template ([`PendingLimits::max_age_ms`]).
     max_age_ms: u64,
     /// How often an idle worker wakes up to expire waiting sets.
@@ -324,6 +382,7 @@ impl DecodeLoop {
         queued: Arc<AtomicU64>,
         last_tag: Arc<AtomicU64>,
         done: Sender<()>,
+        recycle: Vec<Sender<Vec<u8>>>,
     ) -> DecodeLoop {
         DecodeLoop {
             rx,
@@ -335,6 +394,7 @@ impl DecodeLoop {
             queued,
             last_tag,
             _done: done,
+            recycle,
             max_age_ms: config.pending.max_age_ms,
             // A quarter of the age limit (so a set is dropped at most 25 %
             // late), between 10 ms and 1 s.
@@ -351,7 +411,10 @@ impl DecodeLoop {
             match self.rx.recv_timeout(self.expire_tick) {
                 Ok(d) => {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
-                    self.handle(d);
+                    let socket = d.socket;
+                    let payload = self.handle(d);
+                    // Its receive thread may have ended (shutdown): then it is freed.
+                    let _ = self.recycle[socket].send(payload);
                 }
                 // Idle: sets waiting for a template must still expire
                 // (otherwise they would only when the next datagram comes).
@@ -379,7 +442,6 @@ impl DecodeLoop {
             &mut self.drop_log,
         );
     }
-
 }
 
 /// Count dropped pending sets per exporter, with the reason.
@@ -461,7 +523,13 @@ impl DecodeLoop {
         tag
     }
 
-    fn handle(&mut self, d: Datagram) {
+    /// Decode and deliver a datagram; returns its buffer for reuse.
+    fn handle(&mut self, d: Datagram) -> Vec<u8> {
+        self.decode_and_write(&d);
+        d.payload
+    }
+
+    fn decode_and_write(&mut self, d: &Datagram) {
         let tag = self.next_tag(d.received_us);
         let received = tag as f64 / 1e6;
         let exporter = ExporterId(d.from);
@@ -496,12 +564,16 @@ impl DecodeLoop {
         }
         // Counters first, under the lock; the sink is called without it (a
         // sink may block, e.g. a full channel, and `stats()` must not).
-        self.update_stats(&d, &result, &groups, sampling_learned > 0);
+        self.update_stats(d, &result, &groups, sampling_learned > 0);
         let Ok(decoded) = result else { return };
         let packet = &decoded.packet;
         // The datagram itself (also with no data sets: the original writes a
         // line per datagram), then the sets that waited, per datagram.
         let mut results = Vec::new();
+        // From before the lock (another worker's write or a flush may hold
+        // it) to the last write returned: the time this path spent waiting
+        // on the sink.
+        let start = Instant::now();
         {
             let sink = self.sink.clone();
             let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
@@ -523,6 +595,13 @@ impl DecodeLoop {
                 }));
             }
         }
+        let waited = start.elapsed();
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .global
+            .sink_wait
+            .observe(waited);
         for r in results {
             self.sink_result(r);
         }

@@ -322,13 +322,33 @@ fn file_sink_write_error_is_counted_and_kept() {
     let mut sink = FileSink::create("/dev/full", Format::Original).unwrap();
     sink.append_lines(b"{\"a\": 1}\n", 1).unwrap();
     let err = sink.flush().unwrap_err();
-    assert!(err.to_string().contains("/dev/full"), "{err}");
+    // ENOSPC, said with the path and what happens next.
+    let text = err.to_string();
+    assert!(text.contains("cannot write /dev/full"), "{text}");
+    assert!(text.contains("1 lines (1 records"), "{text}");
+    assert!(text.contains("trying again in 1 s"), "{text}");
+    assert_eq!(err.raw_os_error(), None, "wrapped with context");
+    assert_eq!(err.kind(), std::io::ErrorKind::StorageFull);
     assert_eq!(sink.counters().errors, 1);
     assert_eq!(sink.counters().buffered, 1, "kept for the next flush");
+    // Within the backoff a flush does not try (no new error), lines are kept.
+    sink.append_lines(b"{\"b\": 2}\n", 1).unwrap();
+    sink.flush().unwrap();
+    assert_eq!(sink.counters().errors, 1);
+    assert_eq!(sink.counters().buffered, 2);
+    // Over the memory limit while failing: dropped and counted.
     sink.max_buffer = 0;
-    sink.flush().unwrap_err();
-    assert_eq!(sink.counters().dropped, 1);
+    sink.append_lines(b"{\"c\": 3}\n", 1).unwrap();
+    assert_eq!(sink.counters().dropped, 3);
+    assert_eq!(sink.counters().dropped_records, 3);
     assert_eq!(sink.counters().buffered, 0);
+    // The close tries once more, backoff or not.
+    sink.max_buffer = 1 << 20;
+    sink.append_lines(b"{\"d\": 4}\n", 1).unwrap();
+    sink.close().unwrap_err();
+    assert_eq!(sink.counters().errors, 2);
+    assert_eq!(sink.counters().dropped, 3);
+    assert_eq!(sink.counters().buffered, 1);
 }
 
 #[test]
@@ -885,7 +905,10 @@ fn waiting_sets_expire_on_a_timer_and_are_reported_at_shutdown() {
     });
     assert!(sent_at.elapsed() < Duration::from_secs(5));
     let e = &s.exporters[&q];
-    assert_eq!((e.sets_waiting, e.sets_dropped, e.sets_evicted), (0, waiting, 0));
+    assert_eq!(
+        (e.sets_waiting, e.sets_dropped, e.sets_evicted),
+        (0, waiting, 0)
+    );
     assert_eq!(s.global.datagrams, 1);
     let line = s
         .summary_lines()
@@ -903,7 +926,9 @@ fn waiting_sets_expire_on_a_timer_and_are_reported_at_shutdown() {
     let l = late.local_addr().unwrap();
     late.send(&data).unwrap();
     wait_stats(&c, "the second set to wait", |s| {
-        s.exporters.get(&l).is_some_and(|e| e.sets_waiting == waiting)
+        s.exporters
+            .get(&l)
+            .is_some_and(|e| e.sets_waiting == waiting)
     });
     let (stats, rest) = c.shutdown();
     assert_eq!(rest.iter().map(|i| i.records.len()).sum::<usize>(), 0);
@@ -923,4 +948,142 @@ fn waiting_sets_expire_on_a_timer_and_are_reported_at_shutdown() {
         sets.bytes
     );
     assert!(summary.contains(&want), "{summary:#?}");
+}
+
+/// Read exports until none comes for `quiet`; returns how many came.
+fn drain(c: &Collector, quiet: Duration) -> u64 {
+    let mut n = 0;
+    loop {
+        match c.recv_timeout(quiet) {
+            Ok(_) => n += 1,
+            Err(RecvTimeoutError::Timeout) => return n,
+            Err(RecvTimeoutError::Disconnected) => panic!("collector ended"),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn kernel_drops_are_counted_from_so_rxq_ovfl() {
+    // A tiny receive buffer (as root set exactly, SO_RCVBUFFORCE) and
+    // nobody reading at first: the queues fill, the receive thread waits,
+    // the socket buffer fills and the kernel drops the rest of the burst.
+    let mut config = loopback();
+    config.receive_buffer = 4096;
+    config.queue = 1;
+    config.channel = 1;
+    let c = Collector::bind(config).expect("binds");
+    assert!(
+        c.sockets()[0].receive_buffer <= 64 << 10,
+        "{:?}",
+        c.sockets()
+    );
+    let s = exporter_socket(c.local_addr());
+    let packet = vector("PACKET_V5");
+    let mut sent = (0..2000).filter(|_| s.send(&packet).is_ok()).count() as u64;
+    let mut got = drain(&c, Duration::from_millis(300));
+    // One more datagram, queued after every drop of the burst: the kernel
+    // attaches the socket's final drop count to it.
+    s.send(&packet).unwrap();
+    sent += 1;
+    got += drain(&c, Duration::from_millis(300));
+    let stats = c.stats();
+    let sock = stats.sockets[&c.local_addr()];
+    assert!(sock.rxq_ovfl_drops > 0, "{sock:?}");
+    assert_eq!(sock.datagrams + sock.rxq_ovfl_drops, sent, "{sock:?}");
+    assert_eq!(sock.datagrams, got);
+    // The other kernel source, /proc/net/udp, counts the same drops.
+    assert_eq!(sock.proc_drops, sock.rxq_ovfl_drops, "{sock:?}");
+    assert_eq!(stats.global.rxq_ovfl_drops, sock.rxq_ovfl_drops);
+    let text = netflow_collector::render_metrics(&stats);
+    let want = format!(
+        "\nnetflow_socket_rxq_ovfl_drops_total{{socket=\"{}\"}} {}\n",
+        c.local_addr(),
+        sock.rxq_ovfl_drops
+    );
+    assert!(text.contains(&want), "{text}");
+    assert!(
+        stats
+            .status_line()
+            .contains(&format!(" rxq_drops {} ", sock.rxq_ovfl_drops)),
+        "{}",
+        stats.status_line()
+    );
+    let (stats, _) = c.shutdown();
+    assert_eq!(stats.exporters[&s.local_addr().unwrap()].packets, got);
+}
+
+/// A sink that takes `delay` per write, and keeps what it got.
+struct SlowSink {
+    delay: Duration,
+    got: std::sync::Arc<std::sync::Mutex<Vec<(SocketAddr, usize)>>>,
+}
+
+impl Sink for SlowSink {
+    fn write(&mut self, export: &netflow_store::Export<'_>) -> std::io::Result<()> {
+        std::thread::sleep(self.delay);
+        let records = export.sets.iter().map(|s| s.record_count as usize).sum();
+        self.got.lock().unwrap().push((export.exporter, records));
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn close(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_slow_sink_is_waited_for_measured_and_nothing_is_lost() {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = SlowSink {
+        delay: Duration::from_millis(3),
+        got: got.clone(),
+    };
+    let mut config = loopback();
+    config.queue = 4;
+    let c = Collector::bind_with_sink(config, sink).expect("binds");
+    let s = exporter_socket(c.local_addr());
+    let packet = vector("PACKET_V5");
+    for _ in 0..100 {
+        s.send(&packet).unwrap();
+    }
+    let stats = wait_stats(&c, "every datagram written", |_| {
+        got.lock().unwrap().len() == 100
+    });
+    let a = s.local_addr().unwrap();
+    assert!(got.lock().unwrap().iter().all(|&(e, n)| e == a && n == 3));
+    let g = &stats.global;
+    assert_eq!((g.datagrams, g.socket_drops, g.rxq_ovfl_drops), (100, 0, 0));
+    // Every datagram waited on the sink at least its delay.
+    assert_eq!(g.sink_wait.count, 100);
+    assert!(g.sink_wait.sum_seconds() >= 0.3, "{:?}", g.sink_wait);
+    // The receive thread found the small queue full and waited.
+    assert!(g.queue_full > 0, "{g:?}");
+    assert_eq!(g.queue_wait.count, g.queue_full);
+    assert!(g.queue_wait.sum_nanos > 0);
+    let line = stats.status_line();
+    let ms = |k: &str| {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        w.windows(2).find(|p| p[0] == k).unwrap()[1]
+            .parse::<u64>()
+            .unwrap()
+    };
+    assert!(ms("sink_wait_ms") >= 300, "{line}");
+    assert_eq!(ms("sink_wait_ms"), g.sink_wait.sum_millis(), "{line}");
+    assert_eq!(ms("queue_wait_ms"), g.queue_wait.sum_millis(), "{line}");
+    let text = netflow_collector::render_metrics(&stats);
+    assert!(
+        text.contains("\nnetflow_sink_wait_seconds_count 100\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "\nnetflow_queue_wait_seconds_count {}\n",
+            g.queue_full
+        )),
+        "{text}"
+    );
+    c.shutdown();
 }

@@ -63,7 +63,12 @@ async fn stream_delivers_the_seed_vectors() {
     }
     let mut got = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
-    while got.iter().map(|i: &ExportItem| i.records.len()).sum::<usize>() < 2 + 3 + 8 + 23 {
+    while got
+        .iter()
+        .map(|i: &ExportItem| i.records.len())
+        .sum::<usize>()
+        < 2 + 3 + 8 + 23
+    {
         let left = deadline.saturating_duration_since(Instant::now());
         let item = if got.len() % 2 == 0 {
             tokio::time::timeout(left, s.next_export()).await
