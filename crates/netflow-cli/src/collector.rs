@@ -8,7 +8,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
-use netflow_collector::{Cidr, Collector, Config, FileSink, Rotation};
+use netflow_collector::{Cidr, Collector, Config, FileSink, NamePattern, Rotation};
 use netflow_store::Format;
 use serde::Deserialize;
 
@@ -61,7 +61,7 @@ damages what was written. An existing file is appended to.
 
 --config FILE: settings from a TOML file, with the long flag names as keys
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
-  rotate-size, workers, receive-buffer); flags given on the command line override it. Example:
+  rotate-size, rotate-name, workers, receive-buffer, on-write-error); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
     file = \"/var/lib/netflow/flows.gz\"
@@ -72,6 +72,23 @@ damages what was written. An existing file is appended to.
     rotate-size = \"1G\"
     stats = 10
     workers = 4
+
+--rotate-name PATTERN: name the files by a strftime pattern (UTC) instead,
+  in the directory of FILE: `-o /data/x.gz --rotate-name '%Y%m%d-%H%M%S.gz'`
+  writes /data/20240101-120000.gz, ... (`-N` before `.gz` when the name is
+  taken). With or without --rotate: without, a new name only at SIGHUP.
+  Rotated files are created at their first write: an idle collector (or a
+  kill -9 right after a rotation) leaves no empty file.
+
+Disk full or unwritable output: the error is logged (`cannot write FILE:
+  ...; N lines (N records, N bytes) kept in memory, trying again in N s`),
+  `write_errors` counts the failed attempts, and the collector keeps
+  receiving and counting. --on-write-error retry (default): try again after
+  1 s, 2 s, 4 s ... up to 30 s, and resume writing once the disk has room
+  (up to 64 MiB of lines are kept meanwhile; beyond that they are dropped
+  and counted: `dropped_lines`, `dropped_records` in the total line).
+  --on-write-error exit: stop at the first failed write, print the summary
+  and exit with status 1.
 
 SIGHUP: at the next flush (within a second), close the file and open it again
   (after logrotate moved it), or with --rotate/--rotate-size start the next
@@ -89,7 +106,7 @@ start; with --stats (or -D, every 10 s) a status line
 and at the end one line per exporter, then a total:
 
   exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 expired 0 evicted 0 lost 0 packets templates 3 sampling 1/8 random
-  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0
+  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 dropped_records 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
@@ -131,6 +148,16 @@ Examples:
       only exporters in 10/8, Prometheus metrics, flows.<unix-seconds>.gz hourly
   netflow collector --config /etc/netflow/collector.toml --stats 5
       settings from a file, a status line every 5 seconds";
+
+/// What to do when the output cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnWriteError {
+    /// Keep receiving, keep the lines in memory (up to 64 MiB) and try again
+    /// after 1 s, 2 s, 4 s ... 30 s
+    Retry,
+    /// Flush what can be, print the summary and exit with status 1
+    Exit,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -191,6 +218,14 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub rotate_size: Option<u64>,
 
+    /// When the output cannot be written (disk full, unwritable path) [default: retry]
+    #[arg(long, value_enum, value_name = "WHAT")]
+    pub on_write_error: Option<OnWriteError>,
+
+    /// Name rotated files by a strftime pattern (UTC) in FILE's directory, e.g. '%Y%m%d-%H%M%S.gz'
+    #[arg(long, value_name = "PATTERN", value_parser = parse_name_pattern)]
+    pub rotate_name: Option<NamePattern>,
+
     /// Receive buffer per socket (SO_RCVBUFFORCE as root, else SO_RCVBUF, capped by net.core.rmem_max) [default: 32M]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub receive_buffer: Option<u64>,
@@ -202,6 +237,10 @@ pub struct CollectorArgs {
     /// Read settings from a TOML file (keys: the long flag names); flags override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+fn parse_name_pattern(s: &str) -> Result<NamePattern, String> {
+    NamePattern::new(s)
 }
 
 fn parse_cidr(s: &str) -> Result<Cidr, String> {
@@ -289,6 +328,8 @@ struct FileSettings {
     rotate_size: Option<NumOrText>,
     workers: Option<u16>,
     receive_buffer: Option<NumOrText>,
+    on_write_error: Option<String>,
+    rotate_name: Option<String>,
 }
 
 /// The settings in force: the command line over the config file over the defaults.
@@ -304,6 +345,8 @@ struct Settings {
     rotation: Rotation,
     workers: u16,
     receive_buffer: Option<u64>,
+    on_write_error: OnWriteError,
+    rotate_name: Option<NamePattern>,
 }
 
 fn settings(args: &CollectorArgs) -> Result<Settings, String> {
@@ -381,8 +424,26 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
         (None, Some(r)) => Some(parse_size(&r.text()).map_err(|e| in_file("receive-buffer", e))?),
         (None, None) => None,
     };
+    let on_write_error = match (args.on_write_error, f.on_write_error.as_deref()) {
+        (Some(w), _) => w,
+        (None, None | Some("retry")) => OnWriteError::Retry,
+        (None, Some("exit")) => OnWriteError::Exit,
+        (None, Some(other)) => {
+            return Err(in_file(
+                "on-write-error",
+                format!("{other}: expected retry or exit"),
+            ))
+        }
+    };
+    let rotate_name = match (&args.rotate_name, &f.rotate_name) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(p)) => Some(NamePattern::new(p).map_err(|e| in_file("rotate-name", e))?),
+        (None, None) => None,
+    };
     Ok(Settings {
         receive_buffer,
+        on_write_error,
+        rotate_name,
         listen,
         file: args.file.clone().or(f.file),
         format,
@@ -556,7 +617,13 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
             .map_or(0, |d| d.as_secs());
         PathBuf::from(format!("{secs}.gz"))
     });
-    let sink = match FileSink::with_rotation(&path, settings.format, settings.rotation) {
+    let sink = match &settings.rotate_name {
+        Some(pattern) => {
+            FileSink::with_name_pattern(&path, settings.format, settings.rotation, pattern.clone())
+        }
+        None => FileSink::with_rotation(&path, settings.format, settings.rotation),
+    };
+    let sink = match sink {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
     };
@@ -610,6 +677,7 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     };
     let tick = Duration::from_millis(100);
     let mut next_status = interval.map(|i| Instant::now() + i);
+    let mut write_failed = false;
     loop {
         let wait = next_status.map_or(tick, |t| {
             t.saturating_duration_since(Instant::now()).min(tick)
@@ -621,6 +689,16 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
         if take_hangup() {
             log::info!("SIGHUP: reopening the output file at the next flush");
             reopen.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        if settings.on_write_error == OnWriteError::Exit && collector.stats().global.sink_errors > 0
+        {
+            let _ = writeln!(
+                io::stderr(),
+                "netflow collector: cannot write {} (see the error above); exiting (--on-write-error exit)",
+                path.display()
+            );
+            write_failed = true;
+            break;
         }
         if let (Some(i), Some(t)) = (interval, next_status) {
             if Instant::now() >= t {
@@ -635,5 +713,9 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     for line in stats.summary_lines() {
         let _ = writeln!(err, "{line}");
     }
-    ExitCode::SUCCESS
+    if write_failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -601,3 +601,206 @@ fn summary_shows_templates_and_sampling_per_exporter() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+fn on_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Skip loudly (or fail on CI, which runs as root) when `ok` is false.
+fn require(ok: bool, test: &str, what: &str) -> bool {
+    if !ok {
+        assert!(!on_ci(), "{test}: {what} is required on CI (CI=true)");
+        eprintln!("!!!!!!!! SKIPPED {test}: needs {what} !!!!!!!!");
+    }
+    ok
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+/// A tmpfs of `size` mounted on a directory, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: PathBuf, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Write zeros to `path` until the file system is full.
+fn fill(path: &Path) {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let chunk = [0u8; 4096];
+    loop {
+        match f.write_all(&chunk).and_then(|()| f.sync_all()) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => return, // ENOSPC
+            Err(e) => panic!("filling {}: {e}", path.display()),
+        }
+    }
+}
+
+/// Stored flows-format lines per exporter: (flows, options).
+fn lines_per_exporter(lines: &[serde_json::Value]) -> BTreeMap<String, (u64, u64)> {
+    let mut per: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for l in lines {
+        let e = per
+            .entry(l["exporter"].as_str().unwrap().to_string())
+            .or_default();
+        if l["options"] == serde_json::Value::Bool(true) {
+            e.1 += 1;
+        } else {
+            e.0 += 1;
+        }
+    }
+    per
+}
+
+#[test]
+fn disk_full_then_room_again_every_record_is_written() {
+    const TEST: &str = "disk_full_then_room_again_every_record_is_written";
+    if !require(is_root(), TEST, "root (to mount a tmpfs)") {
+        return;
+    }
+    let dir = tmp("diskfull");
+    let Some(mnt) = Tmpfs::mount(dir.join("mnt"), "64k") else {
+        require(false, TEST, "mount -t tmpfs");
+        return;
+    };
+    let filler = mnt.0.join("filler");
+    fill(&filler);
+    let file = mnt.0.join("flows.gz");
+    let mut c = Running::start(&["-o", file.to_str().unwrap(), "--format", "flows"]);
+    let first = generate(
+        &c.addr,
+        &[
+            "--version",
+            "5",
+            "--count",
+            "30",
+            "--rate",
+            "300",
+            "--exporters",
+            "2",
+        ],
+    );
+    c.wait_packets(30);
+    // The flush fails: said, counted, nothing written, and nothing lost.
+    let line = c.wait_line("a status line with a write error", |l| {
+        l.starts_with("status ") && field(l, "sink_errors") >= Some(1)
+    });
+    assert_eq!(field(&line, "written"), Some(0), "{line}");
+    let error = c
+        .stderr
+        .iter()
+        .find(|l| l.contains("ERROR") && l.contains("cannot write "))
+        .unwrap_or_else(|| panic!("no error line: {:#?}", c.stderr));
+    assert!(
+        error.contains("No space left on device") && error.contains("kept in memory"),
+        "{error}"
+    );
+    // The collector keeps receiving while the disk is full.
+    let second = generate(
+        &c.addr,
+        &["--version", "9", "--count", "20", "--rate", "300"],
+    );
+    c.wait_packets(50);
+    // Room again: the next retry writes everything.
+    std::fs::remove_file(&filler).unwrap();
+    let mut want = per_exporter(&first.lines().map(String::from).collect::<Vec<_>>());
+    want.extend(per_exporter(
+        &second.lines().map(String::from).collect::<Vec<_>>(),
+    ));
+    assert_eq!(want.len(), 3, "{first}{second}");
+    let lines: u64 = want.values().map(|w| w.1 + w.2).sum();
+    c.wait_line("a status line with every line written", |l| {
+        l.starts_with("status ") && field(l, "written") == Some(lines)
+    });
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert!(field(total, "write_errors") >= Some(1), "{total}");
+    assert_eq!(field(total, "dropped_lines"), Some(0), "{total}");
+    assert_eq!(field(total, "dropped_records"), Some(0), "{total}");
+    let got = lines_per_exporter(&read_lines(&file));
+    let want: BTreeMap<String, (u64, u64)> =
+        want.iter().map(|(a, w)| (a.clone(), (w.1, w.2))).collect();
+    assert_eq!(got, want, "stored per exporter vs the generator's reports");
+    drop(mnt);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn on_write_error_exit_stops_with_status_1() {
+    if !require(
+        Path::new("/dev/full").exists(),
+        "on_write_error_exit",
+        "/dev/full",
+    ) {
+        return;
+    }
+    let c = Running::start(&["-o", "/dev/full", "--on-write-error", "exit"]);
+    let e = udp_from("127.0.0.1", &c.addr);
+    e.send(&vector("PACKET_V5")).unwrap();
+    let (code, stderr) = c.wait_exit();
+    let all = stderr.join("\n");
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("cannot write /dev/full: No space left on device"),
+        "{all}"
+    );
+    assert!(all.contains("exiting (--on-write-error exit)"), "{all}");
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert_eq!(field(total, "packets"), Some(1), "{total}");
+    assert!(field(total, "write_errors") >= Some(1), "{total}");
+}
+
+#[test]
+fn unwritable_output_keeps_receiving_with_the_default_retry() {
+    if !require(
+        Path::new("/dev/full").exists(),
+        "unwritable_retry",
+        "/dev/full",
+    ) {
+        return;
+    }
+    let mut c = Running::start(&["-o", "/dev/full"]);
+    let e = udp_from("127.0.0.1", &c.addr);
+    e.send(&vector("PACKET_V5")).unwrap();
+    c.wait_line("a write error", |l| {
+        l.starts_with("status ") && field(l, "sink_errors") >= Some(1)
+    });
+    for _ in 0..4 {
+        e.send(&vector("PACKET_V5")).unwrap();
+    }
+    c.wait_packets(5);
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    assert_eq!(field(total, "records"), Some(15), "{total}");
+    assert_eq!(field(total, "written"), Some(0), "{total}");
+    // Backoff: a few attempts (first, 1 s later, the close), not one per flush.
+    assert!(
+        (2..=6).contains(&field(total, "write_errors").unwrap()),
+        "{total}"
+    );
+}

@@ -315,7 +315,7 @@ impl Stats {
         let t = self.totals();
         let g = &self.global;
         out.push(format!(
-            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {}",
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} dropped_records {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -327,6 +327,7 @@ impl Stats {
             g.sink.written,
             g.sink_errors,
             g.sink.dropped,
+            g.sink.dropped_records,
             g.receive_errors,
             g.denied,
             g.sink.rotations,
