@@ -804,3 +804,90 @@ fn unwritable_output_keeps_receiving_with_the_default_retry() {
         "{total}"
     );
 }
+
+/// `date -u +FORMAT` now (coreutils: an independent strftime).
+fn date_utc(format: &str) -> String {
+    let out = Command::new("date")
+        .args(["-u", &format!("+{format}")])
+        .output()
+        .expect("runs date");
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn rotate_name_pattern_and_no_empty_file_after_kill_9() {
+    let dir = tmp("rotate-name");
+    let base = dir.join("ignored.gz");
+    let before = date_utc("%Y%m%d-%H%M%S");
+    let mut c = Running::start(&[
+        "-o",
+        base.to_str().unwrap(),
+        "--rotate",
+        "1s",
+        "--rotate-name",
+        "nf-%Y%m%d-%H%M%S.gz",
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_addr(&mut c);
+    let e = udp_from("127.0.0.1", &c.addr);
+    e.send(&vector("PACKET_V5")).unwrap();
+    let deadline = Instant::now() + TIMEOUT;
+    while sample(&scrape(&metrics), "netflow_sink_rotations_total") < Some(1) {
+        assert!(Instant::now() < deadline, "no rotation");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Right after the rotation, before anything else is written: kill -9.
+    c.signal("-KILL");
+    let (_, stderr) = c.wait_exit();
+    let after = date_utc("%Y%m%d-%H%M%S");
+    let mut files: Vec<(String, u64)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().len(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert_eq!(
+        files.len(),
+        1,
+        "one file, no empty next one: {files:?}\n{stderr:?}"
+    );
+    let (name, size) = &files[0];
+    assert!(*size > 0);
+    // Named by the pattern, at a time between the start and the end.
+    let stamp = name
+        .strip_prefix("nf-")
+        .and_then(|n| n.strip_suffix(".gz"))
+        .unwrap_or_else(|| panic!("{name}"));
+    assert!(
+        stamp.len() == 15 && before.as_str() <= stamp && stamp <= after.as_str(),
+        "{stamp} not within {before} .. {after}"
+    );
+    assert_eq!(read_lines(&dir.join(name)).len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rotate_name_pattern_is_checked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["collector", "-p", "0", "--rotate-name", "%Y/%m.gz"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("must give a file name, not a path"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["collector", "-p", "0", "--rotate-name", "x-%Q.gz"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a valid strftime pattern"), "{err}");
+}

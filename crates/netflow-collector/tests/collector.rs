@@ -1087,3 +1087,63 @@ fn a_slow_sink_is_waited_for_measured_and_nothing_is_lost() {
     );
     c.shutdown();
 }
+
+#[test]
+fn name_patterns_expand_in_utc() {
+    use netflow_collector::{patterned_path, NamePattern};
+    // 1700000000 is 2023-11-14 22:13:20 UTC (`date -u -d @1700000000`).
+    let p = NamePattern::new("%Y%m%d-%H%M%S.gz").unwrap();
+    let dir = std::path::Path::new("/data");
+    assert_eq!(
+        patterned_path(dir, &p, 1_700_000_000, 0),
+        PathBuf::from("/data/20231114-221320.gz")
+    );
+    assert_eq!(
+        patterned_path(dir, &p, 1_700_000_000, 2),
+        PathBuf::from("/data/20231114-221320-2.gz")
+    );
+    let p = NamePattern::new("flows-%s").unwrap();
+    assert_eq!(
+        patterned_path(dir, &p, 1_700_000_000, 1),
+        PathBuf::from("/data/flows-1700000000-1")
+    );
+    assert!(NamePattern::new("%Y/%m.gz").is_err());
+    assert!(NamePattern::new("x-%Q").is_err());
+    assert!(NamePattern::new("").is_err());
+}
+
+#[test]
+fn file_sink_with_a_name_pattern_creates_files_at_their_first_write() {
+    let dir = tmp("pattern");
+    let rotation = netflow_collector::Rotation {
+        interval: None,
+        size: Some(1),
+    };
+    let pattern = netflow_collector::NamePattern::new("p-%Y.gz").unwrap();
+    let mut sink =
+        FileSink::with_name_pattern(dir.join("x.gz"), Format::Flows, rotation, pattern).unwrap();
+    // Nothing written yet: no file.
+    sink.flush().unwrap();
+    assert!(files_and_lines(&dir).is_empty());
+    for i in 0..3 {
+        sink.append_lines(format!("{{\"i\": {i}}}\n").as_bytes(), 1)
+            .unwrap();
+        sink.flush().unwrap();
+    }
+    sink.close().unwrap();
+    let year = std::process::Command::new("date")
+        .args(["-u", "+%Y"])
+        .output()
+        .unwrap();
+    let year = String::from_utf8(year.stdout).unwrap().trim().to_string();
+    let files = files_and_lines(&dir);
+    assert_eq!(
+        files,
+        vec![
+            (format!("p-{year}-1.gz"), 1),
+            (format!("p-{year}-2.gz"), 1),
+            (format!("p-{year}.gz"), 1),
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
