@@ -13,6 +13,7 @@
 //! Requires python3 with the netflow module: these tests FAIL without it
 //! (CI installs it, see .ci/run).
 
+mod analyzer_support;
 mod common;
 mod running;
 
@@ -25,9 +26,7 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use serde_json::{json, Map, Value};
 
-use running::{field, Running};
-
-const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/captures");
+use analyzer_support::{collect, tshark_records};
 
 struct Out {
     stdout: String,
@@ -303,30 +302,10 @@ fn garbage_lines_are_counted_not_fatal() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `netflow collector` (default layout) fed by `netflow replay` of `capture`; returns the file.
-fn collect(dir: &Path, capture: &str) -> PathBuf {
-    let file = dir.join(format!("{capture}.gz"));
-    let mut c = Running::start(&["-o", file.to_str().unwrap()]);
-    let pcap = format!("{CAPTURES}/{capture}.pcap");
-    let replay = common::netflow(
-        &["replay", &pcap, "--target", &c.addr, "--speed", "0"],
-        None,
-    );
-    replay.assert_success();
-    let total = replay
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("total "))
-        .expect("a total line");
-    c.wait_packets(field(total, "datagrams").unwrap());
-    c.terminate();
-    file
-}
-
 #[test]
 fn same_table_as_the_original_on_our_collectors_v9_file() {
     let dir = common::tmp_dir("analyzer_collector_v9");
-    let file = collect(&dir, "softflowd-v9");
+    let file = collect(&dir, "softflowd-v9", &[]);
     for flags in [
         &["-n", "-p", "0", "-v"][..],
         &["-n"],
@@ -344,7 +323,6 @@ fn same_table_as_the_original_on_our_collectors_v9_file() {
 /// collector lines with v9 field names, one line per datagram, keys in
 /// datagram order: what the original analyzer can read.
 fn tshark_as_v9_lines(capture: &str) -> String {
-    let text = std::fs::read_to_string(format!("{CAPTURES}/{capture}.tshark.jsonl")).unwrap();
     let names = [
         ("8", "IPV4_SRC_ADDR"),
         ("12", "IPV4_DST_ADDR"),
@@ -362,8 +340,7 @@ fn tshark_as_v9_lines(capture: &str) -> String {
         ("60", "IP_PROTOCOL_VERSION"),
     ];
     let mut datagrams: Vec<(u64, Vec<Value>)> = Vec::new();
-    for line in text.lines() {
-        let rec: Value = serde_json::from_str(line).unwrap();
+    for rec in tshark_records(capture) {
         if rec["kind"] != "flow" {
             continue;
         }
@@ -421,7 +398,7 @@ fn v1_v5_ipfix_tables_match_the_original_on_tshark_ground_truth() {
         "pmacct-v5",
         "pmacct-ipfix",
     ] {
-        let file = collect(&dir, capture);
+        let file = collect(&dir, capture, &[]);
         let truth = write(
             &dir,
             &format!("{capture}.truth.gz"),
@@ -457,7 +434,7 @@ fn v1_v5_ipfix_tables_match_the_original_on_tshark_ground_truth() {
 #[test]
 fn dns_lookups_are_bounded() {
     let dir = common::tmp_dir("analyzer_dns");
-    let file = collect(&dir, "softflowd-v5");
+    let file = collect(&dir, "softflowd-v5", &[]);
     let no_dns = ours(&["-n", "-p", "0"], Some(&file), None, "UTC");
     let started = Instant::now();
     let dns = ours(
