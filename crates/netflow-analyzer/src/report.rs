@@ -32,7 +32,7 @@ use netflow::{ExporterId, Header};
 use serde::{Deserialize, Serialize};
 
 pub use html::render;
-pub use input::InputError;
+pub use input::{write_report, FileError};
 pub use timeline::{Bucket, Timeline, TimelineBuilder};
 pub use topn::{Tally, TopCounter, TopRow, TopTable};
 

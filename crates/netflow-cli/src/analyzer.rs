@@ -44,7 +44,27 @@ pub struct AnalyzerArgs {
 pub enum AnalyzerCommand {
     /// Top talkers by source, destination, pair, port, protocol or exporter.
     Top(TopArgs),
-    // `report` (the report helper) goes here: Report(crate::report::ReportArgs),
+    /// One self-contained HTML page: traffic over time, top talkers, protocol
+    /// and service mix, exporter health (sequence loss).
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Files to read, in order (stdin when none); repeat -f for several.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Where to write the page.
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "FILE",
+        default_value = "report.html"
+    )]
+    pub output: PathBuf,
+    /// Page title.
+    #[arg(long, default_value = "NetFlow report")]
+    pub title: String,
 }
 
 /// The original's flags.
@@ -159,6 +179,18 @@ pub fn run(args: &AnalyzerArgs) -> ExitCode {
     match &args.command {
         None => run_table(&args.table),
         Some(AnalyzerCommand::Top(top)) => run_top(top),
+        Some(AnalyzerCommand::Report(r)) => {
+            match netflow_analyzer::report::write_report(&r.files, &r.output, &r.title) {
+                Ok(summary) => {
+                    eprintln!("netflow analyzer report: {summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("netflow analyzer report: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }
 

@@ -151,17 +151,21 @@ fn summary(out: &mut String, data: &ReportData) {
     let streams_with_loss = data.exporters.iter().filter(|e| e.lost > 0).count() as u64;
     card(
         "loss",
-        "Streams with sequence loss",
-        format!("{streams_with_loss} of {}", data.exporters.len()),
+        "Sequence loss",
+        format!("{streams_with_loss} / {}", data.exporters.len()),
         streams_with_loss,
-        String::new(),
+        "streams with loss".to_string(),
     );
     card(
         "unparsable",
         "Unparsable lines",
         units::exact(data.unparsable_lines),
         data.unparsable_lines,
-        String::new(),
+        if data.unparsable_lines > 0 {
+            "see Input problems".to_string()
+        } else {
+            String::new()
+        },
     );
     out.push_str("</dl>\n</section>\n");
 }
@@ -187,9 +191,30 @@ fn traffic(out: &mut String, timeline: &Timeline) {
         out.push_str("<p class=\"empty\">No flows in the input.</p>\n</section>\n");
         return;
     }
-    out.push_str("<h3>Bytes</h3>\n");
+    let size = timeline.bucket_seconds.max(1);
+    if let Some(peak) = timeline.buckets.iter().max_by_key(|b| (b.bytes, -b.start)) {
+        let _ = writeln!(
+            out,
+            "<h3>Bytes <span class=\"peak\">peak {} at {} ({})</span></h3>",
+            esc(&units::bytes(peak.bytes)),
+            esc(&units::timestamp(peak.start as f64)),
+            esc(&units::bit_rate(peak.bytes, size as f64)),
+        );
+    }
     timeline_chart(out, timeline, Series::Bytes, 230.0);
-    out.push_str("<h3>Packets</h3>\n");
+    if let Some(peak) = timeline
+        .buckets
+        .iter()
+        .max_by_key(|b| (b.packets, -b.start))
+    {
+        let _ = writeln!(
+            out,
+            "<h3>Packets <span class=\"peak\">peak {} at {} ({:.1} packets/s)</span></h3>",
+            esc(&units::count(peak.packets)),
+            esc(&units::timestamp(peak.start as f64)),
+            peak.packets as f64 / size as f64,
+        );
+    }
     timeline_chart(out, timeline, Series::Packets, 170.0);
     out.push_str("</section>\n");
 }
@@ -291,8 +316,8 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
     let n = buckets.len() as f64;
     let slot = plot_w / n;
     let bar_w = (slot * 0.8).clamp(0.6, 48.0);
-    let format = label_format(timeline);
-    let every = (buckets.len() as f64 / 8.0).ceil().max(1.0) as usize;
+    let every = label_interval(timeline);
+    let format = label_format(timeline, every);
     for (i, b) in buckets.iter().enumerate() {
         let v = value(b);
         let x = PLOT_LEFT + slot * i as f64 + (slot - bar_w) / 2.0;
@@ -325,7 +350,7 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
             );
         }
         out.push_str("</title></rect>\n");
-        if i % every == 0 {
+        if b.start.rem_euclid(every) == 0 {
             let cx = PLOT_LEFT + slot * (i as f64 + 0.5);
             let _ = writeln!(
                 out,
@@ -344,9 +369,30 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
     );
 }
 
+/// Seconds between x-axis labels: a round interval (a multiple of the
+/// bucket size) giving at most 8 labels, so labels fall on :00, :15, ... and
+/// not on every n-th bucket wherever that lands.
+fn label_interval(timeline: &Timeline) -> i64 {
+    const ROUND: [i64; 22] = [
+        1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1_800, 3_600, 7_200, 10_800, 21_600, 43_200,
+        86_400, 172_800, 604_800, 1_209_600, 2_419_200,
+    ];
+    let size = timeline.bucket_seconds.max(1) as i64;
+    let span = timeline.buckets.len() as i64 * size;
+    ROUND
+        .iter()
+        .copied()
+        .find(|&c| c % size == 0 && span / c <= 8)
+        .unwrap_or_else(|| {
+            // Longer than 8 x 4 weeks: every k-th bucket.
+            let k = (timeline.buckets.len() as u64).div_ceil(8).max(1) as i64;
+            k * size
+        })
+}
+
 /// Time label format for the x axis: dates for day buckets, the date too when
-/// the span crosses midnight, seconds for sub-minute buckets.
-fn label_format(timeline: &Timeline) -> &'static str {
+/// the span crosses midnight, seconds when labels are less than a minute apart.
+fn label_format(timeline: &Timeline, interval: i64) -> &'static str {
     let (Some(first), Some(last)) = (timeline.buckets.first(), timeline.buckets.last()) else {
         return "%H:%M";
     };
@@ -354,7 +400,7 @@ fn label_format(timeline: &Timeline) -> &'static str {
         "%Y-%m-%d"
     } else if first.start.div_euclid(86_400) != last.start.div_euclid(86_400) {
         "%m-%d %H:%M"
-    } else if timeline.bucket_seconds < 60 {
+    } else if interval < 60 {
         "%H:%M:%S"
     } else {
         "%H:%M"
@@ -398,7 +444,7 @@ fn top_table(out: &mut String, id: &str, caption: &str, what: &str, table: &TopT
         out,
         "<div class=\"table-wrap\"><table class=\"top\" id=\"{id}\" data-distinct=\"{}\">\n\
          <caption>{}{}</caption>\n<thead><tr><th scope=\"col\" class=\"rank\">#</th><th scope=\"col\">{}</th>\
-         <th scope=\"col\" class=\"num\">Bytes</th><th scope=\"col\" class=\"num\">Share</th>\
+         <th scope=\"col\" class=\"num\">Bytes</th><th scope=\"col\" class=\"share\">Share of all bytes</th>\
          <th scope=\"col\" class=\"num\">Packets</th><th scope=\"col\" class=\"num\">Flows</th></tr></thead>\n<tbody>",
         table.distinct,
         esc(caption),
@@ -444,6 +490,7 @@ fn top_table(out: &mut String, id: &str, caption: &str, what: &str, table: &TopT
 }
 
 fn tally_cells(t: &Tally, total: u64) -> String {
+    // The bar is the share of all bytes (the track is 100 %), never stretched.
     let share = if total == 0 {
         0.0
     } else {
@@ -451,7 +498,9 @@ fn tally_cells(t: &Tally, total: u64) -> String {
     };
     format!(
         "<td class=\"num\" title=\"{exact} B\">{human}</td>\
-         <td class=\"num share\"><span class=\"sharebar\" style=\"width:{share:.1}%\"></span><span class=\"sharetext\">{pct}</span></td>\
+         <td class=\"share\"><span class=\"sharebox\"><span class=\"sharetrack\">\
+         <span class=\"sharebar\" style=\"width:{share:.2}%\"></span></span>\
+         <span class=\"sharetext\">{pct}</span></span></td>\
          <td class=\"num\" title=\"{pe}\">{ph}</td><td class=\"num\" title=\"{fe}\">{fh}</td>",
         exact = units::exact(t.bytes),
         human = esc(&units::bytes(t.bytes)),
@@ -578,6 +627,17 @@ fn exporters(out: &mut String, data: &ReportData) {
             }
         }
         out.push_str("</tbody></table></div>\n");
+        if data
+            .exporters
+            .iter()
+            .any(|e| e.from_flows_layout && e.protocol == "v9")
+        {
+            out.push_str(
+                "<p class=\"muted\">† Read from <code>--format flows</code> lines, which keep no line for an \
+                 export packet without data records: v9 template-only packets count as lost here. \
+                 The collector's own per-exporter loss counter is exact.</p>\n",
+            );
+        }
     }
     if data.exporter_streams_evicted > 0 {
         let _ = writeln!(
@@ -639,7 +699,15 @@ fn exporter_row(out: &mut String, exporter: &str, e: &ExporterHealth, first: boo
         exports = units::exact(e.exports),
         records = units::exact(e.records),
         expected = if sequenced {
-            format!("{} <span class=\"muted\">{unit}</span>", units::exact(e.expected))
+            format!(
+                "{}{} <span class=\"muted\">{unit}</span>",
+                units::exact(e.expected),
+                if e.from_flows_layout && e.protocol == "v9" {
+                    "<sup title=\"read from --format flows lines\">†</sup>"
+                } else {
+                    ""
+                }
+            )
         } else {
             "-".to_string()
         },

@@ -27,20 +27,22 @@ use crate::{Entry, FlowReader, HeaderInfo};
 /// A flow start further than this from its receive time is not trusted.
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 86_400;
 
-/// An input file that could not be opened.
+/// A file that could not be read or written.
 #[derive(Debug)]
-pub struct InputError {
+pub struct FileError {
     pub path: String,
+    /// `"read"` or `"write"`.
+    pub action: &'static str,
     pub error: std::io::Error,
 }
 
-impl std::fmt::Display for InputError {
+impl std::fmt::Display for FileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot read {}: {}", self.path, self.error)
+        write!(f, "cannot {} {}: {}", self.action, self.path, self.error)
     }
 }
 
-impl std::error::Error for InputError {
+impl std::error::Error for FileError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(&self.error)
     }
@@ -50,13 +52,14 @@ impl ReportData {
     /// Read every file (plain or gzip, either stored layout) and aggregate.
     /// A file that cannot be opened is an error; bad lines and a file cut
     /// short (corrupt gzip) are counted and shown in the report.
-    pub fn from_files<P: AsRef<Path>>(paths: &[P], title: &str) -> Result<ReportData, InputError> {
+    pub fn from_files<P: AsRef<Path>>(paths: &[P], title: &str) -> Result<ReportData, FileError> {
         let mut builder = ReportBuilder::default();
         let mut names = Vec::with_capacity(paths.len());
         for path in paths {
             let name = path.as_ref().display().to_string();
-            let reader = FlowReader::open(path).map_err(|error| InputError {
+            let reader = FlowReader::open(path).map_err(|error| FileError {
                 path: name.clone(),
+                action: "read",
                 error,
             })?;
             builder.add_reader(&name, reader);
@@ -64,6 +67,61 @@ impl ReportData {
         }
         Ok(builder.finish(title, &names))
     }
+
+    /// Read standard input (plain or gzip).
+    pub fn from_stdin(title: &str) -> Result<ReportData, FileError> {
+        let mut builder = ReportBuilder::default();
+        let reader = FlowReader::from_reader(std::io::stdin()).map_err(|error| FileError {
+            path: "stdin".to_string(),
+            action: "read",
+            error,
+        })?;
+        builder.add_reader("stdin", reader);
+        Ok(builder.finish(title, &["stdin".to_string()]))
+    }
+}
+
+/// `netflow analyzer report`: read `files` (stdin when empty), write the page
+/// to `output`. The page is written to a temporary file beside `output` and
+/// renamed, so a browser never opens half a page. Returns a one-line summary.
+pub fn write_report<P: AsRef<Path>>(
+    files: &[P],
+    output: &Path,
+    title: &str,
+) -> Result<String, FileError> {
+    let data = if files.is_empty() {
+        ReportData::from_stdin(title)?
+    } else {
+        ReportData::from_files(files, title)?
+    };
+    let html = super::render(&data);
+    let write_error = |error| FileError {
+        path: output.display().to_string(),
+        action: "write",
+        error,
+    };
+    let mut tmp_name = output.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = output.with_file_name(tmp_name);
+    std::fs::write(&tmp, html.as_bytes()).map_err(write_error)?;
+    std::fs::rename(&tmp, output).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        write_error(e)
+    })?;
+    let t = &data.totals;
+    Ok(format!(
+        "wrote {} ({}): {} flows, {}, {} packets, {} exports from {} exporters, {} buckets of {}; {} unparsable lines",
+        output.display(),
+        super::units::bytes(html.len() as u64),
+        t.flows,
+        super::units::bytes(t.bytes),
+        t.packets,
+        t.exports,
+        t.exporters,
+        data.timeline.buckets.len(),
+        super::units::duration(data.timeline.bucket_seconds),
+        data.unparsable_lines,
+    ))
 }
 
 impl ReportBuilder {
