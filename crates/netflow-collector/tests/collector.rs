@@ -1022,7 +1022,7 @@ struct SlowSink {
 impl Sink for SlowSink {
     fn write(&mut self, export: &netflow_store::Export<'_>) -> std::io::Result<()> {
         std::thread::sleep(self.delay);
-        let records = export.sets.iter().map(|s| s.record_count as usize).sum();
+        let records = export.sets.iter().map(|s| s.record_count).sum();
         self.got.lock().unwrap().push((export.exporter, records));
         Ok(())
     }
