@@ -66,7 +66,7 @@ pub struct ResolverStats {
 pub struct Resolver {
     lookup: LookupFn,
     config: ResolverConfig,
-    cache: Mutex<HashMap<IpAddr, String>>,
+    cache: Mutex<HashMap<IpAddr, Option<String>>>,
     stats: Mutex<ResolverStats>,
 }
 
@@ -113,12 +113,18 @@ impl Resolver {
 
     /// The cached name of `ip`, or its text when unknown/unresolved.
     pub fn name(&self, ip: IpAddr) -> String {
+        self.resolved(ip).unwrap_or_else(|| ip.to_string())
+    }
+
+    /// The cached name of `ip`; `None` when it has none, the lookup failed
+    /// or timed out, or it was never resolved.
+    pub fn resolved(&self, ip: IpAddr) -> Option<String> {
         self.cache
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&ip)
             .cloned()
-            .unwrap_or_else(|| ip.to_string())
+            .flatten()
     }
 
     /// Resolve every address of `ips` (duplicates and cached ones are looked
@@ -138,7 +144,7 @@ impl Resolver {
         // Lookups whose threads have not returned yet (in flight or abandoned).
         let running = Arc::new(AtomicUsize::new(0));
         let mut in_flight: HashMap<IpAddr, Instant> = HashMap::new();
-        let mut results: Vec<(IpAddr, String)> = Vec::new();
+        let mut results: Vec<(IpAddr, Option<String>)> = Vec::new();
         let mut stats = ResolverStats::default();
         let max_threads = self.config.concurrency * 2;
         loop {
@@ -166,7 +172,7 @@ impl Resolver {
                     // No thread: this address keeps its text.
                     running.fetch_sub(1, Ordering::SeqCst);
                     in_flight.remove(&ip);
-                    results.push((ip, ip.to_string()));
+                    results.push((ip, None));
                 }
             }
             if in_flight.is_empty() {
@@ -184,7 +190,7 @@ impl Resolver {
             ) {
                 Ok((ip, name)) => {
                     if in_flight.remove(&ip).is_some() {
-                        results.push((ip, name.unwrap_or_else(|| ip.to_string())));
+                        results.push((ip, name));
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -195,7 +201,7 @@ impl Resolver {
                             || now.duration_since(*since) >= self.config.per_lookup_timeout;
                         if late {
                             stats.timed_out += 1;
-                            results.push((*ip, ip.to_string()));
+                            results.push((*ip, None));
                         }
                         !late
                     });
@@ -211,7 +217,7 @@ impl Resolver {
             }
         }
         stats.not_attempted = todo.len();
-        results.extend(todo.into_iter().map(|ip| (ip, ip.to_string())));
+        results.extend(todo.into_iter().map(|ip| (ip, None)));
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache.extend(results);
         let mut total = self.stats.lock().unwrap_or_else(|e| e.into_inner());

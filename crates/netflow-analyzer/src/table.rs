@@ -262,9 +262,10 @@ pub fn write_table(
         }
         resolver.resolve_all(ips);
     }
-    let host = |ip: IpAddr| match resolver {
-        Some(r) => r.name(ip),
-        None => ip.to_string(),
+    let host = |ip: IpAddr| {
+        resolver
+            .and_then(|r| r.resolved(ip))
+            .unwrap_or_else(|| ip_text(ip))
     };
 
     for (n, c) in connections.iter().enumerate() {
@@ -291,9 +292,9 @@ pub fn write_table(
             human_duration(c.duration_ms / 1000),
             c.packets,
             host(c.src),
-            c.src,
+            ip_text(c.src),
             host(c.dest),
-            c.dest
+            ip_text(c.dest)
         )?;
         summary.printed += 1;
     }
@@ -315,7 +316,7 @@ pub fn write_table(
                 None => "None".to_string(),
                 Some(ip) => {
                     let name = host(ip);
-                    let ip = ip.to_string();
+                    let ip = ip_text(ip);
                     if name == ip {
                         ip
                     } else {
@@ -340,6 +341,16 @@ pub fn write_table(
         }
     }
     Ok(summary)
+}
+
+/// An address as Python's `ipaddress` prints it (and as the original's
+/// collector stores v9 addresses): IPv6 compressed without the dotted IPv4
+/// tail Rust uses for `::ffff:a.b.c.d`.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => netflow_store::pyjson::py_ipv6(a),
+    }
 }
 
 /// The original's IP_PROTOCOLS table.

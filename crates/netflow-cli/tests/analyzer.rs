@@ -449,3 +449,147 @@ fn dns_lookups_are_bounded() {
     assert_eq!(no_dns.stdout.lines().count(), dns.stdout.lines().count());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Hand-made v9 lines for the corners of the original's formatting: IPv6
+/// (an IPv4-mapped address prints without a dotted tail), durations over an
+/// hour and across the 32-bit uptime wrap, M and G sizes, port 0, unknown
+/// protocols in the -v list, and a duplicate timestamp key (the last wins).
+#[test]
+fn edge_values_like_the_original() {
+    let dir = common::tmp_dir("analyzer_edges");
+    let flow = |src: &str,
+                dst: &str,
+                bytes: u64,
+                pkts: u64,
+                first: u64,
+                last: u64,
+                sport: u16,
+                dport: u16,
+                proto: u8| {
+        let v6 = src.contains(':');
+        let (s, d) = if v6 {
+            ("IPV6_SRC_ADDR", "IPV6_DST_ADDR")
+        } else {
+            ("IPV4_SRC_ADDR", "IPV4_DST_ADDR")
+        };
+        json!({s: src, d: dst, "IN_BYTES": bytes, "IN_PKTS": pkts, "FIRST_SWITCHED": first,
+               "LAST_SWITCHED": last, "L4_SRC_PORT": sport, "L4_DST_PORT": dport, "PROTOCOL": proto,
+               "IP_PROTOCOL_VERSION": if v6 { 6 } else { 4 }})
+    };
+    let line = |key: &str, flows: Vec<Value>| {
+        let mut m = Map::new();
+        m.insert(key.into(), json!({"client": ["::1", 2055, 0, 0], "header": {"version": 9, "count": flows.len()}, "flows": flows}));
+        Value::Object(m).to_string()
+    };
+    let lines = [
+        line(
+            "1700000000.5",
+            vec![
+                flow(
+                    "::ffff:102:304",
+                    "2001:db8::1",
+                    5000,
+                    20,
+                    100,
+                    4000,
+                    443,
+                    50000,
+                    6,
+                ),
+                flow(
+                    "2001:db8::1",
+                    "::ffff:102:304",
+                    700,
+                    15,
+                    100,
+                    3900,
+                    50000,
+                    443,
+                    6,
+                ),
+                flow(
+                    "fe80::1",
+                    "ff02::1",
+                    3_000_000,
+                    40,
+                    4_294_967_000,
+                    500,
+                    0,
+                    0,
+                    58,
+                ),
+                flow(
+                    "10.0.0.1",
+                    "10.0.0.2",
+                    5_000_000_000,
+                    900,
+                    1000,
+                    7_300_000,
+                    0,
+                    0,
+                    47,
+                ),
+                flow(
+                    "10.0.0.2", "10.0.0.1", 2_000_000, 800, 1000, 7_300_000, 0, 0, 47,
+                ),
+            ],
+        ),
+        line(
+            "1700000001.25",
+            vec![flow("10.0.0.3", "10.0.0.4", 10, 1, 5, 6, 123, 123, 17)],
+        ),
+        line(
+            "1700000000.75",
+            vec![
+                flow(
+                    "10.0.0.5", "10.0.0.6", 1_500_000, 30, 2_000, 3_602_000, 5353, 5353, 17,
+                ),
+                flow(
+                    "10.0.0.6", "10.0.0.5", 1_400_000, 30, 2_000, 3_602_000, 5353, 5353, 17,
+                ),
+                flow("10.0.0.7", "10.0.0.8", 99, 12, 7, 8, 1, 2, 132),
+            ],
+        ),
+        // Same key again: the original's dict keeps only this one.
+        line(
+            "1700000001.25",
+            vec![
+                flow("10.0.0.9", "10.0.0.10", 1023, 11, 9, 70_000, 80, 80, 6),
+                flow("10.0.0.10", "10.0.0.9", 1024, 11, 9, 60_000, 80, 80, 6),
+            ],
+        ),
+    ];
+    let file = write(&dir, "edges.gz", &gzip(&lines.join("\n")));
+    for flags in [
+        &["-n", "-p", "0", "-v"][..],
+        &["-n", "-p", "10", "-v"],
+        &["-n", "--match-host", "2001:db8::1", "-p", "0"],
+    ] {
+        let py = python(flags, Some(&file), None, "UTC");
+        let rs = ours(flags, Some(&file), None, "UTC");
+        assert_same(&format!("edges {flags:?}"), &py, &rs);
+    }
+    let rs = ours(&["-n", "-p", "0", "-v"], Some(&file), None, "UTC");
+    for want in [
+        "::ffff:102:304",
+        "hours",
+        "4.66G",
+        "(0 0)",
+        "UNKNOWN",
+        "1.43M",
+    ] {
+        assert!(rs.stdout.contains(want), "{want} in:\n{}", rs.stdout);
+    }
+    assert!(
+        !rs.stdout.contains("10.0.0.3"),
+        "overwritten entry printed:\n{}",
+        rs.stdout
+    );
+    assert!(
+        rs.stderr
+            .contains("1 entries had the timestamp key of a later entry"),
+        "{}",
+        rs.stderr
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
