@@ -53,7 +53,7 @@ pub struct ReportData {
     pub first_flow: Option<i64>,
     pub last_flow: Option<i64>,
     pub timeline: Timeline,
-    /// Flows placed in time by their receive time (no usable start time).
+    /// Flows placed in time by their datagram's export or receive time (no usable start time).
     pub flows_timed_by_receive: u64,
     pub top_sources: TopTable,
     pub top_destinations: TopTable,
@@ -322,8 +322,15 @@ impl ReportBuilder {
                 }
             })
             .collect();
+        // Numeric address order (":9995" after ":2055"), then stream.
         exporters.sort_by(|a, b| {
-            (&a.exporter, &a.protocol, a.domain).cmp(&(&b.exporter, &b.protocol, b.domain))
+            let addr = |e: &ExporterHealth| e.exporter.parse::<SocketAddr>().ok();
+            (addr(a), &a.exporter, &a.protocol, a.domain).cmp(&(
+                addr(b),
+                &b.exporter,
+                &b.protocol,
+                b.domain,
+            ))
         });
         let mut totals = self.totals;
         totals.exporters = self.exporters.len() as u64;

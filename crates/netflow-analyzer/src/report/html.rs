@@ -209,10 +209,10 @@ fn traffic(out: &mut String, timeline: &Timeline) {
     {
         let _ = writeln!(
             out,
-            "<h3>Packets <span class=\"peak\">peak {} at {} ({:.1} packets/s)</span></h3>",
+            "<h3>Packets <span class=\"peak\">peak {} at {} ({} packets/s)</span></h3>",
             esc(&units::count(peak.packets)),
             esc(&units::timestamp(peak.start as f64)),
-            peak.packets as f64 / size as f64,
+            esc(&units::count(peak.packets / size)),
         );
     }
     timeline_chart(out, timeline, Series::Packets, 170.0);
@@ -765,11 +765,11 @@ fn problems(out: &mut String, data: &ReportData) {
     if data.flows_timed_by_receive > 0 {
         let _ = writeln!(
             out,
-            "<p class=\"muted\" id=\"timed-by-receive\" data-count=\"{m}\">{m} flow{s} without a usable start time {are} placed at the time the collector received {them}.</p>",
+            "<p class=\"muted\" id=\"timed-by-receive\" data-count=\"{m}\">{m} flow{s} without a usable start time {are} placed at the export time of {their} datagram (or its receive time).</p>",
             m = data.flows_timed_by_receive,
             s = if data.flows_timed_by_receive == 1 { "" } else { "s" },
             are = if data.flows_timed_by_receive == 1 { "is" } else { "are" },
-            them = if data.flows_timed_by_receive == 1 { "it" } else { "them" },
+            their = if data.flows_timed_by_receive == 1 { "its" } else { "their" },
         );
     }
     if data.totals.exports_unknown_version > 0 {

@@ -4,9 +4,12 @@
 //! Per entry, the header goes to the sequence accounting and each flow to the
 //! aggregates. A flow is placed in time by its start
 //! ([`Flow::start_ms`](crate::Flow::start_ms)) when the record allows
-//! deriving it, else by the receive time of its datagram (also when the
-//! derived start is more than [`MAX_CLOCK_SKEW_SECONDS`] away from the receive
-//! time: an exporter with a wrong clock must not stretch the chart over years).
+//! deriving it, else by the export time in its datagram's header (the
+//! exporter's clock), else by the receive time. A start more than
+//! [`MAX_CLOCK_SKEW_SECONDS`] away from that export (or receive) time is not
+//! used either: one record with a garbage timestamp must not stretch the chart
+//! over years. The export time, not the receive time, is the reference, so
+//! old exports replayed into a collector today keep their own times.
 //!
 //! Known limits of the stored layouts for the sequence accounting:
 //! - `--format flows` writes no line for a datagram without data records, so
@@ -24,7 +27,7 @@ use netflow::Header;
 use super::{FlowFacts, ReportBuilder, ReportData};
 use crate::{Entry, FlowReader, HeaderInfo};
 
-/// A flow start further than this from its receive time is not trusted.
+/// A flow start further than this from its datagram's export time is not trusted.
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 86_400;
 
 /// A file that could not be read or written.
@@ -172,12 +175,17 @@ impl ReportBuilder {
         } else {
             self.add_unknown_version_export();
         }
-        let received = entry.received.floor() as i64;
+        let reference = entry
+            .header
+            .export_time
+            .filter(|t| *t > 0)
+            .map(|t| t.min(i64::MAX as u64) as i64)
+            .unwrap_or(entry.received.floor() as i64);
         for flow in &entry.flows {
             let start = flow.start_ms.map(|ms| ms.div_euclid(1000));
             let (time, start_known) = match start {
-                Some(s) if (s - received).abs() <= MAX_CLOCK_SKEW_SECONDS => (s, true),
-                _ => (received, false),
+                Some(s) if s.abs_diff(reference) <= MAX_CLOCK_SKEW_SECONDS as u64 => (s, true),
+                _ => (reference, false),
             };
             self.add_flow(&FlowFacts {
                 time,
@@ -251,4 +259,73 @@ fn to_header(h: &HeaderInfo, records: u64) -> Option<Header> {
         }),
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Flow, HeaderInfo};
+
+    fn entry(received: f64, export_time: Option<u64>, start_ms: Option<i64>) -> Entry {
+        Entry {
+            line: 1,
+            key: String::new(),
+            received,
+            exporter: Some("192.0.2.1:2055".parse().unwrap()),
+            header: HeaderInfo {
+                version: 9,
+                count: Some(1),
+                sequence: Some(0),
+                domain: Some(0),
+                export_time,
+                uptime_ms: Some(1000),
+                sampling_interval: None,
+            },
+            flows: vec![Flow {
+                received,
+                exporter: None,
+                version: 9,
+                src: None,
+                dst: None,
+                src_port: None,
+                dst_port: None,
+                protocol: Some(6),
+                bytes: 10,
+                packets: 1,
+                has_bytes: true,
+                has_packets: true,
+                reverse_bytes: None,
+                reverse_packets: None,
+                first_switched: None,
+                last_switched: None,
+                time_base: None,
+                start_ms,
+                end_ms: None,
+                ip_version: None,
+            }],
+            options_records: 0,
+        }
+    }
+
+    fn placed(e: Entry) -> (i64, u64) {
+        let mut b = ReportBuilder::default();
+        b.add_entry(&e);
+        let r = b.finish("", &[]);
+        (r.first_flow.unwrap(), r.flows_timed_by_receive)
+    }
+
+    #[test]
+    fn flows_are_placed_by_start_then_export_then_receive_time() {
+        let now = 1_800_000_000.0;
+        let old = 1_500_000_000u64;
+        // A replayed old export: its own start time, a year before receipt.
+        assert_eq!(
+            placed(entry(now, Some(old), Some(old as i64 * 1000 - 5_500))),
+            (old as i64 - 6, 0)
+        );
+        // A garbage start (1970) against a sane export time: the export time.
+        assert_eq!(placed(entry(now, Some(old), Some(1_000))), (old as i64, 1));
+        // No start and no export time: the receive time.
+        assert_eq!(placed(entry(now, None, None)), (now as i64, 1));
+    }
 }
