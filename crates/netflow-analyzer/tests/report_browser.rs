@@ -41,6 +41,8 @@ struct Sent {
     bytes: u64,
     packets: u64,
     start_second: i64,
+    /// The export time of its packet (header seconds).
+    export_second: i64,
 }
 
 /// A deterministic pseudo-random sequence (64-bit LCG, Knuth's constants).
@@ -105,6 +107,7 @@ fn sent_of(f: &FixedFlow, export_secs: u32, uptime: u32) -> Sent {
         bytes: f.octets as u64,
         packets: f.packets as u64,
         start_second: start_second(export_secs, uptime, f.first),
+        export_second: export_secs as i64,
     }
 }
 
@@ -136,7 +139,7 @@ struct Scenario {
 
 /// Two v5 exporters and one v9 exporter, one export a minute each for 50
 /// minutes; v5 exporter B's 20th packet and v9 exporter C's 30th are not stored.
-fn scenario() -> Scenario {
+fn scenario(format: Format) -> Scenario {
     let mut rng = Lcg(0x5eed_2026);
     let mut lines = Vec::new();
     let mut flows = Vec::new();
@@ -178,7 +181,7 @@ fn scenario() -> Scenario {
             entry.0 += 1;
             let packet = parse_packet(&bytes, &mut TemplateCache::new()).unwrap();
             write_export(
-                Format::Original,
+                format,
                 &mut lines,
                 &Export {
                     received: export_secs as f64 + 0.25 + i as f64 * 0.1,
@@ -232,7 +235,7 @@ fn scenario() -> Scenario {
         let packet = parse_packet(&bytes, &mut c_cache).unwrap();
         assert!(packet.missing.is_empty() && packet.errors.is_empty());
         write_export(
-            Format::Original,
+            format,
             &mut lines,
             &Export {
                 received: export_secs as f64 + 0.5,
@@ -509,7 +512,7 @@ fn table_rows(r: &Rendered, id: &str) -> Vec<(String, u64)> {
 
 #[test]
 fn report_of_three_exporters_renders_in_chromium() {
-    let s = scenario();
+    let s = scenario(Format::Original);
     let work = work_dir("three-exporters");
     let input = work.join("flows.gz");
     write_gz(&input, &s.lines);
@@ -830,4 +833,80 @@ fn a_single_flow_and_a_bad_line_render() {
         .unwrap();
     assert_eq!(row.value().attr("data-exporter"), Some("192.0.2.99:2055"));
     assert_eq!(attr_u64(&row, "data-lost"), 0);
+}
+
+/// Both stored layouts give the numbers the test computed from what it sent
+/// (checked on the data behind the page, without a browser). The flows
+/// layout keeps no header uptime, so v5/v9 FIRST_SWITCHED (uptime
+/// milliseconds) cannot be made absolute: those flows are placed at their
+/// packet's export time.
+#[test]
+fn both_stored_layouts_give_the_sent_numbers() {
+    for format in [Format::Original, Format::Flows] {
+        let s = scenario(format);
+        let work = work_dir(&format!("data-{format:?}"));
+        let input = work.join("flows.gz");
+        write_gz(&input, &s.lines);
+        let data = ReportData::from_files(&[&input], "").unwrap();
+        assert_eq!(data.totals.flows, s.flows.len() as u64, "{format:?}");
+        assert_eq!(
+            data.totals.bytes,
+            s.flows.iter().map(|f| f.bytes).sum::<u64>(),
+            "{format:?}"
+        );
+        let time = |f: &Sent| match format {
+            Format::Original => f.start_second,
+            Format::Flows => f.export_second,
+        };
+        let timed_by_export = match format {
+            Format::Original => 0,
+            Format::Flows => s.flows.len() as u64,
+        };
+        assert_eq!(data.flows_timed_by_receive, timed_by_export, "{format:?}");
+        let first = s.flows.iter().map(time).min().unwrap();
+        let last = s.flows.iter().map(time).max().unwrap();
+        assert_eq!((data.first_flow, data.last_flow), (Some(first), Some(last)));
+        let size = expected_bucket_size(first, last);
+        let mut per_bucket: BTreeMap<i64, u64> = BTreeMap::new();
+        for f in &s.flows {
+            *per_bucket
+                .entry(time(f).div_euclid(size) * size)
+                .or_default() += f.bytes;
+        }
+        let got: BTreeMap<i64, u64> = data
+            .timeline
+            .buckets
+            .iter()
+            .filter(|b| b.bytes > 0)
+            .map(|b| (b.start, b.bytes))
+            .collect();
+        assert_eq!(got, per_bucket, "{format:?}");
+        let want_src: Vec<(String, u64)> = top_by_bytes(s.flows.iter().map(|f| (f.src, f.bytes)))
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b))
+            .collect();
+        let got_src: Vec<(String, u64)> = data
+            .top_sources
+            .rows
+            .iter()
+            .map(|r| (r.label.clone(), r.tally.bytes))
+            .collect();
+        assert_eq!(got_src, want_src, "{format:?}");
+        let health: BTreeMap<(String, String), (u64, u64)> = data
+            .exporters
+            .iter()
+            .map(|e| {
+                (
+                    (e.exporter.clone(), e.protocol.clone()),
+                    (e.exports, e.lost),
+                )
+            })
+            .collect();
+        let want: BTreeMap<(String, String), (u64, u64)> = s
+            .streams
+            .iter()
+            .map(|((e, p), v)| ((e.clone(), p.to_string()), *v))
+            .collect();
+        assert_eq!(health, want, "{format:?}");
+    }
 }

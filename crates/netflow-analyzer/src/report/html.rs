@@ -653,8 +653,8 @@ fn exporter_row(out: &mut String, exporter: &str, e: &ExporterHealth, first: boo
     let sequenced = e.unit != "-";
     let unit = if sequenced { e.unit.as_str() } else { "" };
     let stream = match e.protocol.as_str() {
-        "v1" | "v7" => e.protocol.clone(),
-        "v5" => format!("v5 engine {}/{}", e.domain >> 8, e.domain & 0xff),
+        // The stored lines keep no v5 engine type/id: one stream per exporter.
+        "v1" | "v5" | "v7" => e.protocol.clone(),
         "ipfix" => format!("IPFIX domain {}", e.domain),
         p => format!("{p} source id {}", e.domain),
     };
