@@ -132,7 +132,7 @@ fn summary(out: &mut String, data: &ReportData) {
         if span > 0.0 {
             format!("over {}", units::duration(span as u64))
         } else if t.flows > 0 {
-            "all flows start in the same second".to_string()
+            "one second".to_string()
         } else {
             String::new()
         },
@@ -238,31 +238,40 @@ impl Series {
             Series::Packets => units::count(v),
         }
     }
-    /// Tick steps are 1, 2, 5 times a power of this (so byte ticks read 256 KiB, not 262.1 kB).
-    fn base(self) -> u64 {
+    /// A round tick step for values up to `max`, about 4 steps: bytes in
+    /// powers of two (ticks read 256 KiB, 512 KiB, 768 KiB, 1 MiB), counts in
+    /// 1, 2, 5 times a power of ten.
+    fn step(self, max: u64) -> u64 {
+        let raw = (max / 4).max(1);
         match self {
-            Series::Bytes => 1024,
-            Series::Packets => 1000,
+            Series::Bytes => raw.checked_next_power_of_two().unwrap_or(1 << 63),
+            Series::Packets => nice_step(raw),
+        }
+    }
+    /// An axis label: like [`Series::label`] without trailing zeros ("1.5 KiB", "2 k").
+    fn tick_label(self, v: u64) -> String {
+        let text = self.label(v);
+        match text.split_once(' ') {
+            Some((num, unit)) if num.contains('.') => {
+                let num = num.trim_end_matches('0').trim_end_matches('.');
+                format!("{num} {unit}")
+            }
+            _ => text,
         }
     }
 }
 
-/// A round tick step for values up to `max`, about `ticks` steps: 1, 2 or 5
-/// times a power of 10 below `base`, times a power of `base` (1000 for counts, 1024 for bytes).
-pub fn nice_step(max: u64, ticks: u64, base: u64) -> u64 {
-    let raw = (max / ticks.max(1)).max(1);
-    let mut scale = 1u64;
+/// The smallest of 1, 2, 5, 10, 20, 50, ... that is at least `raw`.
+pub fn nice_step(raw: u64) -> u64 {
+    let mut decade = 1u64;
     loop {
-        for m in [1u64, 2, 5, 10, 20, 50, 100, 200, 500] {
-            let step = m.saturating_mul(scale);
-            if step >= raw {
+        for m in [1u64, 2, 5] {
+            let step = m.saturating_mul(decade);
+            if step >= raw || step == u64::MAX {
                 return step;
             }
         }
-        if scale == u64::MAX {
-            return u64::MAX;
-        }
-        scale = scale.saturating_mul(base.max(2));
+        decade = decade.saturating_mul(10);
     }
 }
 
@@ -273,13 +282,13 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
         Series::Packets => b.packets,
     };
     let max = buckets.iter().map(value).max().unwrap_or(0);
-    let step = nice_step(max, 4, series.base());
+    let step = series.step(max);
     let top = max.div_ceil(step).max(1).saturating_mul(step);
     let plot_w = CHART_W - PLOT_LEFT - PLOT_RIGHT;
     let plot_h = height - PLOT_TOP - AXIS_H;
     let base_y = PLOT_TOP + plot_h;
     let y_of = |v: u64| base_y - (v as f64 / top as f64) * plot_h;
-    let total: u64 = buckets.iter().map(value).sum();
+    let total = buckets.iter().map(value).fold(0u64, u64::saturating_add);
     let _ = writeln!(
         out,
         "<svg class=\"chart timeline\" id=\"chart-{name}\" data-series=\"{name}\" data-buckets=\"{n}\" \
@@ -305,7 +314,7 @@ fn timeline_chart(out: &mut String, timeline: &Timeline, series: Series, height:
             x2 = CHART_W - PLOT_RIGHT,
             lx = PLOT_LEFT - 8.0,
             ty = y + 4.0,
-            label = esc(&series.label(tick)),
+            label = esc(&series.tick_label(tick)),
         );
         if tick >= top {
             break;
@@ -824,13 +833,21 @@ mod tests {
 
     #[test]
     fn nice_steps() {
-        assert_eq!(nice_step(100, 4, 1000), 50);
-        assert_eq!(nice_step(0, 4, 1000), 1);
-        assert_eq!(nice_step(4000, 4, 1000), 1000);
-        // Bytes: 3 MiB in 4 steps -> 1 MiB steps (not 1 000 000).
-        assert_eq!(nice_step(3 * 1024 * 1024, 4, 1024), 1024 * 1024);
-        assert_eq!(nice_step(900 * 1024, 4, 1024), 500 * 1024);
-        assert!(nice_step(u64::MAX, 4, 1024) >= u64::MAX / 4);
+        assert_eq!(nice_step(25), 50);
+        assert_eq!(nice_step(1), 1);
+        assert_eq!(nice_step(1000), 1000);
+        assert_eq!(nice_step(1001), 2000);
+        assert!(nice_step(u64::MAX) >= u64::MAX / 10);
+        // Bytes: 1536 B in 4 steps -> 512 B steps; 30 MiB -> 8 MiB.
+        assert_eq!(Series::Bytes.step(1536), 512);
+        assert_eq!(Series::Bytes.step(30 << 20), 8 << 20);
+        assert_eq!(Series::Bytes.step(u64::MAX), 1 << 62);
+        assert_eq!(Series::Packets.step(6_000), 2_000);
+        assert_eq!(Series::Bytes.tick_label(1536), "1.5 KiB");
+        assert_eq!(Series::Bytes.tick_label(2048), "2 KiB");
+        assert_eq!(Series::Bytes.tick_label(512), "512 B");
+        assert_eq!(Series::Packets.tick_label(2_000), "2 k");
+        assert_eq!(Series::Packets.tick_label(0), "0");
     }
 
     #[test]
@@ -839,6 +856,45 @@ mod tests {
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
+    }
+
+    #[test]
+    fn extreme_values_render() {
+        use crate::report::{Bucket, TopRow};
+        let mut data = ReportData::default();
+        data.totals.bytes = u64::MAX;
+        data.first_flow = Some(i64::MIN / 2);
+        data.last_flow = Some(i64::MAX / 2);
+        data.timeline = Timeline {
+            bucket_seconds: 604_800,
+            buckets: vec![
+                Bucket {
+                    start: 0,
+                    bytes: u64::MAX,
+                    packets: u64::MAX,
+                    flows: 1,
+                },
+                Bucket {
+                    start: 604_800,
+                    bytes: u64::MAX,
+                    packets: 0,
+                    flows: 1,
+                },
+            ],
+        };
+        data.top_sources.rows.push(TopRow {
+            label: "<script>".to_string(),
+            detail: String::new(),
+            tally: Tally {
+                bytes: u64::MAX,
+                packets: u64::MAX,
+                flows: u64::MAX,
+            },
+        });
+        let page = render(&data);
+        assert_eq!(page.matches("class=\"bar bytes\"").count(), 2);
+        assert!(page.contains("16 EiB"));
+        assert!(!page.contains("<script>"));
     }
 
     #[test]

@@ -30,6 +30,10 @@ pub const TARGET_BUCKETS: u64 = 120;
 /// Buckets kept while streaming, before coarsening.
 pub const MAX_LIVE_BUCKETS: usize = 4_096;
 
+/// A timeline longer than this many of the largest buckets (about 190 years of
+/// weeks: garbage times) lists only its non-empty buckets instead of all.
+pub const MAX_FILLED_BUCKETS: u64 = 10_000;
+
 /// Traffic in one time bucket `[start, start + size)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Bucket {
@@ -51,8 +55,18 @@ pub struct Timeline {
 /// The number of buckets of `size` seconds from the bucket holding `first` to
 /// the one holding `last` (both in seconds since the epoch), inclusive.
 pub fn bucket_count(first: i64, last: i64, size: u64) -> u64 {
-    let size = size as i64;
-    (last.div_euclid(size) - first.div_euclid(size)) as u64 + 1
+    // i128: a garbage time near i64::MIN and one near i64::MAX must not overflow.
+    let size = size.max(1) as i128;
+    let n = (last as i128).div_euclid(size) - (first as i128).div_euclid(size) + 1;
+    n.clamp(0, u64::MAX as i128) as u64
+}
+
+/// The start of the bucket of `size` seconds holding `seconds` (clamped to
+/// the i64 range for the few seconds near its ends).
+fn align(seconds: i64, size: i64) -> i64 {
+    let size = size.max(1) as i128;
+    let start = (seconds as i128).div_euclid(size) * size;
+    start.clamp(i64::MIN as i128, i64::MAX as i128) as i64
 }
 
 /// The size [`TimelineBuilder::finish`] chooses for a span from `first` to `last`.
@@ -91,7 +105,7 @@ impl TimelineBuilder {
             self.coarsen(self.size_index + 1);
         }
         let size = self.size() as i64;
-        let start = seconds.div_euclid(size) * size;
+        let start = align(seconds, size);
         let b = self.buckets.entry(start).or_insert(Bucket {
             start,
             ..Bucket::default()
@@ -114,7 +128,7 @@ impl TimelineBuilder {
         let size = self.size() as i64;
         let old = std::mem::take(&mut self.buckets);
         for (start, b) in old {
-            let start = start.div_euclid(size) * size;
+            let start = align(start, size);
             let m = self.buckets.entry(start).or_insert(Bucket {
                 start,
                 ..Bucket::default()
@@ -148,11 +162,17 @@ impl TimelineBuilder {
             .max(self.size_index);
         self.coarsen(index);
         let size = self.size() as i64;
-        let first_start = first.div_euclid(size) * size;
+        let first_start = align(first, size);
         let n = bucket_count(first, last, size as u64);
+        if n > MAX_FILLED_BUCKETS {
+            return Timeline {
+                bucket_seconds: size as u64,
+                buckets: self.buckets.into_values().collect(),
+            };
+        }
         let buckets = (0..n as i64)
             .map(|i| {
-                let start = first_start + i * size;
+                let start = first_start.saturating_add(i.saturating_mul(size));
                 self.buckets.get(&start).copied().unwrap_or(Bucket {
                     start,
                     ..Bucket::default()
@@ -239,6 +259,18 @@ mod tests {
             t.buckets.len() as u64,
             bucket_count(0, 315_359_000, 604_800)
         );
+    }
+
+    #[test]
+    fn garbage_times_at_both_ends_stay_bounded() {
+        let mut b = TimelineBuilder::default();
+        b.add(i64::MIN, 1, 1);
+        b.add(i64::MAX, 2, 1);
+        b.add(1_700_000_000, 4, 1);
+        let t = b.finish();
+        assert_eq!(t.bucket_seconds, 604_800);
+        assert_eq!(t.buckets.len(), 3);
+        assert_eq!(t.buckets.iter().map(|b| b.bytes).sum::<u64>(), 7);
     }
 
     #[test]
