@@ -92,7 +92,7 @@ pub struct ExporterHealth {
     pub exporter: String,
     /// `"v5"`, `"v9"`, `"IPFIX"`, ...
     pub protocol: String,
-    /// v9 source id, IPFIX observation domain, v5 engine (`type << 8 | id`), else 0.
+    /// v9 source id, IPFIX observation domain, else 0 (the stored lines keep no v5 engine).
     pub domain: u32,
     /// What the sequence number counts: `"flows"`, `"packets"`, `"records"`, `"none"`.
     pub unit: String,

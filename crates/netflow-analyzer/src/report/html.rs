@@ -615,9 +615,10 @@ fn mix_chart(out: &mut String, id: &str, title: &str, table: &TopTable, total: u
 fn exporters(out: &mut String, data: &ReportData) {
     out.push_str(
         "<section id=\"exporters\">\n<h2>Exporter health</h2>\n\
-         <p class=\"muted\">Sequence accounting per exporter and stream (v9 source id, IPFIX observation domain, \
-         v5 engine), in the unit the version counts: v5/v7 flows, v9 export packets, IPFIX data records. \
-         Loss = sequence numbers skipped and never filled by a late datagram.</p>\n",
+         <p class=\"muted\">Sequence accounting per exporter and stream (v9 source id, IPFIX observation domain), \
+         in the unit the version counts: v5/v7 flows, v9 export packets, IPFIX data records \
+         (RFC 3954 section 5.1, RFC 7011 section 3.1). Loss = sequence numbers skipped and never filled \
+         by a late datagram. v1 has no sequence numbers.</p>\n",
     );
     if data.exporters.is_empty() {
         out.push_str("<p class=\"empty\">No exports in the input.</p>\n");
