@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Highest zero-loss rate on loopback of three receivers fed the same
+`netflow generate` stream (issue 7):
+
+  collector  `netflow collector` (release build), writing its default gzip file
+             (<unix-seconds>.gz, Python original's line layout) in a temporary
+             directory;
+  nfcapd     nfcapd from nfdump (Debian: /usr/bin/nfcapd), writing its default
+             uncompressed files in a temporary directory;
+  null       tools/null-receiver: recvmmsg and discard, the floor.
+
+One run at a given rate: start the receiver, wait until its UDP socket is in
+/proc/net/udp, run `netflow generate --rate R --duration D --seed 1`, wait
+until the socket's kernel queue is empty, read the socket's kernel drop count
+(/proc/net/udp), stop the receiver with SIGTERM, then count what it stored,
+independently of its own counters:
+
+  collector  flow records in its file (zcat, every line parsed as JSON, the
+             lengths of the "flows" lists summed; for IPFIX the options
+             records are among them, as in the Python original's layout);
+  nfcapd     `nfdump -R DIR -I` "Flows:" (flows in the files it wrote);
+  null       datagrams it received (its JSON report).
+
+Zero loss = stored == sent (flow records for collector and nfcapd, datagrams
+for null; the generator's total line), the generator reported no send error,
+and the receiver kept up: it was done (queue drained, process exited after
+SIGTERM) at most --slack seconds after the last datagram was sent. Without
+that last condition a short run measures queue sizes, not throughput: the
+collector queues 65,536 datagrams internally, more than a 3 s run at 20,000
+datagrams/s, and the kernel buffer holds thousands more. The rate (datagrams/s) is searched by doubling from --start until a
+loss, then bisection, then the result is confirmed --confirm times (stepping
+down 10 % on a failed confirmation). When the generator cannot reach the rate
+asked (achieved < 95 %), the search stops there and the result is marked as
+limited by the generator.
+
+Rates are in export datagrams per second and in flow records per second.
+
+  python3 bench/collector.py                      # full search, v5, v9, IPFIX
+  python3 bench/collector.py --smoke              # one tiny round of each (CI)
+  python3 bench/collector.py --versions 9 --receivers collector,null --duration 5
+"""
+import argparse
+import glob
+import gzip
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECEIVERS = ("collector", "nfcapd", "null")
+VERSION_NAMES = {5: "v5", 9: "v9", 10: "IPFIX"}
+
+
+def target_dir():
+    return os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def udp_row(port):
+    """(rx_queue bytes, drops) of the IPv4 UDP socket bound to 127.0.0.1:port
+    or 0.0.0.0:port, from /proc/net/udp (columns as the kernel's
+    udp4_format_sock prints them), or None."""
+    with open("/proc/net/udp") as f:
+        next(f)
+        for line in f:
+            cols = line.split()
+            addr, hexport = cols[1].split(":")
+            if int(hexport, 16) == port and addr in ("0100007F", "00000000"):
+                rx_queue = int(cols[4].split(":")[1], 16)
+                return rx_queue, int(cols[12])
+    return None
+
+
+def wait_bound(port, proc, timeout=15.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if udp_row(port) is not None:
+            return
+        if proc.poll() is not None:
+            raise RuntimeError(f"receiver exited with {proc.returncode} before binding port {port}")
+        time.sleep(0.02)
+    raise RuntimeError(f"nothing bound UDP port {port} within {timeout} s")
+
+
+def wait_drained(port, timeout=120.0):
+    """Wait until the socket's kernel receive queue stayed empty for 0.3 s;
+    returns its drop count then."""
+    end = time.monotonic() + timeout
+    empty_since = None
+    while time.monotonic() < end:
+        row = udp_row(port)
+        if row is None:
+            raise RuntimeError(f"socket on port {port} vanished")
+        rx_queue, drops = row
+        if rx_queue == 0:
+            empty_since = empty_since or time.monotonic()
+            if time.monotonic() - empty_since >= 0.3:
+                return drops
+        else:
+            empty_since = None
+        time.sleep(0.05)
+    raise RuntimeError(f"receive queue of port {port} not drained within {timeout} s")
+
+
+class Receiver:
+    """One receiver process in its own temporary directory."""
+
+    def __init__(self, kind, args, port):
+        self.kind, self.args, self.port = kind, args, port
+        self.dir = tempfile.mkdtemp(prefix=f"bench-{kind}-")
+        # Where the receiver writes (nfdump -R reads every file of it).
+        self.out = os.path.join(self.dir, "out")
+        os.mkdir(self.out)
+        if kind == "collector":
+            # Default output file (<unix-seconds>.gz in the working directory).
+            cmd = [args.netflow, "collector", "--listen", f"127.0.0.1:{port}",
+                   "--workers", str(args.workers)]
+        elif kind == "nfcapd":
+            cmd = [args.nfcapd, "-b", "127.0.0.1", "-p", str(port), "-w", self.out,
+                   "-B", str(args.rcvbuf)]
+        else:
+            cmd = [args.null_receiver, "--listen", f"127.0.0.1:{port}",
+                   "--idle-timeout", "0", "--rcvbuf", str(args.rcvbuf)]
+        self.stdout = open(os.path.join(self.dir, "stdout"), "w+")
+        self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
+        self.proc = subprocess.Popen(cmd, cwd=self.out, stdout=self.stdout, stderr=self.stderr)
+        wait_bound(port, self.proc)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"{self.kind} did not exit within 120 s of SIGTERM")
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"{self.kind} exited with {self.proc.returncode}: {self.log()[-2000:]}")
+
+    def log(self):
+        self.stderr.seek(0)
+        return self.stderr.read()
+
+    def stored(self):
+        """What the receiver stored, counted from its output."""
+        if self.kind == "collector":
+            flows = 0
+            for path in glob.glob(os.path.join(self.out, "*.gz")):
+                with gzip.open(path, "rt") as f:
+                    for line in f:
+                        (export,) = json.loads(line).values()
+                        flows += len(export["flows"])
+            return flows
+        if self.kind == "nfcapd":
+            if not glob.glob(os.path.join(self.out, "nfcapd.*")):
+                return 0
+            out = subprocess.run([self.args.nfdump, "-R", self.out, "-I"],
+                                 capture_output=True, text=True, check=True).stdout
+            return int(re.search(r"^Flows: (\d+)$", out, re.M).group(1))
+        self.stdout.seek(0)
+        return json.loads(self.stdout.read())["datagrams"]
+
+    def cleanup(self):
+        self.stdout.close()
+        self.stderr.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def generate(args, port, version, rate, duration, count=None):
+    # The generator sends rate x duration datagrams (or --count), however
+    # long that takes when it cannot keep up.
+    limit = ["--count", str(count)] if count else ["--duration", str(duration)]
+    cmd = [args.netflow, "generate", "--target", f"127.0.0.1:{port}", "--version", str(version),
+           "--rate", str(rate), *limit, "--seed", "1",
+           "--start-time", "1700000000", "--exporters", str(args.exporters)]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    total = re.search(r"^total .*packets (\d+) records (\d+) options (\d+) .*errors (\d+)$",
+                      out.stdout, re.M)
+    achieved = re.search(r"^rate requested \S+ achieved (\S+) elapsed (\S+)", out.stdout, re.M)
+    if not total or not achieved:
+        raise RuntimeError(f"generator output not understood: {out.stdout}{out.stderr}")
+    return {"packets": int(total.group(1)), "records": int(total.group(2)),
+            "options": int(total.group(3)), "send_errors": int(total.group(4)), "achieved": float(achieved.group(1)),
+            "elapsed": float(achieved.group(2))}
+
+
+def run_once(args, kind, version, rate, duration, count=None):
+    port = free_port()
+    r = Receiver(kind, args, port)
+    try:
+        started = time.monotonic()
+        sent = generate(args, port, version, rate, duration, count)
+        drops = wait_drained(port)
+        r.stop()
+        # From the first datagram sent to everything received (and, for the
+        # collector, its queue decoded and the file closed).
+        busy = time.monotonic() - started
+        stored = r.stored()
+    finally:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+        r.cleanup()
+    if kind == "null":
+        expected = sent["packets"]
+    elif kind == "collector" and version == 10:
+        # The Python original's layout writes IPFIX options records as flows
+        # (spec/original.md, collector output); v9 options are not written.
+        expected = sent["records"] + sent["options"]
+    else:
+        expected = sent["records"]
+    result = dict(receiver=kind, version=version, rate=rate, duration=duration, stored=stored,
+                  expected=expected, kernel_drops=drops, busy_s=round(busy, 3), **sent)
+    # Seconds the receiver needed after the last datagram was sent: its
+    # backlog (kernel queue, internal queues, final flush).
+    result["backlog_s"] = round(busy - sent["elapsed"], 3)
+    result["lossless"] = stored == expected and sent["send_errors"] == 0
+    result["kept_up"] = result["backlog_s"] <= args.slack
+    result["zero_loss"] = result["lossless"] and result["kept_up"]
+    result["generator_limited"] = sent["achieved"] < 0.95 * rate
+    if args.verbose:
+        print("   ", json.dumps(result), flush=True)
+    return result
+
+
+def processed_rate(run):
+    """Flow records a receiver stored per second of being busy (first
+    datagram sent to done), whatever was lost: its throughput when the run
+    overloads it. For the null receiver, datagrams times records each."""
+    stored = run["stored"]
+    if run["receiver"] == "null" and run["packets"]:
+        stored *= run["records"] / run["packets"]
+    return stored / run["busy_s"] if run["busy_s"] > 0 else 0.0
+
+
+def search(args, kind, version):
+    """Highest zero-loss rate (datagrams/s): doubling, bisection, confirmation."""
+    runs = []
+
+    def trial(rate):
+        res = run_once(args, kind, version, int(rate), args.duration)
+        runs.append(res)
+        return res
+
+    good, bad, limited = None, None, False
+    rate = args.start
+    while rate <= args.max_rate:
+        res = trial(rate)
+        if not res["zero_loss"]:
+            bad = rate
+            break
+        good = res
+        if res["generator_limited"]:
+            limited = True
+            break
+        rate *= 2
+    if good is None:
+        return {"rate": 0, "runs": runs, "limited": False, "good": None,
+                "processed": max(processed_rate(r) for r in runs)}
+    if bad is not None:
+        lo, hi = good["rate"], bad
+        while hi / lo > 1 + args.precision:
+            mid = int((lo * hi) ** 0.5)
+            res = trial(mid)
+            if res["zero_loss"]:
+                lo, good = mid, res
+                if res["generator_limited"]:
+                    limited = True
+                    break
+            else:
+                hi = mid
+    # Confirm: every repeat must be lossless, else step down.
+    rate = good["rate"]
+    while rate >= args.start:
+        repeats = [trial(rate) for _ in range(args.confirm)]
+        if all(r["zero_loss"] for r in repeats):
+            good = min(repeats, key=lambda r: r["achieved"])
+            break
+        rate = int(rate * 0.9)
+    else:
+        return {"rate": 0, "runs": runs, "limited": False, "good": None,
+                "processed": max(processed_rate(r) for r in runs)}
+    records_per_datagram = good["records"] / good["packets"] if good["packets"] else 0
+    limited = limited or good["generator_limited"]
+    if limited:
+        # The receiver took all the generator could send: a lower bound.
+        rate = int(good["achieved"])
+    return {"rate": rate, "processed": max(processed_rate(r) for r in runs), "achieved": good["achieved"], "limited": limited,
+            "records_per_datagram": records_per_datagram, "runs": runs, "good": good}
+
+
+def generator_ceiling(args, version):
+    """Datagrams/s the generator reaches unpaced into the null receiver
+    (a short calibration run, then one of about --duration seconds)."""
+    unpaced = 100_000_000
+    res = run_once(args, "null", version, unpaced, None, count=20_000)
+    res = run_once(args, "null", version, unpaced, None, count=int(res["achieved"] * args.duration))
+    return res["achieved"], res
+
+
+def smoke(args, receivers):
+    """One tiny round of each receiver and version: must be lossless."""
+    failures = 0
+    for version in args.versions:
+        for kind in receivers:
+            res = run_once(args, kind, version, 2000, 1)
+            ok = res["lossless"]
+            failures += not ok
+            print(f"smoke {kind:9} {VERSION_NAMES[version]:5}: sent {res['expected']} stored {res['stored']} "
+                  f"kernel drops {res['kernel_drops']} -> {'ok' if ok else 'LOSS'}", flush=True)
+    return failures
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--netflow", default=os.path.join(target_dir(), "release", "netflow"))
+    p.add_argument("--null-receiver", default=os.path.join(target_dir(), "release", "null-receiver"))
+    p.add_argument("--nfcapd", default=shutil.which("nfcapd") or "/usr/bin/nfcapd")
+    p.add_argument("--nfdump", default=shutil.which("nfdump") or "/usr/bin/nfdump")
+    p.add_argument("--receivers", default=",".join(RECEIVERS))
+    p.add_argument("--versions", default="5,9,10")
+    p.add_argument("--duration", type=float, default=5.0, help="seconds per run")
+    p.add_argument("--slack", type=float, default=1.5,
+                   help="a run counts only if the receiver was done this many seconds after the last "
+                        "datagram (so queues cannot hide a receiver slower than the rate)")
+    p.add_argument("--start", type=int, default=1000, help="first rate tried, datagrams/s")
+    p.add_argument("--max-rate", type=int, default=2_000_000)
+    p.add_argument("--precision", type=float, default=0.1, help="bisection stops at hi/lo <= 1+this")
+    p.add_argument("--confirm", type=int, default=2, help="repeats that must all be lossless")
+    p.add_argument("--exporters", type=int, default=1)
+    p.add_argument("--workers", type=int, default=1, help="netflow collector --workers")
+    p.add_argument("--rcvbuf", type=int, default=32 << 20,
+                   help="receive buffer asked by nfcapd -B and null-receiver (the collector asks 32 MiB)")
+    p.add_argument("--json", help="write every run to this file")
+    p.add_argument("--smoke", action="store_true", help="one tiny lossless round of each (< 30 s)")
+    p.add_argument("-v", "--verbose", action="store_true", help="print every run")
+    args = p.parse_args()
+    args.versions = [int(v) for v in args.versions.split(",")]
+    for attr in ("netflow", "null_receiver", "nfcapd", "nfdump"):
+        setattr(args, attr, os.path.abspath(getattr(args, attr)))
+    receivers = [r for r in args.receivers.split(",") if r]
+    for r in receivers:
+        if r not in RECEIVERS:
+            p.error(f"unknown receiver {r}")
+    for path in (args.netflow, args.null_receiver):
+        if not os.access(path, os.X_OK):
+            sys.exit(f"{path} not found: cargo build --release -p netflow-cli -p null-receiver")
+    if "nfcapd" in receivers and not os.access(args.nfcapd, os.X_OK):
+        print(f"warning: {args.nfcapd} not found (apt-get install nfdump); nfcapd skipped", file=sys.stderr)
+        receivers.remove("nfcapd")
+
+    if args.smoke:
+        started = time.monotonic()
+        failures = smoke(args, receivers)
+        print(f"smoke: {failures} failure(s) in {time.monotonic() - started:.1f} s")
+        sys.exit(1 if failures else 0)
+
+    print(f"duration {args.duration} s per run, {args.exporters} exporter(s), start {args.start}/s, "
+          f"confirm x{args.confirm}, collector workers {args.workers}", flush=True)
+    results, ceilings, all_runs = {}, {}, []
+    for version in args.versions:
+        ceiling, res = generator_ceiling(args, version)
+        ceilings[version] = ceiling
+        all_runs.append(res)
+        print(f"{VERSION_NAMES[version]}: generator unpaced into the null receiver: "
+              f"{ceiling:,.0f} datagrams/s ({res['records'] / max(res['elapsed'], 1e-9):,.0f} records/s), "
+              f"stored {res['stored']} of {res['expected']}", flush=True)
+        for kind in receivers:
+            found = search(args, kind, version)
+            results[(kind, version)] = found
+            all_runs.extend(found["runs"])
+            g = found["good"]
+            if g is None:
+                print(f"  {kind:9}: loss even at {args.start}/s", flush=True)
+                continue
+            print(f"  {kind:9}: {found['rate']:,} datagrams/s zero loss "
+                  f"({found['rate'] * found['records_per_datagram']:,.0f} records/s)"
+                  f"{'  [generator-limited]' if found['limited'] else ''}; "
+                  f"{len(found['runs'])} runs", flush=True)
+
+    print(f"\nzero loss: every record stored and done <= {args.slack} s after the last datagram, "
+          f"{args.duration} s runs; processed: best records stored per busy second over all runs")
+    print("| version | receiver | zero-loss datagrams/s | zero-loss records/s | vs nfcapd | vs null receiver "
+          "| processed records/s |")
+    print("|---|---|---|---|---|---|---|")
+    for version in args.versions:
+        for kind in receivers:
+            f = results[(kind, version)]
+            rec = f["rate"] * f.get("records_per_datagram", 0)
+
+            def ratio(other):
+                o = results.get((other, version))
+                if not o or not o["rate"] or other == kind:
+                    return "-"
+                return f"{f['rate'] / o['rate']:.2f}"
+
+            mark = " (generator limit: at least)" if f["limited"] else ""
+            print(f"| {VERSION_NAMES[version]} | {kind} | {f['rate']:,}{mark} | {rec:,.0f} | "
+                  f"{ratio('nfcapd')} | {ratio('null')} | {f['processed']:,.0f} |")
+    print("\ngenerator ceiling (unpaced, into the null receiver): " +
+          ", ".join(f"{VERSION_NAMES[v]} {c:,.0f}/s" for v, c in ceilings.items()))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(all_runs, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
