@@ -151,7 +151,37 @@ pub fn parse_twice(bytes: &[u8], limits: Limits) {
         if let Ok(p) = netflow::parse_packet(bytes, &mut cache) {
             walk_packet(&p);
         }
+        check_cache(&cache);
     }
+}
+
+/// The template cache holds no more than its caps allow (full scopes and a
+/// full cache evict the least recently used), and its eviction indexes stay
+/// within a constant factor of what they order.
+pub fn check_cache(cache: &TemplateCache) {
+    let l = cache.limits();
+    assert!(cache.scope_count() <= l.max_scopes, "scopes over the cap");
+    for (_, s) in cache.scopes() {
+        assert!(
+            s.len() <= l.max_templates_per_scope,
+            "templates over the cap"
+        );
+        for t in s.iter() {
+            assert!(
+                t.fields.len() <= l.max_fields_per_template,
+                "fields over the cap"
+            );
+        }
+    }
+    let (scope_index, template_index) = cache.index_sizes();
+    assert!(
+        scope_index <= 2 * cache.scope_count() + 65,
+        "scope index grew"
+    );
+    assert!(
+        template_index <= 65 * cache.scope_count() + 2 * cache.template_count(),
+        "template index grew"
+    );
 }
 
 /// Limits picked by one input byte: defaults, or small ones that hit every limit.

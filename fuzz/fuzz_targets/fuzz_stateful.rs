@@ -66,6 +66,7 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         common::check_pending(&decoder, &limits);
+        common::check_cache(&decoder.cache);
         for s in decoder.pending.iter() {
             assert!(now - s.received_ms <= limits.max_age_ms, "expired set kept");
         }

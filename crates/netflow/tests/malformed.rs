@@ -277,7 +277,7 @@ fn ipfix_message_length_below_the_header() {
 fn ipfix_message_shorter_than_the_datagram_ignores_the_rest() {
     // Length says 16 + template set; a data set follows outside the message.
     let t = ipfix_templates(&[ipfix_t(256)]);
-    let mut msg = ipfix(0, &[t.clone()]);
+    let mut msg = ipfix(0, &[t]);
     let message_len = msg.len();
     msg.extend(set(256, &[10, 0, 0, 1]));
     let mut cache = TemplateCache::new();
