@@ -180,7 +180,8 @@ pub fn patterned_path(dir: &Path, pattern: &NamePattern, secs: u64, n: u32) -> P
 /// ([`FileSink::with_name_pattern`]); at a flush where the rotation is due,
 /// the buffer is written and the file synced and closed. The next file is
 /// created only when there is something to write to it, so no empty file is
-/// left behind (not even by a `kill -9` right after a rotation).
+/// left behind (not even by a `kill -9` right after a rotation). A single
+/// file (no rotation, no pattern) is created at once, as the original does.
 /// [`FileSink::reopen_flag`] asks for a new file (or, without rotation, the
 /// same path reopened, e.g. after logrotate moved it) at the next flush.
 #[derive(Debug)]
@@ -506,8 +507,12 @@ impl FileSink {
         }
         self.file = None;
         self.file_len = 0;
-        // Without rotation or pattern: the same path, reopened.
         self.rename_next = self.named();
+        if !self.rename_next {
+            // Without rotation or pattern: the same path, reopened now (after
+            // logrotate moved it, the file is expected back at once).
+            self.file()?;
+        }
         Ok(())
     }
 }
