@@ -250,9 +250,10 @@ impl FlowReader {
     /// Parse one line into entries appended to `out` (the flows layout merges
     /// into the last entry of `out` when it continues the same datagram).
     fn parse_line(&mut self, line_no: u64, text: &str, out: &mut Vec<Entry>) -> Result<(), String> {
-        let top: HashMap<Cow<'_, str>, &RawValue> =
+        let TopMap(top) =
             serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-        if top.contains_key("fields") && top.contains_key("received") {
+        let has = |k: &str| top.iter().any(|(key, _)| key == k);
+        if has("fields") && has("received") {
             let entry = self.parse_flows_line(line_no, &top)?;
             if let Some(last) = out.last_mut() {
                 if same_datagram(last, &entry) {
@@ -269,7 +270,7 @@ impl FlowReader {
         }
         // The original layout: every key is a receive time. Several keys are
         // read in text order (the original analyzer crashes on them).
-        let mut keys: Vec<_> = top.into_iter().collect();
+        let mut keys = top;
         keys.sort_by(|a, b| a.0.cmp(&b.0));
         let mut first_err = None;
         for (key, raw) in keys {
@@ -356,9 +357,9 @@ impl FlowReader {
     fn parse_flows_line(
         &mut self,
         line_no: u64,
-        top: &HashMap<Cow<'_, str>, &RawValue>,
+        top: &[(Cow<'_, str>, &RawValue)],
     ) -> Result<Entry, String> {
-        let get = |k: &str| top.get(k).copied();
+        let get = |k: &str| top.iter().find(|(key, _)| key == k).map(|(_, v)| *v);
         let received: f64 = get("received")
             .and_then(|v| serde_json::from_str::<f64>(v.get()).ok())
             .filter(|t| t.is_finite())
@@ -401,11 +402,7 @@ impl FlowReader {
         options: bool,
         original_layout: bool,
     ) {
-        if let Some(init) = f
-            .get("systemInitTimeMilliseconds")
-            .copied()
-            .and_then(as_u64)
-        {
+        if let Some(init) = f.get("systemInitTimeMilliseconds").and_then(as_u64) {
             self.init_time_ms.insert(entry.exporter, init as i64);
         }
         let src = addr(
@@ -426,11 +423,7 @@ impl FlowReader {
             entry.options_records += 1;
             return;
         }
-        let num = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| f.get(*n).copied().and_then(as_u64))
-        };
+        let num = |names: &[&str]| names.iter().find_map(|n| f.get(n).and_then(as_u64));
         let bytes = num(&[
             "IN_BYTES",
             "IN_OCTETS",
@@ -542,8 +535,128 @@ fn same_datagram(a: &Entry, b: &Entry) -> bool {
         && a.header.domain == b.header.domain
 }
 
-/// A record's fields, values left as JSON text until used.
-type Fields<'a> = HashMap<Cow<'a, str>, &'a RawValue>;
+/// A line's top-level object as (key, raw value) pairs in text order
+/// (a handful of keys: a vector beats a map).
+struct TopMap<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopMap<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = TopMap<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<TopMap<'a>, M::Error> {
+                let mut pairs = Vec::with_capacity(9);
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    pairs.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(TopMap(pairs))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// The field names the analyzer reads, in slot order (see [`Fields`]).
+const FIELD_NAMES: [&str; 45] = [
+    "IPV4_SRC_ADDR",
+    "sourceIPv4Address",
+    "IPV6_SRC_ADDR",
+    "sourceIPv6Address",
+    "IPV4_DST_ADDR",
+    "destinationIPv4Address",
+    "IPV6_DST_ADDR",
+    "destinationIPv6Address",
+    "IN_BYTES",
+    "IN_OCTETS",
+    "octetDeltaCount",
+    "octetTotalCount",
+    "IN_PKTS",
+    "IN_PACKETS",
+    "packetDeltaCount",
+    "packetTotalCount",
+    "L4_SRC_PORT",
+    "SRC_PORT",
+    "sourceTransportPort",
+    "L4_DST_PORT",
+    "DST_PORT",
+    "destinationTransportPort",
+    "PROTOCOL",
+    "PROTO",
+    "protocolIdentifier",
+    "reverseOctetDeltaCount",
+    "reverseOctetTotalCount",
+    "reversePacketDeltaCount",
+    "reversePacketTotalCount",
+    "IP_PROTOCOL_VERSION",
+    "ipVersion",
+    "systemInitTimeMilliseconds",
+    "FIRST_SWITCHED",
+    "LAST_SWITCHED",
+    "flowStartSysUpTime",
+    "flowEndSysUpTime",
+    "flowStartMilliseconds",
+    "flowEndMilliseconds",
+    "NF_F_FLOW_CREATE_TIME_MSEC",
+    "flowStartSeconds",
+    "flowEndSeconds",
+    "flowStartMicroseconds",
+    "flowEndMicroseconds",
+    "flowStartNanoseconds",
+    "flowEndNanoseconds",
+];
+
+/// A record's fields the analyzer reads, values left as JSON text until
+/// used; every other field is skipped while parsing (no map, no allocation
+/// per field: this is the analyzer's hot loop).
+struct Fields<'a> {
+    slots: [Option<&'a RawValue>; FIELD_NAMES.len()],
+}
+
+impl<'a> Fields<'a> {
+    fn slot(name: &str) -> Option<usize> {
+        FIELD_NAMES.iter().position(|n| *n == name)
+    }
+
+    fn get(&self, name: &str) -> Option<&'a RawValue> {
+        self.slots[Self::slot(name)?]
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Fields<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a flow record object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Fields<'a>, M::Error> {
+                let mut fields = Fields {
+                    slots: [None; FIELD_NAMES.len()],
+                };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match Fields::slot(&key) {
+                        Some(i) => fields.slots[i] = Some(map.next_value::<&'de RawValue>()?),
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(fields)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
 
 /// A JSON non-negative integer (or a float with an integral value).
 fn as_u64(v: &RawValue) -> Option<u64> {
@@ -612,7 +725,7 @@ fn times(f: &Fields<'_>, original_layout: bool) -> (Option<u64>, Option<u64>, Op
     ];
     for (s, e, base) in PAIRS {
         let Some(start) = f.get(s) else { continue };
-        let end = f.get(e).copied();
+        let end = f.get(e);
         let micro_nano = matches!(base, TimeBase::UnixMicros | TimeBase::UnixNanos);
         if micro_nano && (original_layout || start.get().starts_with('[')) {
             // The original layout writes these as NTP [seconds, fraction].

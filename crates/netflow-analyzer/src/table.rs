@@ -113,10 +113,11 @@ impl Connection {
     }
 
     /// An RFC 5103 biflow record holds both directions: the one with more
-    /// bytes is the source, as for a pair.
+    /// bytes is the source, as for a pair; on a tie the reverse direction,
+    /// as if it were the later flow of a pair.
     fn biflow(timestamp: &str, f: &Flow) -> Option<Self> {
         let reverse_bytes = f.reverse_bytes.unwrap_or(0);
-        let forward = f.bytes >= reverse_bytes;
+        let forward = f.bytes > reverse_bytes;
         let (src, dest, port) = if forward {
             (f.src?, f.dst?, f.src_port.unwrap_or(0))
         } else {

@@ -427,6 +427,75 @@ fn v1_v5_ipfix_tables_match_the_original_on_tshark_ground_truth() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// IPFIX biflow records (RFC 5103, softflowd -b): each is a connection by
+/// itself. Oracle: the original on tshark's decode with every biflow record
+/// split into its two directions (the pair the original would have seen).
+#[test]
+fn biflow_records_are_connections() {
+    let dir = common::tmp_dir("analyzer_biflow");
+    let capture = "softflowd-ipfix-biflow-nano";
+    let file = collect(&dir, capture, &[]);
+    // NTP timestamps (RFC 7011 section 6.1.9) as Unix milliseconds.
+    let ms = |v: &Value| {
+        let raw = v.as_u64().unwrap();
+        ((raw >> 32) - 2_208_988_800) * 1000 + (((raw & 0xffff_ffff) * 1000) >> 32)
+    };
+    let mut lines = Vec::new();
+    let mut by_datagram: Vec<(u64, Vec<Value>)> = Vec::new();
+    for rec in tshark_records(capture) {
+        if rec["kind"] != "flow" {
+            continue;
+        }
+        let f = &rec["fields"];
+        let (first, last) = (ms(&f["156"]), ms(&f["157"]));
+        let forward = json!({"IPV4_SRC_ADDR": f["8"], "IPV4_DST_ADDR": f["12"], "IN_BYTES": f["1"], "IN_PKTS": f["2"],
+            "FIRST_SWITCHED": first, "LAST_SWITCHED": last, "L4_SRC_PORT": f.get("7").unwrap_or(&json!(0)),
+            "L4_DST_PORT": f.get("11").unwrap_or(&json!(0)), "PROTOCOL": f["4"]});
+        let reverse = json!({"IPV4_SRC_ADDR": f["12"], "IPV4_DST_ADDR": f["8"], "IN_BYTES": f["29305:1"], "IN_PKTS": f["29305:2"],
+            "FIRST_SWITCHED": first, "LAST_SWITCHED": last, "L4_SRC_PORT": f.get("11").unwrap_or(&json!(0)),
+            "L4_DST_PORT": f.get("7").unwrap_or(&json!(0)), "PROTOCOL": f["4"]});
+        let (mut forward, mut reverse) = (forward, reverse);
+        if f.get("8").is_none() {
+            // IPv6 biflow: the original reads IPV6_* when there is no IPV4_SRC_ADDR.
+            for (flow, src, dst) in [(&mut forward, "27", "28"), (&mut reverse, "28", "27")] {
+                let m = flow.as_object_mut().unwrap();
+                m.remove("IPV4_SRC_ADDR");
+                m.remove("IPV4_DST_ADDR");
+                m.insert("IPV6_SRC_ADDR".into(), f[src].clone());
+                m.insert("IPV6_DST_ADDR".into(), f[dst].clone());
+            }
+        }
+        let d = rec["datagram"].as_u64().unwrap();
+        match by_datagram.last_mut() {
+            Some((last, flows)) if *last == d => flows.extend([forward, reverse]),
+            _ => by_datagram.push((d, vec![forward, reverse])),
+        }
+    }
+    for (d, flows) in by_datagram {
+        let mut entry = Map::new();
+        entry.insert(
+            format!("1700000000.{d:06}"),
+            json!({"client": ["127.0.0.1", 1], "header": {"version": 9}, "flows": flows}),
+        );
+        lines.push(Value::Object(entry).to_string());
+    }
+    let truth = write(&dir, "biflow.truth.gz", &gzip(&lines.join("\n")));
+    for flags in [&["-n", "-p", "0", "-v"][..], &["-n"]] {
+        let py = python(flags, Some(&truth), None, "UTC");
+        assert_eq!(py.code, Some(0), "{}", py.stderr);
+        let rs = ours(flags, Some(&file), None, "UTC");
+        assert_eq!(rs.code, Some(0), "{}", rs.stderr);
+        assert_eq!(
+            without_timestamps(&py.stdout),
+            without_timestamps(&rs.stdout),
+            "{flags:?}"
+        );
+    }
+    let rs = ours(&["-n", "-p", "0"], Some(&file), None, "UTC");
+    assert!(rs.stdout.lines().count() > 100, "{}", rs.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Without -n every address is looked up, concurrently and with a deadline:
 /// the run ends long before the original's one-by-one lookups could
 /// (documentation addresses have no names; with no reachable resolver each
