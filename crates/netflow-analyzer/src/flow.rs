@@ -684,7 +684,7 @@ fn as_ip(v: &RawValue, v6: bool) -> Option<IpAddr> {
 fn addr(f: &Fields<'_>, v4a: &str, v4b: &str, v6a: &str, v6b: &str) -> Option<IpAddr> {
     [(v4a, false), (v4b, false), (v6a, true), (v6b, true)]
         .iter()
-        .find_map(|(n, v6)| f.get(*n).and_then(|v| as_ip(v, *v6)))
+        .find_map(|(n, v6)| f.get(n).and_then(|v| as_ip(v, *v6)))
 }
 
 /// Start/end values as given and their base; the first field pair present wins.
