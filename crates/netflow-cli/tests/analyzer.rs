@@ -398,29 +398,32 @@ fn v1_v5_ipfix_tables_match_the_original_on_tshark_ground_truth() {
         "pmacct-v5",
         "pmacct-ipfix",
     ] {
-        let file = collect(&dir, capture, &[]);
         let truth = write(
             &dir,
             &format!("{capture}.truth.gz"),
             &gzip(&tshark_as_v9_lines(capture)),
         );
-        for flags in [&["-n", "-p", "0", "-v"][..], &["-n"]] {
-            let py = python(flags, Some(&truth), None, "UTC");
-            assert_eq!(
-                py.code,
-                Some(0),
-                "{capture}: python on the truth: {}",
-                py.stderr
-            );
-            let rs = ours(flags, Some(&file), None, "UTC");
-            assert_eq!(rs.code, Some(0), "{capture}: {}", rs.stderr);
-            assert_eq!(
-                without_timestamps(&py.stdout),
-                without_timestamps(&rs.stdout),
-                "{capture} {flags:?}"
-            );
-            if capture.starts_with("softflowd") && flags.len() > 1 {
-                assert!(rs.stdout.lines().count() > 20, "{capture}: {}", rs.stdout);
+        // Both layouts of our collector (the flows layout: one line per record).
+        for layout in [&[][..], &["--format", "flows"]] {
+            let file = collect(&dir, capture, layout);
+            for flags in [&["-n", "-p", "0", "-v"][..], &["-n"]] {
+                let py = python(flags, Some(&truth), None, "UTC");
+                assert_eq!(
+                    py.code,
+                    Some(0),
+                    "{capture}: python on the truth: {}",
+                    py.stderr
+                );
+                let rs = ours(flags, Some(&file), None, "UTC");
+                assert_eq!(rs.code, Some(0), "{capture}: {}", rs.stderr);
+                assert_eq!(
+                    without_timestamps(&py.stdout),
+                    without_timestamps(&rs.stdout),
+                    "{capture} {layout:?} {flags:?}"
+                );
+                if capture.starts_with("softflowd") && flags.len() > 1 {
+                    assert!(rs.stdout.lines().count() > 20, "{capture}: {}", rs.stdout);
+                }
             }
         }
     }
