@@ -424,13 +424,10 @@ fn assert_offline(r: &Rendered) {
     }
 }
 
-/// The screenshot exists, has the window's size, and shows a real page:
-/// many colours, and the chart colour of the byte bars if `bars` is set.
-fn assert_screenshot(png_path: &Path, bars: bool) {
+/// Pixels per colour of a screenshot, after checking it has the window's size.
+fn colours_of(png_path: &Path) -> HashMap<[u8; 3], u64> {
     let file = std::fs::File::open(png_path)
         .unwrap_or_else(|e| panic!("no screenshot at {}: {e}", png_path.display()));
-    let size = file.metadata().unwrap().len();
-    assert!(size > 20_000, "screenshot only {size} bytes");
     let decoder = png::Decoder::new(std::io::BufReader::new(file));
     let mut reader = decoder.read_info().unwrap();
     let mut buf = vec![0; reader.output_buffer_size()];
@@ -442,24 +439,53 @@ fn assert_screenshot(png_path: &Path, bars: bool) {
     for px in buf[..info.buffer_size()].chunks_exact(channels) {
         *colours.entry([px[0], px[1], px[2]]).or_default() += 1;
     }
+    colours
+}
+
+/// The byte bars' fill (#0072b2) and the packet bars' (#d55e00), Okabe-Ito.
+const BYTES_BAR: [u8; 3] = [0x00, 0x72, 0xb2];
+const PACKETS_BAR: [u8; 3] = [0xd5, 0x5e, 0x00];
+
+/// The screenshot exists, has the window's size and shows a real page (many
+/// colours, none covering 97 %). With `min_bar_pixels`, the timeline bars
+/// were painted: the same page with the bars hidden (one extra inline style)
+/// has at least that many fewer pixels of each bar colour. (The colours
+/// also appear elsewhere, in the mix charts, so a plain count would not tell.)
+fn assert_screenshot(r: &Rendered, html: &str, work: &Path, min_bar_pixels: Option<u64>) {
+    let size = std::fs::metadata(&r.png).map(|m| m.len()).unwrap_or(0);
+    assert!(size > 20_000, "screenshot only {size} bytes");
+    let colours = colours_of(&r.png);
     assert!(
         colours.len() > 50,
         "screenshot has only {} colours: a blank page?",
         colours.len()
     );
     let (top, top_n) = colours.iter().max_by_key(|(_, n)| **n).unwrap();
-    let total = (info.width * info.height) as u64;
+    let total: u64 = colours.values().sum();
     assert!(
         *top_n < total * 97 / 100,
         "screenshot is {:.1} % one colour {top:?}",
         *top_n as f64 * 100.0 / total as f64
     );
-    if bars {
-        // The byte bars are filled with #0072b2 (Okabe-Ito blue).
-        let blue = colours.get(&[0x00, 0x72, 0xb2]).copied().unwrap_or(0);
+    let Some(min) = min_bar_pixels else {
+        return;
+    };
+    let hidden = html.replace(
+        "</head>",
+        "<style>svg.timeline rect.bar { visibility: hidden; }</style></head>",
+    );
+    let page = work.join("no-bars.html");
+    std::fs::write(&page, hidden).unwrap();
+    let png = work.join("no-bars.png");
+    run_chromium(&page, work, &format!("--screenshot={}", png.display()));
+    let without = colours_of(&png);
+    for (name, colour) in [("bytes", BYTES_BAR), ("packets", PACKETS_BAR)] {
+        let with_bars = colours.get(&colour).copied().unwrap_or(0);
+        let no_bars = without.get(&colour).copied().unwrap_or(0);
         assert!(
-            blue > 2_000,
-            "only {blue} pixels of the bar colour: no bars painted?"
+            with_bars >= no_bars + min,
+            "{name} bars: {with_bars} pixels of {colour:02x?} with the bars, {no_bars} without: \
+             fewer than {min} painted by the bars"
         );
     }
 }
@@ -521,7 +547,7 @@ fn report_of_three_exporters_renders_in_chromium() {
     let screenshot = target_dir().join("report-screenshot.png");
     let r = open_in_browser(&html, &work, &screenshot);
     assert_offline(&r);
-    assert_screenshot(&r.png, true);
+    assert_screenshot(&r, &html, &work, Some(20_000));
 
     // Totals.
     let total_bytes: u64 = s.flows.iter().map(|f| f.bytes).sum();
@@ -732,7 +758,7 @@ fn empty_input_renders_a_page_without_charts() {
     let html = render(&data);
     let r = open_in_browser(&html, &work, &work.join("empty.png"));
     assert_offline(&r);
-    assert_screenshot(&r.png, false);
+    assert_screenshot(&r, &html, &work, None);
     assert_eq!(r.dom.select(&sel("rect.bar")).count(), 0);
     let text: String = r
         .dom
@@ -786,9 +812,11 @@ fn a_single_flow_and_a_bad_line_render() {
     );
     write_gz(&input, &lines);
     let data = ReportData::from_files(&[&input], "One flow").unwrap();
-    let r = open_in_browser(&render(&data), &work, &work.join("single.png"));
+    let html = render(&data);
+    let r = open_in_browser(&html, &work, &work.join("single.png"));
     assert_offline(&r);
-    assert_screenshot(&r.png, true);
+    // One bar: about 48 x 200 pixels of bytes, 48 x 140 of packets.
+    assert_screenshot(&r, &html, &work, Some(3_000));
     // One one-second bucket at the flow's start: export time - 1 s (uptime 10 s, first 9 s).
     let bars: Vec<(u64, u64)> = r
         .dom
