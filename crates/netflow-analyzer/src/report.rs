@@ -113,6 +113,10 @@ pub struct ExporterHealth {
     /// Read from `--format flows` lines, which store nothing for datagrams
     /// without data records: v9 template-only packets then count as lost.
     pub from_flows_layout: bool,
+    /// v5: the largest sampling interval the headers announced (1 in N
+    /// packets; 0 or 1 = not sampled). Counters in the report are as
+    /// exported, not scaled up.
+    pub sampling_interval: u16,
 }
 
 /// A line that could not be read.
@@ -156,11 +160,21 @@ pub struct ReportBuilder {
     services: TopCounter<ServiceKey>,
     sequences: SequenceTracker,
     /// Per stream: first and last receive time, and whether from the flows layout.
-    seen: HashMap<StreamKey, (f64, f64, bool)>,
+    seen: HashMap<StreamKey, StreamSeen>,
     flows_timed_by_receive: u64,
     exporters: HashSet<SocketAddr>,
     unparsable_lines: u64,
     problems: Vec<Problem>,
+}
+
+/// What the report keeps per stream besides the tracker's counters.
+#[derive(Debug, Clone, Copy, Default)]
+struct StreamSeen {
+    first: f64,
+    last: f64,
+    flows_layout: bool,
+    /// Largest v5 sampling interval announced (0 or 1: not sampled).
+    sampling_interval: u16,
 }
 
 /// Service key: protocol and service port (`None` for protocols without ports).
@@ -222,10 +236,19 @@ impl ReportBuilder {
         // times of new streams are not kept (the row then shows none).
         let limit = self.sequences.limits().max_streams;
         if self.seen.len() < limit || self.seen.contains_key(&key) {
-            let e = self.seen.entry(key).or_insert((received, received, false));
-            e.0 = e.0.min(received);
-            e.1 = e.1.max(received);
-            e.2 |= flows_layout;
+            let e = self.seen.entry(key).or_insert(StreamSeen {
+                first: received,
+                last: received,
+                ..StreamSeen::default()
+            });
+            e.first = e.first.min(received);
+            e.last = e.last.max(received);
+            e.flows_layout |= flows_layout;
+            // v5 header: 2 bits of sampling mode, 14 bits of interval
+            // (Cisco's NetFlow v5 format); v9/IPFIX announce it in options data.
+            if let Header::V5(h) = header {
+                e.sampling_interval = e.sampling_interval.max(h.sampling_interval & 0x3fff);
+            }
         }
     }
 
@@ -300,8 +323,7 @@ impl ReportBuilder {
             .sequences
             .streams()
             .map(|(key, c)| {
-                let (first_seen, last_seen, from_flows_layout) =
-                    self.seen.get(&key).copied().unwrap_or_default();
+                let seen = self.seen.get(&key).copied().unwrap_or_default();
                 ExporterHealth {
                     exporter: key.exporter.0.to_string(),
                     protocol: key.protocol.name().to_string(),
@@ -316,9 +338,10 @@ impl ReportBuilder {
                     duplicates: c.duplicates,
                     late: c.late,
                     restarts: c.restarts,
-                    first_seen,
-                    last_seen,
-                    from_flows_layout,
+                    first_seen: seen.first,
+                    last_seen: seen.last,
+                    from_flows_layout: seen.flows_layout,
+                    sampling_interval: seen.sampling_interval,
                 }
             })
             .collect();

@@ -746,6 +746,10 @@ fn report_of_three_exporters_renders_in_chromium() {
         1,
         "{statuses:?}"
     );
+    assert!(
+        r.dom.select(&sel("#sampled")).next().is_none(),
+        "no exporter samples"
+    );
     eprintln!("screenshot: {}", screenshot.display());
 }
 
@@ -794,6 +798,9 @@ fn a_single_flow_and_a_bad_line_render() {
         uptime: 10_000,
         timestamp: EXPORT_START,
         sequence: 100,
+        // Sampling mode 1 (deterministic), 1 in 100 packets: the top 2 bits
+        // are the mode, the low 14 the interval.
+        sampling_interval: (1 << 14) | 100,
         ..V5Header::default()
     };
     let mut bytes = Vec::new();
@@ -861,6 +868,9 @@ fn a_single_flow_and_a_bad_line_render() {
         .unwrap();
     assert_eq!(row.value().attr("data-exporter"), Some("192.0.2.99:2055"));
     assert_eq!(attr_u64(&row, "data-lost"), 0);
+    let stream: String = row.select(&sel("td")).next().unwrap().text().collect();
+    assert_eq!(stream, "v5, sampled 1/100");
+    assert!(r.dom.select(&sel("#sampled")).next().is_some());
 }
 
 /// Both stored layouts give the numbers the test computed from what it sent

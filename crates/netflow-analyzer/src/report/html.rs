@@ -649,6 +649,12 @@ fn exporters(out: &mut String, data: &ReportData) {
             );
         }
     }
+    if data.exporters.iter().any(|e| e.sampling_interval > 1) {
+        out.push_str(
+            "<p class=\"warn\" id=\"sampled\">Some exporters sample packets: the byte and packet counts in \
+             this report are as exported, not scaled up by the sampling interval.</p>\n",
+        );
+    }
     if data.exporter_streams_evicted > 0 {
         let _ = writeln!(
             out,
@@ -664,6 +670,7 @@ fn exporter_row(out: &mut String, exporter: &str, e: &ExporterHealth, first: boo
     let unit = if sequenced { e.unit.as_str() } else { "" };
     let stream = match e.protocol.as_str() {
         // The stored lines keep no v5 engine type/id: one stream per exporter.
+        "v5" if e.sampling_interval > 1 => format!("v5, sampled 1/{}", e.sampling_interval),
         "v1" | "v5" | "v7" => e.protocol.clone(),
         "ipfix" => format!("IPFIX domain {}", e.domain),
         p => format!("{p} source id {}", e.domain),
