@@ -170,9 +170,11 @@ if gen_status != "0":
     failures.append("a generator failed (see gen-v*.err)")
 if collector_status != "0":
     failures.append(f"the collector exited with status {collector_status} on SIGTERM")
-for line in open(f"{work}/collector.out"):
-    if line.startswith("total "):
-        print("collector: " + line.strip())
+# The collector's exit summary (standard output or error, by version).
+for name in ("collector.out", "collector.err"):
+    for line in open(f"{work}/{name}", errors="replace"):
+        if line.startswith("total "):
+            print("collector: " + line.strip())
 if failures:
     print("soak: FAILED")
     for f in failures:

@@ -20,7 +20,8 @@
 //! pays one relaxed atomic increment and store per lookup; the ordering is
 //! only consulted when a cap is reached (see [`LruIndex`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,58 +147,63 @@ impl Hasher for TemplateIdHasher {
 /// Least-recently-used order kept lazily, so that marking a use costs one
 /// store (of a tick from a monotonic clock) and only eviction does work.
 ///
-/// Every live key has at least one entry whose tick is at most the key's
-/// latest use tick (the tick of its insertion, or a later one). Evicting pops
-/// the smallest tick; if the key was used since (its latest tick is larger)
-/// it goes back in under that tick and the next one is tried. When the popped
-/// tick is the key's latest, no other key can have an older latest use, so
-/// the choice is exact LRU; each re-insertion pays for a use since the last
-/// one, so eviction is O(log n) amortized. Stale entries (keys removed by a
+/// A min-heap of (tick, key) entries. Every live key has at least one entry
+/// whose tick is at most the key's latest use tick (the tick of its
+/// insertion, or a later one). Evicting pops the smallest tick; if the key
+/// was used since (its latest tick is larger) it goes back in under that tick
+/// and the next one is tried. When the popped tick is the key's latest, no
+/// other key can have an older latest use, so the choice is exact LRU; each
+/// re-insertion pays for a use since the last one, so eviction is O(log n)
+/// amortized. Inserting a new key (the newest tick) is O(1) on average: it
+/// stays at the bottom of the heap. Stale entries (keys removed by a
 /// withdrawal, or inserted again) are dropped when met, and the whole index
-/// is rebuilt once stale entries outnumber live keys.
+/// is rebuilt (O(n)) once stale entries outnumber live keys.
 #[derive(Debug, Clone)]
 struct LruIndex<K> {
-    by_tick: BTreeMap<u64, K>,
+    heap: BinaryHeap<Reverse<(u64, K)>>,
 }
 
-impl<K> Default for LruIndex<K> {
+impl<K: Ord> Default for LruIndex<K> {
     fn default() -> Self {
         LruIndex {
-            by_tick: BTreeMap::new(),
+            heap: BinaryHeap::new(),
         }
     }
 }
 
-impl<K: Copy> LruIndex<K> {
-    /// A key was inserted (or used) at `tick`; ticks are unique per index.
+impl<K: Copy + Ord> LruIndex<K> {
+    /// A key was inserted (or used) at `tick`.
     fn insert(&mut self, tick: u64, key: K) {
-        self.by_tick.insert(tick, key);
+        self.heap.push(Reverse((tick, key)));
     }
 
     /// Remove and return the least recently used live key. `latest` gives a
     /// key's latest use tick, or None if the key is gone.
     fn pop_least_recent(&mut self, latest: impl Fn(&K) -> Option<u64>) -> Option<K> {
-        while let Some((tick, key)) = self.by_tick.pop_first() {
+        while let Some(Reverse((tick, key))) = self.heap.pop() {
             match latest(&key) {
                 None => continue,
                 Some(now) if now <= tick => return Some(key),
-                Some(now) => {
-                    self.by_tick.insert(now, key);
-                }
+                Some(now) => self.heap.push(Reverse((now, key))),
             }
         }
         None
     }
 
+    /// Replace the entries with these (tick, key) pairs.
+    fn rebuild(&mut self, entries: Vec<(u64, K)>) {
+        self.heap = entries.into_iter().map(Reverse).collect();
+    }
+
     /// Rebuild from the live keys when stale entries outnumber them.
     fn compact_if_stale(&mut self, live: usize, keys: impl Fn() -> Vec<(u64, K)>) {
-        if self.by_tick.len() > 2 * live + 64 {
-            self.by_tick = keys().into_iter().collect();
+        if self.heap.len() > 2 * live + 64 {
+            self.rebuild(keys());
         }
     }
 
     fn len(&self) -> usize {
-        self.by_tick.len()
+        self.heap.len()
     }
 }
 
@@ -456,8 +462,9 @@ impl TemplateCache {
             .scope_lru
             .pop_least_recent(|k| scopes.get(k).map(|s| s.last_used))
             .or_else(|| {
-                // The index lost track (cannot happen with unique ticks): rebuild.
-                self.scope_lru.by_tick = scopes.iter().map(|(k, s)| (s.last_used, *k)).collect();
+                // Every live key has an entry, so this is unreachable; rebuild anyway.
+                self.scope_lru
+                    .rebuild(scopes.iter().map(|(k, s)| (s.last_used, *k)).collect());
                 self.scope_lru
                     .pop_least_recent(|k| scopes.get(k).map(|s| s.last_used))
             });
@@ -536,8 +543,8 @@ impl TemplateCache {
                     .lru
                     .pop_least_recent(|id| scope.last_used(*id))
                     .or_else(|| {
-                        // The index lost track (cannot happen with unique ticks): rebuild.
-                        slot.lru.by_tick = scope.ticks().into_iter().collect();
+                        // Every live key has an entry, so this is unreachable; rebuild anyway.
+                        slot.lru.rebuild(scope.ticks());
                         slot.lru.pop_least_recent(|id| scope.last_used(*id))
                     });
                 let Some(victim) = victim else {
