@@ -891,3 +891,56 @@ fn rotate_name_pattern_is_checked() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a valid strftime pattern"), "{err}");
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_burst_into_a_small_receive_buffer_counts_every_kernel_drop() {
+    // 64 KiB asked (root: granted as asked, SO_RCVBUFFORCE) and a burst as
+    // fast as the generator goes: far more than the buffer holds.
+    let c = Running::start(&["-o", "/dev/null", "--receive-buffer", "64K"]);
+    let mut c = c;
+    let report = generate(
+        &c.addr,
+        &[
+            "--version",
+            "9",
+            "--exporters",
+            "2",
+            "--count",
+            "5000",
+            "--rate",
+            "1000000",
+        ],
+    );
+    let sent = per_exporter(&report.lines().map(String::from).collect::<Vec<_>>());
+    let mut sent: u64 = sent.values().map(|w| w.0).sum();
+    assert_eq!(sent, 5000, "{report}");
+    // Wait for the collector to drain its socket, then one more datagram,
+    // queued after every drop: the kernel attaches the final drop count.
+    let mut last = None;
+    loop {
+        let l = c.wait_line("a status line with an empty queue", |l| {
+            l.starts_with("status ") && field(l, "queued") == Some(0)
+        });
+        let n = field(&l, "packets");
+        if n == last {
+            break;
+        }
+        last = n;
+    }
+    udp_from("127.0.0.1", &c.addr)
+        .send(&vector("PACKET_V5"))
+        .unwrap();
+    sent += 1;
+    c.wait_packets(last.unwrap() + 1);
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    let received = field(total, "packets").unwrap();
+    let rxq = field(total, "rxq_drops").unwrap();
+    assert!(rxq > 0, "no drops: {total}");
+    assert_eq!(received + rxq, sent, "{total}");
+    // /proc/net/udp counts the same drops.
+    assert_eq!(field(total, "socket_drops"), Some(rxq), "{total}");
+}
