@@ -203,6 +203,10 @@ pub struct FlowReader {
     /// IPFIX systemInitTimeMilliseconds per exporter, from options data (for flowStartSysUpTime).
     init_time_ms: HashMap<Option<SocketAddr>, i64>,
     done: bool,
+    /// Parse timestamps and headers only, no records (a cheap first pass).
+    keys_only: bool,
+    /// Stop after this many lines (a second pass over a file still being written).
+    max_lines: Option<u64>,
 }
 
 impl std::fmt::Debug for FlowReader {
@@ -234,7 +238,30 @@ impl FlowReader {
             queue: Default::default(),
             init_time_ms: HashMap::new(),
             done: false,
+            keys_only: false,
+            max_lines: None,
         }
+    }
+
+    /// Read keys and headers only: entries come without flows (and without
+    /// options counts). Much cheaper; entries are the same ones a full read
+    /// gives, except that lines whose only fault is in their records
+    /// (flows layout) are entries here and bad lines there.
+    pub fn keys_only(mut self) -> Self {
+        self.keys_only = true;
+        self
+    }
+
+    /// Read at most `lines` lines (e.g. as many as a first pass saw, when the
+    /// file may still grow).
+    pub fn limit_lines(mut self, lines: u64) -> Self {
+        self.max_lines = Some(lines);
+        self
+    }
+
+    /// Lines read so far.
+    pub fn lines_read(&self) -> u64 {
+        self.line_no
     }
 
     /// Counters so far (final once the iterator returned `None`).
@@ -344,6 +371,9 @@ impl FlowReader {
             flows: Vec::with_capacity(e.flows.len()),
             options_records: e.options.len() as u32,
         };
+        if self.keys_only {
+            return Ok(entry);
+        }
         for rec in e.flows {
             let Ok(fields) = serde_json::from_str::<Fields<'_>>(rec.get()) else {
                 self.stats.bad_records += 1;
@@ -369,8 +399,7 @@ impl FlowReader {
             .and_then(|v| serde_json::from_str::<Cow<'_, str>>(v.get()).ok())
             .and_then(|s| s.parse().ok());
         let options = get("options").is_some_and(|v| v.get() == "true");
-        let fields: Fields<'_> = serde_json::from_str(get("fields").ok_or("no \"fields\"")?.get())
-            .map_err(|e| format!("\"fields\": {e}"))?;
+        let fields_raw = get("fields").ok_or("no \"fields\"")?;
         let header = HeaderInfo {
             version,
             count: None,
@@ -389,7 +418,11 @@ impl FlowReader {
             flows: Vec::with_capacity(1),
             options_records: 0,
         };
-        self.push_record(&mut entry, &fields, None, options, false);
+        if !self.keys_only {
+            let fields: Fields<'_> =
+                serde_json::from_str(fields_raw.get()).map_err(|e| format!("\"fields\": {e}"))?;
+            self.push_record(&mut entry, &fields, None, options, false);
+        }
         Ok(entry)
     }
 
@@ -499,6 +532,10 @@ impl Iterator for FlowReader {
             }
             if self.done {
                 return None;
+            }
+            if self.max_lines.is_some_and(|m| self.line_no >= m) {
+                self.done = true;
+                continue;
             }
             let line = match self.lines.next() {
                 None => {

@@ -158,7 +158,86 @@ fn start_key(f: &Flow) -> Option<StartKey> {
     Some((f.first_switched?, base))
 }
 
-/// Print the table for `entries` (any order; they are sorted by key here).
+/// The pairing state of the original's table: entries go in in key order,
+/// connections and waiting flows come out.
+struct Pairing<'o> {
+    options: &'o TableOptions,
+    summary: TableSummary,
+    pending: HashMap<StartKey, Bucket>,
+    insertion: u64,
+    connections: Vec<Connection>,
+}
+
+impl<'o> Pairing<'o> {
+    fn new(options: &'o TableOptions) -> Self {
+        Pairing {
+            options,
+            summary: TableSummary::default(),
+            pending: HashMap::new(),
+            insertion: 0,
+            connections: Vec::new(),
+        }
+    }
+
+    /// One entry (the one the original's dict kept for its key).
+    fn entry(&mut self, entry: &Entry) {
+        let timestamp = local_timestamp(&entry.key);
+        let mut flows: Vec<&Flow> = entry.flows.iter().collect();
+        flows.retain(|f| {
+            let usable = f.src.is_some()
+                && f.dst.is_some()
+                && (f.reverse_bytes.is_some() || start_key(f).is_some());
+            if !usable {
+                self.summary.unusable_flows += 1;
+            }
+            usable
+        });
+        flows.sort_by_key(|f| start_key(f));
+        for flow in flows {
+            let (Some(local), Some(remote)) = (flow.src, flow.dst) else {
+                continue;
+            };
+            if let Some(host) = self.options.match_host {
+                if local != host && remote != host {
+                    continue;
+                }
+            }
+            let conn = if flow.reverse_bytes.is_some() {
+                Connection::biflow(&timestamp, flow)
+            } else {
+                let Some(key) = start_key(flow) else { continue };
+                let bucket = self.pending.entry(key).or_default();
+                match bucket.flows.remove(&remote) {
+                    Some((_, peer)) => {
+                        if bucket.flows.is_empty() {
+                            self.pending.remove(&key);
+                        }
+                        Connection::pair(&timestamp, flow, &peer)
+                    }
+                    None => {
+                        self.insertion += 1;
+                        bucket
+                            .flows
+                            .entry(local)
+                            .and_modify(|(_, waiting)| *waiting = flow.clone())
+                            .or_insert((self.insertion, flow.clone()));
+                        continue;
+                    }
+                }
+            };
+            let Some(conn) = conn else { continue };
+            self.summary.connections += 1;
+            if (conn.packets as i128) < self.options.packets_threshold as i128 {
+                self.summary.skipped += 1;
+                continue;
+            }
+            self.connections.push(conn);
+        }
+    }
+}
+
+/// Print the table for `entries` (any order; they are sorted by key here,
+/// so all of them are held in memory).
 /// DNS names come from `resolver` (`None`: `-n`, addresses as text).
 pub fn write_table(
     entries: impl IntoIterator<Item = Entry>,
@@ -172,74 +251,64 @@ pub fn write_table(
     // a key, so the last one is the one the dict kept).
     let mut entries: Vec<Entry> = entries.into_iter().collect();
     entries.sort_by(|a, b| a.key.cmp(&b.key));
-
-    let mut summary = TableSummary::default();
-    let mut pending: HashMap<StartKey, Bucket> = HashMap::new();
-    let mut insertion = 0u64;
-    let mut connections: Vec<Connection> = Vec::new();
+    let mut pairing = Pairing::new(options);
     let mut i = 0;
     while i < entries.len() {
-        // Equal keys: the original's dict keeps the last entry only.
         let mut j = i + 1;
         while j < entries.len() && entries[j].key == entries[i].key {
             j += 1;
         }
-        summary.overwritten_entries += (j - i - 1) as u64;
-        let entry = &entries[j - 1];
+        pairing.summary.overwritten_entries += (j - i - 1) as u64;
+        pairing.entry(&entries[j - 1]);
         i = j;
-        let timestamp = local_timestamp(&entry.key);
-        let mut flows: Vec<&Flow> = entry.flows.iter().collect();
-        flows.retain(|f| {
-            let usable = f.src.is_some()
-                && f.dst.is_some()
-                && (f.reverse_bytes.is_some() || start_key(f).is_some());
-            if !usable {
-                summary.unusable_flows += 1;
-            }
-            usable
-        });
-        flows.sort_by_key(|f| start_key(f));
-        for flow in flows {
-            let (Some(local), Some(remote)) = (flow.src, flow.dst) else {
-                continue;
-            };
-            if let Some(host) = options.match_host {
-                if local != host && remote != host {
-                    continue;
-                }
-            }
-            let conn = if flow.reverse_bytes.is_some() {
-                Connection::biflow(&timestamp, flow)
-            } else {
-                let Some(key) = start_key(flow) else { continue };
-                let bucket = pending.entry(key).or_default();
-                match bucket.flows.remove(&remote) {
-                    Some((_, peer)) => {
-                        if bucket.flows.is_empty() {
-                            pending.remove(&key);
-                        }
-                        Connection::pair(&timestamp, flow, &peer)
-                    }
-                    None => {
-                        insertion += 1;
-                        bucket
-                            .flows
-                            .entry(local)
-                            .and_modify(|(_, waiting)| *waiting = flow.clone())
-                            .or_insert((insertion, flow.clone()));
-                        continue;
-                    }
-                }
-            };
-            let Some(conn) = conn else { continue };
-            summary.connections += 1;
-            if (conn.packets as i128) < options.packets_threshold as i128 {
-                summary.skipped += 1;
-                continue;
-            }
-            connections.push(conn);
-        }
     }
+    finish(pairing, services, resolver, out)
+}
+
+/// Like [`write_table`] for entries already in strictly increasing key
+/// order (checked: an entry out of order is an `InvalidData` error), one at
+/// a time: memory holds the waiting flows and the connections to print,
+/// not the file. Callers learn the order with a first
+/// [`FlowReader::keys_only`](crate::FlowReader::keys_only) pass.
+pub fn write_table_sorted(
+    entries: impl IntoIterator<Item = Entry>,
+    options: &TableOptions,
+    services: &Services,
+    resolver: Option<&Resolver>,
+    out: &mut dyn Write,
+) -> io::Result<TableSummary> {
+    let mut pairing = Pairing::new(options);
+    let mut last: Option<String> = None;
+    for entry in entries {
+        if last.as_ref().is_some_and(|k| *k >= entry.key) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "entry {} (line {}) is not in key order",
+                    entry.key, entry.line
+                ),
+            ));
+        }
+        pairing.entry(&entry);
+        last = Some(entry.key);
+    }
+    finish(pairing, services, resolver, out)
+}
+
+/// Resolve names, print connections, the skipped line and the `-v` list.
+fn finish(
+    pairing: Pairing<'_>,
+    services: &Services,
+    resolver: Option<&Resolver>,
+    out: &mut dyn Write,
+) -> io::Result<TableSummary> {
+    let Pairing {
+        options,
+        mut summary,
+        pending,
+        connections,
+        ..
+    } = pairing;
 
     // The waiting flows `-v` lists, in the original's order.
     let mut keys: Vec<StartKey> = pending.keys().copied().collect();
@@ -418,6 +487,72 @@ pub fn local_timestamp(key: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entries(keys: &[&str]) -> Vec<Entry> {
+        let flow = |s: &str, d: &str, b: u32| {
+            format!(
+                r#"{{"IPV4_SRC_ADDR": "{s}", "IPV4_DST_ADDR": "{d}", "IN_BYTES": {b}, "IN_PKTS": 9, "FIRST_SWITCHED": 7, "LAST_SWITCHED": 70007, "L4_SRC_PORT": 1, "L4_DST_PORT": 2, "PROTOCOL": 6}}"#
+            )
+        };
+        let text: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let (a, b) = (format!("10.0.0.{i}"), format!("10.0.1.{i}"));
+                format!(
+                    r#"{{"{k}": {{"header": {{"version": 9}}, "flows": [{}, {}, {}]}}}}"#,
+                    flow(&a, &b, 100),
+                    flow(&b, &a, 5000),
+                    flow("192.0.2.1", &a, 1)
+                )
+            })
+            .collect();
+        crate::FlowReader::from_reader(std::io::Cursor::new(text.join("\n").into_bytes()))
+            .unwrap()
+            .collect()
+    }
+
+    /// The streaming variant prints exactly what the sorting one prints, and
+    /// refuses entries out of order instead of printing a wrong table.
+    #[test]
+    fn sorted_streaming_equals_sorting() {
+        let options = TableOptions {
+            packets_threshold: 0,
+            verbose: true,
+            match_host: None,
+        };
+        let services = Services::parse("tcp1 1/tcp\n");
+        let keys = ["1.5", "2.25", "3.0"];
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        let sa = write_table(entries(&keys), &options, &services, None, &mut a).unwrap();
+        let sb = write_table_sorted(entries(&keys), &options, &services, None, &mut b).unwrap();
+        assert_eq!(
+            String::from_utf8(a).unwrap(),
+            String::from_utf8(b.clone()).unwrap()
+        );
+        assert_eq!(sa, sb);
+        // The three 192.0.2.1 flows share start and source: the later replace the earlier.
+        assert_eq!((sa.connections, sa.pending_flows), (3, 1));
+        assert!(String::from_utf8(b)
+            .unwrap()
+            .contains("| TCP1           | 4.88K    | 01:10 min |      18 |"));
+        let err = write_table_sorted(
+            entries(&["2.0", "1.0"]),
+            &options,
+            &services,
+            None,
+            &mut Vec::new(),
+        );
+        assert_eq!(err.unwrap_err().kind(), io::ErrorKind::InvalidData);
+        let err = write_table_sorted(
+            entries(&["1.0", "1.0"]),
+            &options,
+            &services,
+            None,
+            &mut Vec::new(),
+        );
+        assert!(err.is_err());
+    }
 
     // Expected texts computed by hand from the original's formulas.
     #[test]

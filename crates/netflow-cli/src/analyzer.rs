@@ -13,11 +13,11 @@ use clap::{Args, Subcommand, ValueEnum};
 use netflow_analyzer::dns::{Resolver, ResolverConfig};
 use netflow_analyzer::progress::{open_with_progress, ProgressBar};
 use netflow_analyzer::services::Services;
-use netflow_analyzer::table::{write_table, TableOptions};
+use netflow_analyzer::table::{write_table, write_table_sorted, TableOptions};
 use netflow_analyzer::top::{
     parse_protocol, parse_time_ms, Cidr, Filter, Metric, Row, TopBy, TopN,
 };
-use netflow_analyzer::{Entry, FlowReader};
+use netflow_analyzer::FlowReader;
 
 const LONG_ABOUT: &str = "\
 Analyze stored flows: files written by `netflow collector` (either --format) or
@@ -254,15 +254,22 @@ fn run_table(args: &TableArgs) -> ExitCode {
             }
         },
     };
-    let (mut reader, bar) = match open_input(args.file.as_deref()) {
+    // A file whose entries are already in key order (what a collector
+    // writes) is streamed in a second pass instead of held in memory; the
+    // first pass reads keys only and counts the lines, so a file still being
+    // written is read to the same point both times.
+    let sorted_lines = args.file.as_deref().and_then(sorted_file_lines);
+    let (reader, bar) = match open_input(args.file.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let entries: Vec<Entry> = reader.by_ref().collect();
-    bar.finish_and_clear();
+    let mut reader = match sorted_lines {
+        Some(lines) => reader.limit_lines(lines),
+        None => reader,
+    };
     let resolver = (!args.no_dns).then(|| {
         Resolver::system(ResolverConfig {
             concurrency: args.dns_concurrency,
@@ -277,13 +284,16 @@ fn run_table(args: &TableArgs) -> ExitCode {
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let result = write_table(
-        entries,
-        &options,
-        &Services::system(),
-        resolver.as_ref(),
-        &mut out,
-    )
+    let services = Services::system();
+    // The bar goes away as soon as reading ends, before the table prints.
+    let entries = reader.by_ref().chain(std::iter::from_fn(|| {
+        bar.finish_and_clear();
+        None
+    }));
+    let result = match sorted_lines {
+        Some(_) => write_table_sorted(entries, &options, &services, resolver.as_ref(), &mut out),
+        None => write_table(entries, &options, &services, resolver.as_ref(), &mut out),
+    }
     .and_then(|summary| out.flush().map(|_| summary));
     let name = args
         .file
@@ -307,12 +317,31 @@ fn run_table(args: &TableArgs) -> ExitCode {
     match result {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("netflow analyzer: writing: {e}");
+            eprintln!("netflow analyzer: {e}");
             ExitCode::FAILURE
         }
         Ok(_) if failed => ExitCode::FAILURE,
         Ok(_) => ExitCode::SUCCESS,
     }
+}
+
+/// First pass over a file: `Some(lines read)` when its entries' keys are
+/// strictly increasing (no key repeats, none out of order), else `None`
+/// (also on any read error: the full read then reports it).
+fn sorted_file_lines(path: &Path) -> Option<u64> {
+    let (reader, bar) = open_with_progress(Some(path)).ok()?;
+    let mut reader = reader.keys_only();
+    let mut last: Option<String> = None;
+    let mut sorted = true;
+    for entry in reader.by_ref() {
+        if last.as_ref().is_some_and(|k| *k >= entry.key) {
+            sorted = false;
+            break;
+        }
+        last = Some(entry.key);
+    }
+    bar.finish_and_clear();
+    (sorted && reader.io_error().is_none()).then(|| reader.lines_read())
 }
 
 fn run_top(args: &TopArgs) -> ExitCode {
