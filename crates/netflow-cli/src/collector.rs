@@ -40,9 +40,11 @@ damages what was written. An existing file is appended to.
 --metrics ADDR:PORT: serve the counters as Prometheus text at
   http://ADDR:PORT/metrics (netflow_* metrics: per exporter packets, bytes,
   records, decode errors by kind, sequence losses, sets waiting, templates,
-  sampling interval; globally
-  datagrams, denied, queue depth, socket_drops, sink errors, a histogram of
-  the file flush duration).
+  sampling interval, sets expired/evicted; per socket datagrams and kernel
+  drops (SO_RXQ_OVFL and /proc); globally datagrams, denied, queue depth,
+  socket_drops, sink errors, records dropped after write errors, and
+  histograms of the file flush duration, the receive thread's waits on a
+  full decode queue and the decode workers' waits on the output).
 
 --rotate DURATION (`30s`, `5m`, `1h`, `1d`) and/or --rotate-size SIZE (`100M`,
   `1G`, `512K`, bytes; powers of 1024): write FILE's name with the Unix time
@@ -101,7 +103,7 @@ exit 0.
 Standard error: `listening on ADDR (receive buffer N bytes)` per socket at the
 start; with --stats (or -D, every 10 s) a status line
 
-  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N socket_drops N rxq_drops N sink_errors N denied N
+  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N flush_avg_us N socket_drops N rxq_drops N sink_errors N denied N
 
 and at the end one line per exporter, then a total:
 
@@ -132,6 +134,7 @@ and at the end one line per exporter, then a total:
             waited; queue_wait_ms: the total time it waited
   sink_wait_ms  total time the decode workers spent handing exports to the
             output (its lock and writes): a slow disk shows here
+  flush_avg_us  mean time to compress and write one batch (a gzip member)
 
 Log messages (warnings, and with -D debug messages) go to standard error as
 `<time> - <LEVEL> - <message>`.";

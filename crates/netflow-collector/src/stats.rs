@@ -173,6 +173,11 @@ impl Histogram {
         self.sum_nanos = self.sum_nanos.saturating_add(other.sum_nanos);
     }
 
+    /// The mean observation in whole microseconds (0 without any).
+    pub fn average_micros(&self) -> u64 {
+        (self.sum_nanos / 1000).checked_div(self.count).unwrap_or(0)
+    }
+
     /// The sum in whole milliseconds.
     pub fn sum_millis(&self) -> u64 {
         self.sum_nanos / 1_000_000
@@ -221,14 +226,15 @@ impl Stats {
         t
     }
 
-    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N socket_drops N rxq_drops N sink_errors N denied N`
+    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N flush_avg_us N socket_drops N rxq_drops N sink_errors N denied N`
     /// (`queue_wait_ms`, `sink_wait_ms`: [`GlobalStats::queue_wait`] and
-    /// [`GlobalStats::sink_wait`] summed, milliseconds).
+    /// [`GlobalStats::sink_wait`] summed, milliseconds; `flush_avg_us`: the
+    /// mean time of a sink flush that wrote a batch, microseconds).
     pub fn status_line(&self) -> String {
         let t = self.totals();
         let g = &self.global;
         format!(
-            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {} sink_errors {} denied {}",
+            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} queue_wait_ms {} sink_wait_ms {} flush_avg_us {} socket_drops {} rxq_drops {} sink_errors {} denied {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -244,6 +250,7 @@ impl Stats {
             g.queue_full,
             g.queue_wait.sum_millis(),
             g.sink_wait.sum_millis(),
+            g.sink.flush_seconds.average_micros(),
             g.socket_drops,
             g.rxq_ovfl_drops,
             g.sink_errors,
