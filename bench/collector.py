@@ -127,6 +127,8 @@ class Receiver:
             # Default output file (<unix-seconds>.gz in the working directory).
             cmd = [args.netflow, "collector", "--listen", f"127.0.0.1:{port}",
                    "--workers", str(args.workers)]
+            if args.collector_has_receive_buffer:
+                cmd += ["--receive-buffer", str(args.rcvbuf)]
         elif kind == "nfcapd":
             cmd = [args.nfcapd, "-b", "127.0.0.1", "-p", str(port), "-w", self.out,
                    "-B", str(args.rcvbuf)]
@@ -342,7 +344,9 @@ def main():
     p.add_argument("--exporters", type=int, default=1)
     p.add_argument("--workers", type=int, default=1, help="netflow collector --workers")
     p.add_argument("--rcvbuf", type=int, default=32 << 20,
-                   help="receive buffer asked by nfcapd -B and null-receiver (the collector asks 32 MiB)")
+                   help="receive buffer asked by all three (nfcapd -B, null-receiver --rcvbuf, "
+                        "collector --receive-buffer); the kernel caps it at net.core.rmem_max "
+                        "unless the receiver may use SO_RCVBUFFORCE")
     p.add_argument("--json", help="write every run to this file")
     p.add_argument("--smoke", action="store_true", help="one tiny lossless round of each (< 30 s)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every run")
@@ -357,6 +361,9 @@ def main():
     for path in (args.netflow, args.null_receiver):
         if not os.access(path, os.X_OK):
             sys.exit(f"{path} not found: cargo build --release -p netflow-cli -p null-receiver")
+    # Same kernel buffer asked by all three (older collectors ask 32 MiB themselves).
+    help_text = subprocess.run([args.netflow, "collector", "--help"], capture_output=True, text=True).stdout
+    args.collector_has_receive_buffer = "--receive-buffer" in help_text
     if "nfcapd" in receivers and not os.access(args.nfcapd, os.X_OK):
         print(f"warning: {args.nfcapd} not found (apt-get install nfdump); nfcapd skipped", file=sys.stderr)
         receivers.remove("nfcapd")
