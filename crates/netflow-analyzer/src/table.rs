@@ -31,6 +31,10 @@
 //!   of a `KeyError`.
 //! - `--match-host` compares addresses, not text (so `::0001` matches `::1`).
 //! - Reverse DNS runs concurrently with timeouts before printing (see [`crate::dns`]).
+//! - Memory: the original holds every entry; [`write_table`] does too (it
+//!   must sort), but [`write_table_sorted`] takes entries one at a time when
+//!   the caller knows they are in key order (a collector's file is), holding
+//!   only the waiting flows and the connections to print.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
