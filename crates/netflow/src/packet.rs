@@ -120,6 +120,45 @@ impl<'a> ExportPacket<'a> {
     pub fn records(&self) -> impl Iterator<Item = Record<'_>> {
         self.data_sets.iter().flat_map(|s| s.records())
     }
+    /// NetFlow v1 only (empty otherwise): the flow records as typed views with
+    /// every field at a constant offset. The same records as [`records`](Self::records),
+    /// read without the generic per-field dispatch.
+    pub fn v1_records(&self) -> impl Iterator<Item = v1::record::RecordView<&'a [u8]>> {
+        self.fixed_bytes(Protocol::V1)
+            .chunks_exact(v1::RECORD_LEN)
+            .map(v1::record::RecordView::new_unchecked)
+    }
+    /// NetFlow v5 only (empty otherwise): the flow records as typed views with
+    /// every field at a constant offset. The same records as [`records`](Self::records),
+    /// read without the generic per-field dispatch.
+    pub fn v5_records(&self) -> impl Iterator<Item = v5::record::RecordView<&'a [u8]>> {
+        self.fixed_bytes(Protocol::V5)
+            .chunks_exact(v5::RECORD_LEN)
+            .map(v5::record::RecordView::new_unchecked)
+    }
+    /// NetFlow v7 only (empty otherwise): the flow records as typed views with
+    /// every field at a constant offset. The same records as [`records`](Self::records),
+    /// read without the generic per-field dispatch.
+    pub fn v7_records(&self) -> impl Iterator<Item = v7::record::RecordView<&'a [u8]>> {
+        self.fixed_bytes(Protocol::V7)
+            .chunks_exact(v7::RECORD_LEN)
+            .map(v7::record::RecordView::new_unchecked)
+    }
+    /// The record bytes of a v1/v5/v7 packet of `protocol` (whole records only,
+    /// as `parse_fixed` cut them), else empty. `chunks_exact` over them yields
+    /// slices of exactly one record, so no view accessor can go out of bounds.
+    fn fixed_bytes(&self, protocol: Protocol) -> &'a [u8] {
+        let matches = matches!(
+            (&self.header, protocol),
+            (Header::V1(_), Protocol::V1)
+                | (Header::V5(_), Protocol::V5)
+                | (Header::V7(_), Protocol::V7)
+        );
+        match self.data_sets.first() {
+            Some(set) if matches => set.bytes(),
+            _ => &[],
+        }
+    }
     /// Number of records decoded (flows and options).
     pub fn record_count(&self) -> usize {
         self.data_sets.iter().map(|s| s.record_count).sum()

@@ -46,6 +46,81 @@ pub(crate) const RECORD_LAYOUT: &[(&str, Option<u16>, u16)] = &[
     ("ROUTER_SC", None, 4),
 ];
 
+/// One flow record: a zero-copy view with every field at a constant offset
+/// ([`record::RecordView`]) and its plain representation ([`record::V7Record`]).
+/// A consumer that wants typed fields of a v7 packet without the generic
+/// per-field iteration reads them here: see
+/// [`ExportPacket::v7_records`](crate::ExportPacket::v7_records).
+pub mod record {
+    use crate::wire::fixed_header;
+
+    fixed_header! {
+        /// NetFlow v7 flow record.
+        view RecordView, repr V7Record, len 52, {
+            /// Source IPv4 address.
+            src_addr: u32 = 0,
+            /// Destination IPv4 address.
+            dst_addr: u32 = 4,
+            /// IPv4 address of the next-hop router.
+            next_hop: u32 = 8,
+            /// SNMP index of the input interface.
+            input: u16 = 12,
+            /// SNMP index of the output interface.
+            output: u16 = 14,
+            /// Packets in the flow.
+            packets: u32 = 16,
+            /// Layer-3 bytes in the flow.
+            octets: u32 = 20,
+            /// SysUptime at the first packet of the flow, milliseconds.
+            first: u32 = 24,
+            /// SysUptime at the last packet of the flow, milliseconds.
+            last: u32 = 28,
+            /// TCP/UDP source port (or ICMP type/code).
+            src_port: u16 = 32,
+            /// TCP/UDP destination port.
+            dst_port: u16 = 34,
+            /// Flags: which fields are invalid (switch-specific).
+            flags1: u8 = 36,
+            /// Cumulative OR of TCP flags.
+            tcp_flags: u8 = 37,
+            /// IP protocol number.
+            proto: u8 = 38,
+            /// IP type of service.
+            tos: u8 = 39,
+            /// Source autonomous system.
+            src_as: u16 = 40,
+            /// Destination autonomous system.
+            dst_as: u16 = 42,
+            /// Source address prefix mask bits.
+            src_mask: u8 = 44,
+            /// Destination address prefix mask bits.
+            dst_mask: u8 = 45,
+            /// Flags: which fields are invalid (switch-specific).
+            flags2: u16 = 46,
+            /// IPv4 address of the router bypassed by the switch shortcut.
+            router_sc: u32 = 48,
+        }
+    }
+
+    impl<T: AsRef<[u8]>> RecordView<T> {
+        /// Source address.
+        #[inline]
+        pub fn src_ipv4(&self) -> core::net::Ipv4Addr {
+            self.src_addr().into()
+        }
+        /// Destination address.
+        #[inline]
+        pub fn dst_ipv4(&self) -> core::net::Ipv4Addr {
+            self.dst_addr().into()
+        }
+        /// Next-hop router address.
+        #[inline]
+        pub fn next_hop_ipv4(&self) -> core::net::Ipv4Addr {
+            self.next_hop().into()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +148,45 @@ mod tests {
             RECORD_LAYOUT.iter().map(|f| f.2 as usize).sum::<usize>(),
             RECORD_LEN
         );
+    }
+    #[test]
+    fn record_view_agrees_with_the_layout_table() {
+        // The generic decoder walks RECORD_LAYOUT; the typed view names the same
+        // ranges: every named field of the table starts where the view reads it.
+        let mut offset = 0usize;
+        let mut starts = Vec::new();
+        for (name, _, len) in RECORD_LAYOUT {
+            starts.push((*name, offset, *len as usize));
+            offset += *len as usize;
+        }
+        let view_field = |name: &str| -> Option<core::ops::Range<usize>> {
+            use record::field as f;
+            Some(match name {
+                "IPV4_SRC_ADDR" => f::src_addr,
+                "IPV4_DST_ADDR" => f::dst_addr,
+                "NEXT_HOP" => f::next_hop,
+                "INPUT" => f::input,
+                "OUTPUT" => f::output,
+                "IN_PACKETS" => f::packets,
+                "IN_OCTETS" => f::octets,
+                "FIRST_SWITCHED" => f::first,
+                "LAST_SWITCHED" => f::last,
+                "SRC_PORT" => f::src_port,
+                "DST_PORT" => f::dst_port,
+                "TCP_FLAGS" => f::tcp_flags,
+                "PROTO" => f::proto,
+                "TOS" => f::tos,
+                _ => return None,
+            })
+        };
+        let mut checked = 0;
+        for (name, start, len) in starts {
+            if let Some(r) = view_field(name) {
+                assert_eq!(r, start..start + len, "{name}");
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, 14);
+        assert_eq!(record::field::HEADER_LEN, RECORD_LEN);
     }
 }
