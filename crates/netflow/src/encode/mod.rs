@@ -228,7 +228,9 @@ pub trait TemplateLookup {
 /// The templates of a [`crate::TemplateCache`] scope.
 impl TemplateLookup for TemplateScope {
     fn template(&self, id: u16) -> Option<&Template> {
-        self.get(id).map(|t| &**t)
+        // peek, not get: encoding with a template is not a use that should keep
+        // it from LRU eviction (only decoding data and refreshes are).
+        self.peek(id).map(|t| &**t)
     }
 }
 
