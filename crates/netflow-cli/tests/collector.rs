@@ -944,3 +944,53 @@ fn a_burst_into_a_small_receive_buffer_counts_every_kernel_drop() {
     // /proc/net/udp counts the same drops.
     assert_eq!(field(total, "socket_drops"), Some(rxq), "{total}");
 }
+
+#[test]
+fn compression_level_0_stores_gzip_that_python_reads() {
+    let dir = tmp("level0");
+    let file = dir.join("stored.gz");
+    let mut c = Running::start(&["-o", file.to_str().unwrap(), "--compression-level", "0"]);
+    let sent = generate(
+        &c.addr,
+        &["--version", "9", "--rate", "500", "--duration", "1"],
+    );
+    let sent_lines: Vec<String> = sent.lines().map(String::from).collect();
+    let want = per_exporter(&sent_lines);
+    let packets: u64 = want.values().map(|w| w.0).sum();
+    // Flow records: v9 options records are not among the original's "flows".
+    let records: u64 = want.values().map(|w| w.1).sum();
+    c.wait_line("a status line with every packet", |l| {
+        l.starts_with("status ") && field(l, "packets") == Some(packets)
+    });
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "stderr:\n{}", stderr.join("\n"));
+    // Python's gzip module (as the original's analyzer reads files): every
+    // line is JSON, the flows lists hold every record sent.
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import gzip, json, sys\n\
+             raw = gzip.open(sys.argv[1]).read()\n\
+             lines = raw.decode().splitlines()\n\
+             print(len(raw), len(lines), sum(len(e['flows']) for l in lines for e in json.loads(l).values()))",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .expect("runs python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(got[1], packets, "one line per datagram");
+    assert_eq!(got[2], records, "every record");
+    // Stored, not deflated: the file is a little larger than its lines.
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > got[0], "{size} bytes for {} bytes of lines", got[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -13,7 +13,11 @@
 //!   `examples/collect.rs` (blocking iterator) and `examples/collect_async.rs`
 //!   (tokio) print every export received.
 //! - [`Collector::bind_with_sink`] hands every decoded export to a [`Sink`]
-//!   instead, e.g. the gzip JSON-lines [`FileSink`].
+//!   instead, e.g. the gzip JSON-lines [`FileSink`]. A sink that stores
+//!   JSON lines ([`Sink::line_format`]) gets them formatted by the decode
+//!   workers, in parallel and outside its lock; the [`FileSink`] compresses
+//!   them in a thread of its own, so the decode path neither formats under
+//!   a lock nor deflates.
 //! - [`Collector::stop`] then [`Collector::join`] end it cleanly: what the
 //!   sockets hold is still read and decoded, the sink is flushed and closed.
 //! - [`Config::allow`]: an exporter allowlist ([`Cidr`] ranges); datagrams
@@ -101,6 +105,7 @@
 
 mod cidr;
 mod drops;
+mod gzip;
 mod metrics;
 mod recv;
 mod sink;
@@ -124,7 +129,7 @@ pub use cidr::Cidr;
 pub use metrics::render as render_metrics;
 pub use sink::{
     patterned_path, rotated_path, ChannelSink, ExportItem, FileSink, NamePattern, Rotation, Sink,
-    SinkCounters,
+    SinkCounters, DEFAULT_COMPRESSION_LEVEL,
 };
 pub use stats::{
     ExporterStats, GlobalStats, Histogram, SequenceSummary, SocketStats, Stats, WaitingSets,

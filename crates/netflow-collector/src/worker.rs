@@ -16,7 +16,7 @@ use netflow::{
     DataSet, Decoded, Decoder, ExporterId, PendingBuffer, PendingSet, SamplingTable, ScopeKey,
     SequenceTracker, StreamKey, TemplateCache, TrackerLimits,
 };
-use netflow_store::Export;
+use netflow_store::{write_export, Export, Format};
 
 use crate::drops::{OverflowCount, SocketDrops};
 use crate::recv;
@@ -370,6 +370,10 @@ pub(crate) struct DecodeLoop {
     bad_log: RateLimit,
     sink_log: RateLimit,
     drop_log: RateLimit,
+    /// The sink's [`Sink::line_format`]: when set, this worker formats the
+    /// lines itself (outside the sink's lock) into `lines`.
+    line_format: Option<Format>,
+    lines: Vec<u8>,
 }
 
 impl DecodeLoop {
@@ -384,7 +388,10 @@ impl DecodeLoop {
         done: Sender<()>,
         recycle: Vec<Sender<Vec<u8>>>,
     ) -> DecodeLoop {
+        let line_format = sink.lock().unwrap_or_else(|e| e.into_inner()).line_format();
         DecodeLoop {
+            line_format,
+            lines: Vec::new(),
             rx,
             sink,
             decoder: Decoder::new(TemplateCache::new(), PendingBuffer::new(config.pending)),
@@ -570,6 +577,47 @@ impl DecodeLoop {
         // The datagram itself (also with no data sets: the original writes a
         // line per datagram), then the sets that waited, per datagram.
         let mut results = Vec::new();
+        if let Some(format) = self.line_format {
+            // Formatted here, without the lock: with several workers the
+            // formatting runs in parallel and the sink only stores.
+            self.lines.clear();
+            let mut lines = write_export(
+                format,
+                &mut self.lines,
+                &Export {
+                    received,
+                    exporter: d.from,
+                    header: &packet.header,
+                    sets: &packet.data_sets,
+                },
+            ) as u64;
+            let mut records = record_count(&packet.data_sets);
+            for &(i, j) in &groups {
+                let group = &decoded.replayed[i..j];
+                let first = &group[0].pending;
+                let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
+                lines += write_export(
+                    format,
+                    &mut self.lines,
+                    &Export {
+                        received: first.tag as f64 / 1e6,
+                        exporter: first.key.scope.exporter.0,
+                        header: &first.header,
+                        sets: &sets,
+                    },
+                ) as u64;
+                records += record_count(&sets);
+            }
+            let start = Instant::now();
+            let result = self
+                .sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_lines(&self.lines, lines, records);
+            self.observe_sink_wait(start.elapsed());
+            self.sink_result(result);
+            return;
+        }
         // From before the lock (another worker's write or a flush may hold
         // it) to the last write returned: the time this path spent waiting
         // on the sink.
@@ -595,16 +643,19 @@ impl DecodeLoop {
                 }));
             }
         }
-        let waited = start.elapsed();
+        self.observe_sink_wait(start.elapsed());
+        for r in results {
+            self.sink_result(r);
+        }
+    }
+
+    fn observe_sink_wait(&self, waited: Duration) {
         self.stats
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .global
             .sink_wait
             .observe(waited);
-        for r in results {
-            self.sink_result(r);
-        }
     }
 
     fn update_stats(
@@ -714,6 +765,11 @@ impl DecodeLoop {
             e.sequence = seq;
         }
     }
+}
+
+/// Flow and options records in `sets`.
+fn record_count(sets: &[DataSet<'_>]) -> u64 {
+    sets.iter().map(|s| s.record_count as u64).sum()
 }
 
 fn count_sets(e: &mut crate::ExporterStats, sets: &[DataSet<'_>]) {
