@@ -9,6 +9,9 @@
 //! - `netflow_parser`: the crates.io `netflow_parser` 1.0.6 (pinned), whose
 //!   `parse_bytes` decodes every field of every record into owned values; the
 //!   bench then folds every field into a checksum the same way;
+//! - `netflow-rs-v5-view` (v5 inputs only): this crate's typed fixed-layout
+//!   v5 record view (`ExportPacket::v5_records`), all 20 fields read, as
+//!   netflow_parser's v5 structs are read;
 //! - `baseline_read_every_byte`: reading every byte of the packets once, the
 //!   floor any decoder pays.
 //!
@@ -23,6 +26,7 @@
 //! Run: `cargo bench -p netflow --bench decode`
 
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use criterion::{black_box, Criterion, Throughput};
 use netflow::{decode_hex, parse_packet, TemplateCache, Value};
@@ -33,6 +37,7 @@ use netflow_parser::{DataNumber, FieldValue, NetflowPacket, NetflowParser};
 const OURS: &str = "netflow-rs";
 const THEIRS: &str = "netflow_parser";
 const BASELINE: &str = "baseline_read_every_byte";
+const OURS_V5_VIEW: &str = "netflow-rs-v5-view";
 
 fn vector(name: &str) -> Vec<u8> {
     let path = concat!(
@@ -68,6 +73,30 @@ fn decode_all(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
                 _ => 1,
             });
         }
+    }
+    acc
+}
+
+/// Decode a v5 packet with netflow-rs and read every field of every record
+/// through the typed fixed-layout view (`ExportPacket::v5_records`), folded
+/// as [`decode_theirs`] folds netflow_parser's v5 structs.
+fn decode_v5_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
+    let p = parse_packet(bytes, cache).unwrap();
+    let mut acc = 0u64;
+    for f in p.v5_records() {
+        acc = acc
+            .wrapping_add(f.src_addr() as u64)
+            .wrapping_add(f.dst_addr() as u64)
+            .wrapping_add(f.next_hop() as u64)
+            .wrapping_add(f.input() as u64 + f.output() as u64)
+            .wrapping_add(f.packets() as u64 + f.octets() as u64)
+            .wrapping_add(f.first() as u64 + f.last() as u64)
+            .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
+            .wrapping_add(f.pad1() as u64 + f.tcp_flags() as u64)
+            .wrapping_add(f.proto() as u64 + f.tos() as u64)
+            .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
+            .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
+            .wrapping_add(f.pad2() as u64);
     }
     acc
 }
@@ -209,6 +238,8 @@ struct Case {
     datagrams: usize,
     /// Why netflow_parser was not measured, if it was not.
     skipped: Option<String>,
+    /// v5 input: also measured through the typed record view.
+    v5_view: bool,
 }
 
 /// Measure decoding `packets` with both decoders (each warmed with `warmup`
@@ -237,6 +268,12 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
         theirs += r;
         no_template += n;
     }
+    let v5_view = records > 0
+        && packets
+            .iter()
+            .map(|p| parse_packet(p, &mut cache).unwrap().v5_records().count())
+            .sum::<usize>()
+            == records;
     let skipped = (theirs != records).then(|| {
         format!(
             "netflow_parser decodes {theirs} records, netflow-rs {records} \
@@ -254,6 +291,17 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
             acc
         })
     });
+    if v5_view {
+        g.bench_function(OURS_V5_VIEW, |b| {
+            b.iter(|| {
+                let mut acc = 0;
+                for p in packets {
+                    acc ^= decode_v5_view(black_box(p), &mut cache);
+                }
+                acc
+            })
+        });
+    }
     if let Some(why) = &skipped {
         eprintln!("{name}: {why}; netflow_parser not measured on this case");
     } else {
@@ -282,6 +330,7 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
         records,
         datagrams: packets.len(),
         skipped,
+        v5_view,
     }
 }
 
@@ -315,46 +364,60 @@ fn criterion_home() -> PathBuf {
         .unwrap_or_else(|| "target/criterion".into())
 }
 
-/// Mean time of one iteration (ns) criterion estimated in this run, if any.
-fn mean_ns(group: &str, function: &str) -> Option<f64> {
+/// Mean time of one iteration (ns) criterion estimated in this run, if any
+/// (an estimate written before `since` is from an earlier run, e.g. of a case
+/// a filter left out this time, and is not used).
+fn mean_ns(group: &str, function: &str, since: SystemTime) -> Option<f64> {
     let path = criterion_home()
         .join(group)
         .join(function)
         .join("new/estimates.json");
+    if std::fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
     let text = std::fs::read_to_string(path).ok()?;
     let v: serde_json::Value = serde_json::from_str(&text).ok()?;
     v["mean"]["point_estimate"].as_f64()
 }
 
-fn summary(cases: &[Case]) {
-    let rate = |c: &Case, f: &str| mean_ns(&c.name, f).map(|ns| c.records as f64 / ns * 1e3);
+fn summary(cases: &[Case], since: SystemTime) {
+    let rate = |c: &Case, f: &str| mean_ns(&c.name, f, since).map(|ns| c.records as f64 / ns * 1e3);
     let fmt = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.2} M/s"));
     println!("\nrecords/s, one core, templates warm, every field read");
     println!(
-        "| input | datagrams | records | {OURS} | {THEIRS} | {OURS} / {THEIRS} | read every byte |"
+        "| input | datagrams | records | {OURS} | {THEIRS} | {OURS} / {THEIRS} \
+         | {OURS_V5_VIEW} | view / {THEIRS} | read every byte |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for c in cases {
         let (ours, theirs) = (rate(c, OURS), rate(c, THEIRS));
-        let ratio = match (ours, theirs, &c.skipped) {
+        let view = if c.v5_view {
+            rate(c, OURS_V5_VIEW)
+        } else {
+            None
+        };
+        let ratio = |o: Option<f64>| match (o, theirs, &c.skipped) {
             (_, _, Some(why)) => why.clone(),
             (Some(o), Some(t), None) => format!("{:.1}x", o / t),
             _ => "-".to_string(),
         };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.name,
             c.datagrams,
             c.records,
             fmt(ours),
             fmt(theirs),
-            ratio,
+            ratio(ours),
+            fmt(view),
+            if c.v5_view { ratio(view) } else { "-".into() },
             fmt(rate(c, BASELINE))
         );
     }
 }
 
 fn main() {
+    let started = SystemTime::now();
     let mut c = Criterion::default().configure_from_args();
     let mut cases = Vec::new();
     for name in [
@@ -386,5 +449,5 @@ fn main() {
         cases.push(measure(&mut c, name, &warmup, &packets));
     }
     c.final_summary();
-    summary(&cases);
+    summary(&cases, started);
 }
