@@ -680,7 +680,9 @@ fn disk_full_then_room_again_every_record_is_written() {
         return;
     }
     let dir = tmp("diskfull");
-    let Some(mnt) = Tmpfs::mount(dir.join("mnt"), "64k") else {
+    // Room for the whole file once the filler is gone (~100 KiB at the
+    // default compression level 1).
+    let Some(mnt) = Tmpfs::mount(dir.join("mnt"), "512k") else {
         require(false, TEST, "mount -t tmpfs");
         return;
     };

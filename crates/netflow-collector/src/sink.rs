@@ -239,7 +239,12 @@ pub struct FileSink {
     backoff: Duration,
     /// Failed attempts in a row.
     failures: u64,
-    /// Buffered bytes that trigger a flush from `write`.
+    /// Buffered bytes that trigger a flush from `write` (32 MiB). Large
+    /// enough that at high rates the flushes are mostly the timed ones, done
+    /// by the collector's sink thread: a flush from `write` is done by the
+    /// decode worker writing, which waits meanwhile. The lines are kept
+    /// until their member is written (to retry it after an error), so this
+    /// also bounds that memory.
     pub flush_at: usize,
     /// Buffered bytes kept at most while writes fail.
     pub max_buffer: usize,
@@ -260,6 +265,9 @@ pub struct FileSink {
     spare: Vec<Vec<u8>>,
     counters: SinkCounters,
 }
+
+/// Emptied line buffers kept for reuse at most.
+const SPARE_MAX: usize = (8 << 20) / CHUNK;
 
 /// [`FileSink::compression_level`] by default.
 pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
@@ -368,7 +376,7 @@ impl FileSink {
             retry_at: None,
             backoff: Duration::ZERO,
             failures: 0,
-            flush_at: 8 << 20,
+            flush_at: 32 << 20,
             max_buffer: 64 << 20,
             compression_level: DEFAULT_COMPRESSION_LEVEL,
             sent: 0,
@@ -534,9 +542,11 @@ impl FileSink {
         let result = member.and_then(|member| self.append_member(&member));
         match &result {
             Ok(_) => {
-                // Buffers to fill again (a few: the rest is freed).
+                // Buffers to fill again (up to 8 MiB of them: the rest is
+                // freed). Each is larger than malloc's mmap threshold: a new
+                // one costs an mmap and page faults.
                 for mut l in lines {
-                    if self.spare.len() < 8 && l.capacity() <= 2 * CHUNK {
+                    if self.spare.len() < SPARE_MAX && l.capacity() <= 2 * CHUNK {
                         l.clear();
                         self.spare.push(l);
                     }

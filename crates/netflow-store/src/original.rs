@@ -236,13 +236,17 @@ fn write_v9(out: &mut Vec<u8>, field: &TemplateField, value: &Value<'_>) {
             }
             _ => None,
         };
-        if let Some(ip) = ip {
-            let text = match ip {
-                IpAddr::V4(a) => a.to_string(),
-                IpAddr::V6(a) => py_ipv6(a),
-            };
-            write_str(out, &text);
-            return;
+        match ip {
+            // Digits and dots only: nothing to escape, no String needed.
+            Some(IpAddr::V4(a)) => {
+                let _ = write!(out, "\"{a}\"");
+                return;
+            }
+            Some(IpAddr::V6(a)) => {
+                write_str(out, &py_ipv6(a));
+                return;
+            }
+            None => {}
         }
     }
     write_raw_int(out, Some(field), value);

@@ -60,7 +60,19 @@ pub fn py_float_repr(x: f64) -> String {
 /// `' '..='~'` escaped, `\uXXXX` in lowercase hex, surrogate pairs above U+FFFF).
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
-    for c in s.chars() {
+    let mut rest = s;
+    loop {
+        // Runs of printable ASCII (most of every line: names, addresses)
+        // are copied at once; only what is escaped goes char by char.
+        let plain = rest
+            .bytes()
+            .position(|b| !(b' '..=b'~').contains(&b) || b == b'"' || b == b'\\')
+            .unwrap_or(rest.len());
+        out.extend_from_slice(&rest.as_bytes()[..plain]);
+        // All before `plain` is ASCII: it is a char boundary.
+        rest = &rest[plain..];
+        let Some(c) = rest.chars().next() else { break };
+        rest = &rest[c.len_utf8()..];
         match c {
             '"' => out.extend_from_slice(b"\\\""),
             '\\' => out.extend_from_slice(b"\\\\"),
@@ -227,6 +239,17 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#""\u00e9\u007f\u0001\ud834\udd1e\"\\\n\t/""#
+        );
+    }
+
+    #[test]
+    fn strings_with_plain_runs_between_escapes_like_json_dumps() {
+        // Expected: python3 -c 'import json; print(json.dumps("eth0 é/x\"y\\z\u2028 end"))'
+        let mut out = Vec::new();
+        write_str(&mut out, "eth0 é/x\"y\\z\u{2028} end");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#""eth0 \u00e9/x\"y\\z\u2028 end""#
         );
     }
 
