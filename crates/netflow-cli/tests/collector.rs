@@ -397,7 +397,8 @@ fn config_file_with_flags_over_it() {
              stats = 3600\n\
              allow = [\"127.0.0.2\", \"::1/128\"]\n\
              metrics = \"127.0.0.1:0\"\n\
-             rotate-size = \"1G\"\n",
+             rotate-size = \"1G\"\n\
+             compression-level = 0\n",
             file.to_str().unwrap()
         ),
     )
@@ -430,12 +431,21 @@ fn config_file_with_flags_over_it() {
     assert!(lines.iter().all(|l| l["exporter"]
         .as_str()
         .is_some_and(|e| e.starts_with("127.0.0.2:"))));
+    // compression-level = 0: the lines are in the file as they are (stored).
+    let bytes = std::fs::read(&files[0]).unwrap();
+    let needle = b"\"exporter\":\"127.0.0.2:";
+    assert_eq!(
+        bytes.windows(needle.len()).filter(|w| w == needle).count(),
+        3,
+        "stored, not deflated"
+    );
 
     // Unknown keys and bad values are errors.
     for (text, want) in [
         ("bogus = 1\n", "unknown field"),
         ("rotate = \"5 weeks\"\n", "rotate"),
         ("allow = [\"10.0.0.0/40\"]\n", "allow"),
+        ("compression-level = 10\n", "compression-level"),
     ] {
         std::fs::write(&config, text).unwrap();
         let out = Command::new(env!("CARGO_BIN_EXE_netflow"))

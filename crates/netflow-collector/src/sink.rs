@@ -250,10 +250,14 @@ pub struct FileSink {
     pub max_buffer: usize,
     /// Deflate level of the members, 0 (stored, no compression) to 9
     /// (smallest, slowest); higher values count as 9. The default, 1
-    /// ([`DEFAULT_COMPRESSION_LEVEL`]), compresses the collector's JSON
-    /// lines several times faster than 6 (gzip's default) into files about
-    /// a third larger: at 6 the compressing took most of the collector's
-    /// time and limited the rate it could take without loss.
+    /// ([`DEFAULT_COMPRESSION_LEVEL`]), because the compressing bounds the
+    /// rate the collector takes without loss. Measured on a v9 file in the
+    /// original's layout (8 MiB members, zlib-rs, one core): level 1
+    /// deflates ~375 MB/s to 1/4.6 of the size, 3 ~210 MB/s to 1/7.5, 6
+    /// ~100 MB/s to 1/9.9 (so level-1 files are about twice as large as
+    /// level-6 ones). The collector at 24,000 v9 datagrams/s formats about
+    /// 190 MB/s of lines; on a 2-core machine its zero-loss rate was ~24,000
+    /// datagrams/s at level 1 and ~16,000 at level 3.
     pub compression_level: u32,
     /// Bytes of lines handed to the compressor for the current member.
     sent: usize,
