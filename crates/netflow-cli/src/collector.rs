@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use netflow_collector::{
-    Cidr, Collector, Config, FileSink, NamePattern, Rotation, DEFAULT_COMPRESSION_LEVEL,
+    Cidr, Collector, Config, FileSink, NamePattern, Rotation, TcpConfig, DEFAULT_COMPRESSION_LEVEL,
 };
 use netflow_store::Format;
 use serde::Deserialize;
@@ -48,6 +48,17 @@ damages what was written. An existing file is appended to.
   histograms of the file flush duration, the receive thread's waits on a
   full decode queue and the decode workers' waits on the output).
 
+--tcp-listen ADDR:PORT (repeatable): also accept IPFIX over TCP (RFC 7011
+  10.4; IPFIX only: a message whose version is not 10, or whose length is
+  under 16, closes that session, counted as `tcp_not_ipfix` /
+  `tcp_bad_length`). Each connection is its own exporter (peer address and
+  port) and its own template scope: templates are dropped when it closes. At
+  most --tcp-max-sessions (256) at once, more are closed and counted; --allow
+  applies at accept; a session idle for --tcp-idle-timeout (10m) is closed.
+  Nothing is ever sent back. A `tcp accepted N active N refused N denied N
+  closed_on_error N idle_timeouts N messages N io_errors N` line follows the
+  summary.
+
 --rotate DURATION (`30s`, `5m`, `1h`, `1d`) and/or --rotate-size SIZE (`100M`,
   `1G`, `512K`, bytes; powers of 1024): write FILE's name with the Unix time
   the file was opened inserted before `.gz` (`-o flows.gz`:
@@ -73,7 +84,7 @@ damages what was written. An existing file is appended to.
 --config FILE: settings from a TOML file, with the long flag names as keys
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
   rotate-size, rotate-name, workers, receive-buffer, on-write-error,
-  compression-level); flags given on the command line override it. Example:
+  compression-level, tcp-listen, tcp-max-sessions, tcp-idle-timeout); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
     file = \"/var/lib/netflow/flows.gz\"
@@ -254,6 +265,18 @@ pub struct CollectorArgs {
     /// Read settings from a TOML file (keys: the long flag names); flags override it
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+
+    /// Also accept IPFIX over TCP on ADDR:PORT (repeatable; RFC 7011 10.4, IPFIX only)
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub tcp_listen: Vec<String>,
+
+    /// TCP sessions open at once at most; more are closed and counted [default: 256]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tcp_max_sessions: Option<u32>,
+
+    /// Close a TCP session that sent nothing for DURATION (30s, 10m, 1h) [default: 10m]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub tcp_idle_timeout: Option<Duration>,
 }
 
 fn parse_name_pattern(s: &str) -> Result<NamePattern, String> {
@@ -348,6 +371,9 @@ struct FileSettings {
     on_write_error: Option<String>,
     rotate_name: Option<String>,
     compression_level: Option<u32>,
+    tcp_listen: Option<Vec<String>>,
+    tcp_max_sessions: Option<u32>,
+    tcp_idle_timeout: Option<NumOrText>,
 }
 
 /// The settings in force: the command line over the config file over the defaults.
@@ -366,6 +392,7 @@ struct Settings {
     on_write_error: OnWriteError,
     rotate_name: Option<NamePattern>,
     compression_level: u32,
+    tcp: TcpConfig,
 }
 
 fn settings(args: &CollectorArgs) -> Result<Settings, String> {
@@ -469,7 +496,34 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
             ))
         }
     };
+    let mut tcp = TcpConfig {
+        listen: if !args.tcp_listen.is_empty() {
+            tcp_listen_addresses(&args.tcp_listen)?
+        } else {
+            tcp_listen_addresses(&f.tcp_listen.unwrap_or_default())?
+        },
+        ..TcpConfig::default()
+    };
+    match args.tcp_max_sessions.or(f.tcp_max_sessions) {
+        Some(0) => {
+            return Err(in_file(
+                "tcp-max-sessions",
+                "expected a number greater than 0".into(),
+            ))
+        }
+        Some(n) => tcp.max_sessions = n as usize,
+        None => {}
+    }
+    match (args.tcp_idle_timeout, &f.tcp_idle_timeout) {
+        (Some(d), _) => tcp.idle_timeout = d,
+        (None, Some(t)) => {
+            tcp.idle_timeout =
+                parse_duration(&t.text()).map_err(|e| in_file("tcp-idle-timeout", e))?
+        }
+        (None, None) => {}
+    }
     Ok(Settings {
+        tcp,
         compression_level,
         receive_buffer,
         on_write_error,
@@ -569,6 +623,14 @@ fn parse_addr_port(flag: &str, l: &str) -> Result<Vec<SocketAddr>, String> {
             resolve(host, port)
         }
     }
+}
+
+fn tcp_listen_addresses(listen: &[String]) -> Result<Vec<SocketAddr>, String> {
+    let mut out = Vec::new();
+    for l in listen {
+        out.extend(parse_addr_port("--tcp-listen", l)?);
+    }
+    Ok(out)
 }
 
 fn listen_addresses(listen: &[String]) -> Result<Vec<SocketAddr>, String> {
@@ -674,6 +736,7 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     config.allow = settings.allow.clone();
     config.metrics = settings.metrics;
     config.workers = usize::from(settings.workers);
+    config.tcp = settings.tcp.clone();
     if let Some(size) = settings.receive_buffer {
         config.receive_buffer = usize::try_from(size).unwrap_or(usize::MAX);
     }
@@ -692,6 +755,13 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
             } else {
                 String::new()
             },
+            path.display()
+        );
+    }
+    for a in collector.tcp_addrs() {
+        let _ = writeln!(
+            io::stderr(),
+            "netflow collector: listening on tcp {a} (IPFIX), writing {}",
             path.display()
         );
     }
@@ -743,6 +813,9 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     let mut err = io::stderr().lock();
     for line in stats.summary_lines() {
         let _ = writeln!(err, "{line}");
+    }
+    if !settings.tcp.listen.is_empty() {
+        let _ = writeln!(err, "{}", stats.tcp.summary_line());
     }
     if write_failed {
         ExitCode::from(1)

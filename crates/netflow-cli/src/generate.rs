@@ -15,6 +15,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+
+use crate::transport::{Connection, Transport};
 use netflow::encode::{emit_v1, emit_v5, emit_v7, EncodeError, FixedFlow, MessageBuilder};
 use netflow::wire::ipfix::IpfixHeader;
 use netflow::wire::v1::V1Header;
@@ -182,6 +184,11 @@ pub struct GenerateArgs {
     /// packet: data arrives before its template
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub late_templates: u16,
+
+    /// udp: a datagram per packet; tcp (IPFIX only): one TCP connection per
+    /// exporter, messages written back to back (RFC 7011 10.4)
+    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    pub transport: Transport,
 }
 
 /// With --late-templates: packets of flow data an exporter sends before its
@@ -1047,13 +1054,21 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
             .then(|| Templates::new(args.version)),
         late_templates: args.late_templates as u32,
     };
+    if args.transport == Transport::Tcp && args.version != Protocol::Ipfix {
+        return usage("--transport tcp carries IPFIX only (--version 10)".into());
+    }
     let n = args.exporters as usize;
     let mut exporters = Vec::with_capacity(n);
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
-        match exporter_socket(target, args.source) {
+        match Connection::open(args.transport, target, args.source) {
             Ok(s) => sockets.push(s),
-            Err(e) => return fail(format!("cannot open a UDP socket to {target}: {e}")),
+            Err(e) => {
+                return fail(format!(
+                    "cannot open a {:?} connection to {target}: {e}",
+                    args.transport
+                ))
+            }
         }
         exporters.push(Exporter::new(i as u32, seed, start_ms, args.version));
     }
@@ -1105,6 +1120,14 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
         i += 1;
     }
 
+    for (s, source) in sockets.iter_mut().zip(&sources) {
+        if let Err(err) = s.finish() {
+            let _ = writeln!(
+                io::stderr(),
+                "netflow generate: exporter {source}: cannot close the connection to {target}: {err}"
+            );
+        }
+    }
     let mut out = String::new();
     let mut sum = Counts::default();
     for (x, source) in exporters.iter().zip(&sources) {

@@ -5,6 +5,7 @@ mod collector;
 mod decode;
 mod generate;
 mod replay;
+mod transport;
 
 use std::process::ExitCode;
 

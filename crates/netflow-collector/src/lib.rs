@@ -56,6 +56,9 @@
 //!   sets still waiting at shutdown are listed per exporter and template
 //!   ([`ExporterStats::waiting_at_stop`], [`Stats::summary_lines`]).
 //! - Per exporter, [`ExporterStats::templates`] and [`ExporterStats::sampling`].
+//! - [`Config::tcp`]: IPFIX over TCP (RFC 7011 section 10.4), a session per
+//!   connection and its own template scope; see [`TcpConfig`] and the
+//!   counters in [`Stats::tcp`] ([`TcpStats`]).
 //!
 //! ## Prometheus metrics ([`render_metrics`])
 //!
@@ -112,6 +115,7 @@ mod sink;
 mod stats;
 #[cfg(feature = "tokio")]
 mod stream;
+mod tcp;
 mod worker;
 
 use std::io;
@@ -137,6 +141,7 @@ pub use stats::{
 };
 #[cfg(feature = "tokio")]
 pub use stream::ExportStream;
+pub use tcp::{TcpConfig, TcpStats, ERROR_BAD_LENGTH, ERROR_NOT_IPFIX, ERROR_TRUNCATED};
 
 /// Largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -172,6 +177,9 @@ pub struct Config {
     /// Serve the counters as Prometheus text on this TCP address
     /// (`GET /metrics`); see [`render_metrics`] and [`Collector::metrics_addr`].
     pub metrics: Option<SocketAddr>,
+    /// IPFIX over TCP (RFC 7011 10.4): listen addresses, session limit, idle
+    /// timeout. No address: no TCP.
+    pub tcp: TcpConfig,
 }
 
 impl Config {
@@ -186,6 +194,7 @@ impl Config {
             pending: PendingLimits::default(),
             allow: Vec::new(),
             metrics: None,
+            tcp: TcpConfig::default(),
         }
     }
 }
@@ -218,6 +227,8 @@ pub struct Collector {
     threads: Vec<JoinHandle<()>>,
     exports: Option<Receiver<ExportItem>>,
     metrics: Option<SocketAddr>,
+    /// The TCP listen addresses ([`Config::tcp`]).
+    tcp: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Collector {
@@ -311,7 +322,7 @@ impl Collector {
     }
 
     fn start(config: Config, sink: impl Sink + Send + 'static) -> io::Result<Collector> {
-        if config.listen.is_empty() {
+        if config.listen.is_empty() && config.tcp.listen.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "no listen address",
@@ -325,6 +336,8 @@ impl Collector {
             sockets.push((s, b.local));
             bound.push(b);
         }
+        let tcp_listeners = tcp::bind(&config.tcp)?;
+        let tcp_addrs: Vec<SocketAddr> = tcp_listeners.iter().map(|(_, a)| *a).collect();
         let metrics_listener = match config.metrics {
             Some(addr) => Some(TcpListener::bind(addr).map_err(|e| {
                 io::Error::new(e.kind(), format!("cannot serve metrics on {addr}: {e}"))
@@ -374,6 +387,29 @@ impl Collector {
                     .spawn(move || r.run())?,
             );
         }
+        let tcp_shared = tcp::Shared {
+            tx: txs.clone(),
+            stop: stop.clone(),
+            stats: stats.clone(),
+            queued: queued.clone(),
+            allow: allow.clone(),
+            max_sessions: config.tcp.max_sessions,
+            idle_timeout: config.tcp.idle_timeout,
+            active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+        };
+        for (listener, local) in tcp_listeners {
+            let l = tcp::Listener {
+                listener,
+                local,
+                shared: tcp_shared.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("netflow-tcp-accept {local}"))
+                    .spawn(move || l.run())?,
+            );
+        }
+        drop(tcp_shared);
         drop(txs);
         if let Some(listener) = metrics_listener {
             let m = metrics::MetricsServer {
@@ -431,6 +467,7 @@ impl Collector {
             threads,
             exports: None,
             metrics: metrics_addr,
+            tcp: tcp_addrs,
         })
     }
 
@@ -445,9 +482,20 @@ impl Collector {
         &self.sockets
     }
 
-    /// The first socket's local address.
+    /// The first socket's local address (the first TCP one when there is
+    /// no UDP socket).
     pub fn local_addr(&self) -> SocketAddr {
-        self.sockets[0].local
+        self.sockets
+            .first()
+            .map(|s| s.local)
+            .or_else(|| self.tcp.first().copied())
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)))
+    }
+
+    /// The TCP listen addresses ([`Config::tcp`]), with the ports the system
+    /// chose when 0 was asked for.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp
     }
 
     /// A copy of the counters now.

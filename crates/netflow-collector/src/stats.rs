@@ -198,6 +198,8 @@ pub struct Stats {
     pub denied: BTreeMap<IpAddr, u64>,
     /// Per listen socket (its local address).
     pub sockets: BTreeMap<SocketAddr, SocketStats>,
+    /// IPFIX-over-TCP sessions ([`crate::Config::tcp`]).
+    pub tcp: crate::TcpStats,
 }
 
 impl Stats {

@@ -29,18 +29,22 @@ pub(crate) const MAX_DENIED_SOURCES: usize = 4096;
 /// One received datagram.
 pub(crate) struct Datagram {
     /// Receive time, microseconds since the Unix epoch.
-    received_us: u64,
-    from: SocketAddr,
+    pub(crate) received_us: u64,
+    pub(crate) from: SocketAddr,
     /// A buffer of the receive thread's pool: given back after decoding.
-    payload: Vec<u8>,
-    /// The index of the socket it came on (whose pool the buffer is from).
-    socket: usize,
+    pub(crate) payload: Vec<u8>,
+    /// The index of the socket it came on (whose pool the buffer is from;
+    /// none for TCP messages: `usize::MAX`).
+    pub(crate) socket: usize,
+    /// TCP ([`crate::tcp`]): not a message but the end of the session of
+    /// `from`; its worker forgets the session's templates.
+    pub(crate) session_end: bool,
 }
 
 /// Spare payload buffers a receive thread keeps at most (more are freed).
 const POOL_MAX: usize = 4096;
 
-fn now_us() -> u64 {
+pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_micros() as u64)
@@ -214,6 +218,7 @@ impl Receiver {
                             from,
                             payload: self.buffer(&mut pool, r.payload),
                             socket: self.index,
+                            session_end: false,
                         };
                         if self.dispatch(d).is_err() {
                             return;
@@ -418,10 +423,17 @@ impl DecodeLoop {
             match self.rx.recv_timeout(self.expire_tick) {
                 Ok(d) => {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
+                    if d.session_end {
+                        self.end_session(d.from);
+                        continue;
+                    }
                     let socket = d.socket;
                     let payload = self.handle(d);
-                    // Its receive thread may have ended (shutdown): then it is freed.
-                    let _ = self.recycle[socket].send(payload);
+                    // Its receive thread may have ended (shutdown): then it
+                    // is freed (and TCP messages have no pool).
+                    if let Some(recycle) = self.recycle.get(socket) {
+                        let _ = recycle.send(payload);
+                    }
                 }
                 // Idle: sets waiting for a template must still expire
                 // (otherwise they would only when the next datagram comes).
@@ -430,6 +442,32 @@ impl DecodeLoop {
             }
         }
         self.report_waiting();
+    }
+
+    /// A TCP session ended (after its last message): forget its templates,
+    /// sequence and sampling state, and drop the sets still waiting for a
+    /// template (RFC 7011 10.4: templates are per session).
+    fn end_session(&mut self, peer: SocketAddr) {
+        let exporter = ExporterId(peer);
+        self.decoder.cache.remove_exporter(exporter);
+        self.tracker.remove_exporter(exporter);
+        let dropped = self
+            .decoder
+            .pending
+            .take_where(|k| k.scope.exporter == exporter);
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(e) = stats.exporters.get_mut(&peer) {
+            e.templates = 0;
+            e.template_scopes.clear();
+            e.sets_dropped += dropped.len() as u64;
+            e.sets_waiting = e.sets_waiting.saturating_sub(dropped.len() as u64);
+        }
+        if !dropped.is_empty() {
+            log::warn!(
+                "tcp session from {peer} ended with {} data sets still waiting for their templates: dropped",
+                dropped.len()
+            );
+        }
     }
 
     /// Drop the sets that waited too long, with no datagram to trigger it.

@@ -1,0 +1,467 @@
+//! IPFIX over TCP (RFC 7011 section 10.4).
+//!
+//! - One listener thread per [`TcpConfig::listen`] address accepts
+//!   connections; each accepted session gets a thread of its own, up to
+//!   [`TcpConfig::max_sessions`] at once (connections beyond that are closed
+//!   at once and counted in [`TcpStats::refused`]). The exporter allowlist
+//!   ([`crate::Config::allow`]) is applied at accept: a denied peer is closed
+//!   before anything is read and counted ([`TcpStats::denied`], and like a
+//!   denied UDP datagram in [`crate::GlobalStats::denied`] and
+//!   [`crate::Stats::denied`]).
+//! - Framing (RFC 7011 10.4.1 / 10.4.2): a TCP connection carries IPFIX
+//!   messages back to back; each is delimited by the Length field of its
+//!   16-byte message header. The session reads the header, checks that the
+//!   version is 10 (NetFlow v5/v9 over TCP are not standard) and that the
+//!   length is at least 16, then reads the rest of the message. A header
+//!   that fails either check, or a connection that ends in the middle of a
+//!   message, closes the session; the error is counted for the peer
+//!   ([`crate::ExporterStats::errors`], kinds [`ERROR_NOT_IPFIX`],
+//!   [`ERROR_BAD_LENGTH`], [`ERROR_TRUNCATED`]) and in
+//!   [`TcpStats::closed_on_error`].
+//! - Each complete message goes through the same path as a UDP datagram:
+//!   the decode worker of its exporter, then the sink. The exporter is the
+//!   peer address and port, unique per connection, so a session is its own
+//!   template scope (RFC 7011 10.4: templates are per session; the same
+//!   exporter reconnecting starts with none). When the session ends, its
+//!   decode worker forgets its templates and drops the data sets still
+//!   waiting for one (counted in [`crate::ExporterStats::sets_dropped`]).
+//!   Template withdrawals are handled by the decoder as for UDP.
+//! - Idle sessions are closed after [`TcpConfig::idle_timeout`]
+//!   ([`TcpStats::idle_timeouts`]).
+//! - The collector never writes to a session: only the TCP handshake is
+//!   ever sent back.
+
+use std::io::{self, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::stats::Stats;
+use crate::worker::{now_us, worker_for, Datagram, RateLimit, MAX_DENIED_SOURCES};
+use crate::Cidr;
+
+/// Error kind of a session whose message header is not IPFIX (version not 10).
+pub const ERROR_NOT_IPFIX: &str = "tcp_not_ipfix";
+/// Error kind of a session whose message header has a length under 16.
+pub const ERROR_BAD_LENGTH: &str = "tcp_bad_length";
+/// Error kind of a session that ended in the middle of a message.
+pub const ERROR_TRUNCATED: &str = "tcp_truncated";
+
+/// The IPFIX message header: version, length, export time, sequence, domain.
+const HEADER_LEN: usize = 16;
+/// The largest IPFIX message (its length field is 16 bits).
+const MAX_MESSAGE: usize = 65_535;
+/// How often blocked reads and accepts look at the stop flag.
+const POLL: Duration = Duration::from_millis(100);
+
+/// IPFIX-over-TCP settings ([`crate::Config::tcp`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpConfig {
+    /// Addresses to accept IPFIX-over-TCP sessions on (none: no TCP).
+    pub listen: Vec<SocketAddr>,
+    /// Sessions open at once at most (over all TCP listen addresses); more
+    /// connections are closed at once and counted ([`TcpStats::refused`]).
+    pub max_sessions: usize,
+    /// A session with nothing received for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> TcpConfig {
+        TcpConfig {
+            listen: Vec::new(),
+            max_sessions: 256,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Counters of the TCP sessions ([`crate::Stats::tcp`]); per session, the
+/// usual per-exporter counters under the peer address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpStats {
+    /// Sessions accepted (allowed and under the session limit).
+    pub accepted: u64,
+    /// Sessions open now.
+    pub active: u64,
+    /// Connections closed at once: [`TcpConfig::max_sessions`] were open.
+    pub refused: u64,
+    /// Connections closed at once: the peer is not in the allowlist.
+    pub denied: u64,
+    /// Sessions closed by the collector on a framing error (not IPFIX,
+    /// length under 16, or a message cut short by the end of the connection).
+    pub closed_on_error: u64,
+    /// Sessions closed after [`TcpConfig::idle_timeout`] without data.
+    pub idle_timeouts: u64,
+    /// IPFIX messages read from the sessions.
+    pub messages: u64,
+    /// Errors accepting or reading connections (other than the above).
+    pub io_errors: u64,
+}
+
+impl TcpStats {
+    /// `tcp accepted N active N refused N denied N closed_on_error N idle_timeouts N messages N io_errors N`.
+    pub fn summary_line(&self) -> String {
+        format!(
+            "tcp accepted {} active {} refused {} denied {} closed_on_error {} idle_timeouts {} messages {} io_errors {}",
+            self.accepted,
+            self.active,
+            self.refused,
+            self.denied,
+            self.closed_on_error,
+            self.idle_timeouts,
+            self.messages,
+            self.io_errors
+        )
+    }
+}
+
+/// Bind the TCP listen addresses (non-blocking: the accept loop polls the
+/// stop flag).
+pub(crate) fn bind(config: &TcpConfig) -> io::Result<Vec<(TcpListener, SocketAddr)>> {
+    let mut out = Vec::new();
+    for addr in &config.listen {
+        let listener = TcpListener::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on tcp {addr}: {e}")))?;
+        listener.set_nonblocking(true)?;
+        let local = listener.local_addr()?;
+        out.push((listener, local));
+    }
+    Ok(out)
+}
+
+/// What the listener and session threads share.
+#[derive(Clone)]
+pub(crate) struct Shared {
+    /// One bounded queue per decode worker (as for UDP).
+    pub(crate) tx: Vec<SyncSender<Datagram>>,
+    pub(crate) stop: Arc<AtomicBool>,
+    pub(crate) stats: Arc<Mutex<Stats>>,
+    pub(crate) queued: Arc<AtomicU64>,
+    pub(crate) allow: Arc<[Cidr]>,
+    pub(crate) max_sessions: usize,
+    pub(crate) idle_timeout: Duration,
+    /// Sessions open now, over all listeners.
+    pub(crate) active: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queue a message (or a session end) for the peer's decode worker; a
+    /// full queue is waited for (TCP back-pressure) and counted. `Err` once
+    /// the workers are gone.
+    fn dispatch(&self, d: Datagram) -> Result<(), ()> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        let tx = &self.tx[worker_for(d.from, self.tx.len())];
+        match tx.try_send(d) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(d)) => {
+                self.stats().global.queue_full += 1;
+                let start = Instant::now();
+                let sent = tx.send(d).map_err(|_| ());
+                self.stats().global.queue_wait.observe(start.elapsed());
+                sent
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Err(())
+            }
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 peers (dual-stack listeners) as plain IPv4.
+fn normalize(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
+            None => addr,
+        },
+        v4 => v4,
+    }
+}
+
+/// Accepts sessions on one listen address until stopped, then waits for
+/// its sessions to end.
+pub(crate) struct Listener {
+    pub(crate) listener: TcpListener,
+    pub(crate) local: SocketAddr,
+    pub(crate) shared: Shared,
+}
+
+impl Listener {
+    pub(crate) fn run(self) {
+        let mut sessions: Vec<JoinHandle<()>> = Vec::new();
+        let mut log = RateLimit::new(Duration::from_secs(10), 5);
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            match self.listener.accept() {
+                Ok((stream, peer)) => {
+                    if let Some(h) = self.admit(stream, normalize(peer), &mut log) {
+                        sessions.push(h);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::sleep(POLL / 4),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // E.g. EMFILE: count, wait a little, go on.
+                    self.shared.stats().tcp.io_errors += 1;
+                    if log.allow(log::Level::Warn) {
+                        log::warn!("tcp {}: accept error: {e}", self.local);
+                    }
+                    std::thread::sleep(POLL);
+                }
+            }
+            sessions.retain(|h| !h.is_finished());
+        }
+        for h in sessions {
+            let _ = h.join();
+        }
+    }
+
+    /// Check a new connection against the allowlist and the session limit;
+    /// start its session thread.
+    fn admit(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        log: &mut RateLimit,
+    ) -> Option<JoinHandle<()>> {
+        let shared = &self.shared;
+        if !shared.allow.is_empty() && !shared.allow.iter().any(|c| c.contains(peer.ip())) {
+            let mut s = shared.stats();
+            s.global.denied += 1;
+            s.tcp.denied += 1;
+            if s.denied.len() < MAX_DENIED_SOURCES || s.denied.contains_key(&peer.ip()) {
+                *s.denied.entry(peer.ip()).or_insert(0) += 1;
+            }
+            drop(s);
+            if log.allow(log::Level::Warn) {
+                log::warn!(
+                    "tcp {}: connection from {peer} closed: not in the allowlist",
+                    self.local
+                );
+            }
+            return None;
+        }
+        // Reserve a session slot, or refuse.
+        let reserved = shared
+            .active
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < shared.max_sessions).then_some(n + 1)
+            })
+            .is_ok();
+        if !reserved {
+            shared.stats().tcp.refused += 1;
+            if log.allow(log::Level::Warn) {
+                log::warn!(
+                    "tcp {}: connection from {peer} closed: {} sessions open already",
+                    self.local,
+                    shared.max_sessions
+                );
+            }
+            return None;
+        }
+        {
+            let mut s = shared.stats();
+            s.tcp.accepted += 1;
+            s.tcp.active = shared.active.load(Ordering::Acquire) as u64;
+        }
+        let session = Session {
+            stream,
+            peer,
+            local: self.local,
+            shared: shared.clone(),
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!("netflow-tcp {peer}"))
+            .spawn(move || session.run());
+        match spawned {
+            Ok(h) => Some(h),
+            Err(e) => {
+                let n = shared.active.fetch_sub(1, Ordering::AcqRel) - 1;
+                let mut s = shared.stats();
+                s.tcp.io_errors += 1;
+                s.tcp.active = n as u64;
+                drop(s);
+                log::warn!(
+                    "tcp {}: cannot start a session thread for {peer}: {e}",
+                    self.local
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// The peer closed the connection between messages.
+    Closed,
+    /// The collector is stopping.
+    Stopped,
+    /// Nothing received for [`TcpConfig::idle_timeout`].
+    Idle,
+    /// A framing error (its error kind).
+    Framing(&'static str),
+    /// A read error.
+    Io,
+    /// The decode workers are gone.
+    Gone,
+}
+
+/// Reads the IPFIX messages of one TCP connection.
+struct Session {
+    stream: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    shared: Shared,
+}
+
+impl Session {
+    fn run(self) {
+        let end = self.read_messages();
+        let shared = &self.shared;
+        let n = shared.active.fetch_sub(1, Ordering::AcqRel) - 1;
+        {
+            let mut s = shared.stats();
+            s.tcp.active = n as u64;
+            match end {
+                End::Framing(kind) => {
+                    s.tcp.closed_on_error += 1;
+                    let e = s.exporters.entry(self.peer).or_default();
+                    e.bad_packets += 1;
+                    *e.errors.entry(kind).or_insert(0) += 1;
+                }
+                End::Idle => s.tcp.idle_timeouts += 1,
+                End::Io => s.tcp.io_errors += 1,
+                End::Closed | End::Stopped | End::Gone => {}
+            }
+        }
+        match end {
+            End::Framing(kind) => log::warn!(
+                "tcp {}: session from {} closed: {kind}",
+                self.local,
+                self.peer
+            ),
+            End::Idle => log::info!(
+                "tcp {}: session from {} closed: idle for {:?}",
+                self.local,
+                self.peer,
+                shared.idle_timeout
+            ),
+            _ => log::debug!(
+                "tcp {}: session from {} ended ({end:?})",
+                self.local,
+                self.peer
+            ),
+        }
+        // After every message of the session (same queue, in order): its
+        // worker forgets the session's templates and waiting sets.
+        let _ = shared.dispatch(Datagram {
+            received_us: now_us(),
+            from: self.peer,
+            payload: Vec::new(),
+            socket: usize::MAX,
+            session_end: true,
+        });
+    }
+
+    /// Read and hand on messages until the session ends.
+    fn read_messages(&self) -> End {
+        let mut stream = &self.stream;
+        if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
+            return End::Io;
+        }
+        let mut buf = vec![0u8; MAX_MESSAGE];
+        // Bytes of the current message read so far, and its length (the
+        // header's until the header is complete).
+        let mut filled = 0usize;
+        let mut need = HEADER_LEN;
+        let mut header_done = false;
+        let mut last_data = Instant::now();
+        let mut stopping = false;
+        loop {
+            if !stopping && self.shared.stop.load(Ordering::Relaxed) {
+                // Read what the socket holds, then end.
+                stopping = true;
+                if stream.set_nonblocking(true).is_err() {
+                    return End::Stopped;
+                }
+            }
+            match stream.read(&mut buf[filled..need]) {
+                Ok(0) => {
+                    return if filled == 0 {
+                        End::Closed
+                    } else {
+                        End::Framing(ERROR_TRUNCATED)
+                    };
+                }
+                Ok(n) => {
+                    last_data = Instant::now();
+                    filled += n;
+                    if filled < need {
+                        continue;
+                    }
+                    if !header_done {
+                        let version = u16::from_be_bytes([buf[0], buf[1]]);
+                        let length = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+                        if version != 10 {
+                            return End::Framing(ERROR_NOT_IPFIX);
+                        }
+                        if length < HEADER_LEN {
+                            return End::Framing(ERROR_BAD_LENGTH);
+                        }
+                        header_done = true;
+                        need = length;
+                        if filled < need {
+                            continue;
+                        }
+                    }
+                    let d = Datagram {
+                        received_us: now_us(),
+                        from: self.peer,
+                        payload: buf[..need].to_vec(),
+                        socket: usize::MAX,
+                        session_end: false,
+                    };
+                    self.shared.stats().tcp.messages += 1;
+                    if self.shared.dispatch(d).is_err() {
+                        return End::Gone;
+                    }
+                    filled = 0;
+                    need = HEADER_LEN;
+                    header_done = false;
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if stopping {
+                        return End::Stopped;
+                    }
+                    if last_data.elapsed() >= self.shared.idle_timeout {
+                        return End::Idle;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("tcp {}: read error from {}: {e}", self.local, self.peer);
+                    return if filled == 0 && e.kind() == io::ErrorKind::ConnectionReset {
+                        End::Closed
+                    } else {
+                        End::Io
+                    };
+                }
+            }
+        }
+    }
+}
