@@ -9,7 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use netflow_collector::{
-    Cidr, Collector, Config, FileSink, NamePattern, Rotation, TcpConfig, DEFAULT_COMPRESSION_LEVEL,
+    Cidr, Collector, Config, FileSink, NamePattern, Rotation, TcpConfig, TlsConfig,
+    DEFAULT_COMPRESSION_LEVEL,
 };
 use netflow_store::Format;
 use serde::Deserialize;
@@ -55,9 +56,12 @@ damages what was written. An existing file is appended to.
   port) and its own template scope: templates are dropped when it closes. At
   most --tcp-max-sessions (256) at once, more are closed and counted; --allow
   applies at accept; a session idle for --tcp-idle-timeout (10m) is closed.
-  Nothing is ever sent back. A `tcp accepted N active N refused N denied N
-  closed_on_error N idle_timeouts N messages N io_errors N` line follows the
-  summary.
+  Nothing is ever sent back. --tls-cert FILE --tls-key FILE (PEM): TLS on
+  those addresses (RFC 7011 10.4.2; rustls, TLS 1.2/1.3); --tls-client-ca
+  FILE: exporters must present a certificate signed by one of these CAs. A
+  failed handshake closes the session (`tls_errors`). A `tcp accepted N active N refused N denied N
+  closed_on_error N idle_timeouts N messages N io_errors N tls_errors N`
+  line follows the summary.
 
 --rotate DURATION (`30s`, `5m`, `1h`, `1d`) and/or --rotate-size SIZE (`100M`,
   `1G`, `512K`, bytes; powers of 1024): write FILE's name with the Unix time
@@ -84,7 +88,8 @@ damages what was written. An existing file is appended to.
 --config FILE: settings from a TOML file, with the long flag names as keys
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
   rotate-size, rotate-name, workers, receive-buffer, on-write-error,
-  compression-level, tcp-listen, tcp-max-sessions, tcp-idle-timeout); flags given on the command line override it. Example:
+  compression-level, tcp-listen, tcp-max-sessions, tcp-idle-timeout, tls-cert, tls-key,
+  tls-client-ca); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
     file = \"/var/lib/netflow/flows.gz\"
@@ -277,6 +282,18 @@ pub struct CollectorArgs {
     /// Close a TCP session that sent nothing for DURATION (30s, 10m, 1h) [default: 10m]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub tcp_idle_timeout: Option<Duration>,
+
+    /// TLS on the --tcp-listen addresses: the server certificate chain (PEM); needs --tls-key
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Require exporters' client certificates signed by these CAs (PEM)
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
 }
 
 fn parse_name_pattern(s: &str) -> Result<NamePattern, String> {
@@ -374,6 +391,9 @@ struct FileSettings {
     tcp_listen: Option<Vec<String>>,
     tcp_max_sessions: Option<u32>,
     tcp_idle_timeout: Option<NumOrText>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
 }
 
 /// The settings in force: the command line over the config file over the defaults.
@@ -521,6 +541,22 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
                 parse_duration(&t.text()).map_err(|e| in_file("tcp-idle-timeout", e))?
         }
         (None, None) => {}
+    }
+    let client_ca = args.tls_client_ca.clone().or(f.tls_client_ca);
+    tcp.tls = match (
+        args.tls_cert.clone().or(f.tls_cert),
+        args.tls_key.clone().or(f.tls_key),
+    ) {
+        (Some(cert), Some(key)) => Some(TlsConfig {
+            cert,
+            key,
+            client_ca,
+        }),
+        (None, None) if client_ca.is_none() => None,
+        _ => return Err("TLS needs both --tls-cert and --tls-key (tls-cert, tls-key)".into()),
+    };
+    if tcp.tls.is_some() && tcp.listen.is_empty() {
+        return Err("--tls-cert applies to --tcp-listen addresses: none given".into());
     }
     Ok(Settings {
         tcp,
@@ -761,7 +797,12 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     for a in collector.tcp_addrs() {
         let _ = writeln!(
             io::stderr(),
-            "netflow collector: listening on tcp {a} (IPFIX), writing {}",
+            "netflow collector: listening on tcp {a} (IPFIX{}), writing {}",
+            if settings.tcp.tls.is_some() {
+                " over TLS"
+            } else {
+                ""
+            },
             path.display()
         );
     }

@@ -11,12 +11,13 @@
 
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
 
-use crate::transport::{Connection, Transport};
+use crate::transport::{server_name, Connection, TlsClient, Transport};
 use netflow::encode::{emit_v1, emit_v5, emit_v7, EncodeError, FixedFlow, MessageBuilder};
 use netflow::wire::ipfix::IpfixHeader;
 use netflow::wire::v1::V1Header;
@@ -186,9 +187,26 @@ pub struct GenerateArgs {
     pub late_templates: u16,
 
     /// udp: a datagram per packet; tcp (IPFIX only): one TCP connection per
-    /// exporter, messages written back to back (RFC 7011 10.4)
+    /// exporter, messages written back to back (RFC 7011 10.4); tls: the same
+    /// over TLS
     #[arg(long, value_enum, default_value_t = Transport::Udp)]
     pub transport: Transport,
+
+    /// --transport tls: CA certificates (PEM) the collector's certificate must chain to
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
+
+    /// --transport tls: a client certificate chain (PEM), for collectors that require one
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// --transport tls: the key of --tls-cert (PEM)
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// --transport tls: the name the collector's certificate must carry [default: the --target host]
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
 }
 
 /// With --late-templates: packets of flow data an exporter sends before its
@@ -1054,14 +1072,37 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
             .then(|| Templates::new(args.version)),
         late_templates: args.late_templates as u32,
     };
-    if args.transport == Transport::Tcp && args.version != Protocol::Ipfix {
-        return usage("--transport tcp carries IPFIX only (--version 10)".into());
+    if args.transport != Transport::Udp && args.version != Protocol::Ipfix {
+        return usage("--transport tcp and tls carry IPFIX only (--version 10)".into());
     }
+    let tls = if args.transport == Transport::Tls {
+        let client = TlsClient {
+            ca: args.tls_ca.clone(),
+            cert: args.tls_cert.clone(),
+            key: args.tls_key.clone(),
+            server_name: args.tls_server_name.clone(),
+        };
+        let config = match client.config() {
+            Ok(c) => c,
+            Err(e) => return usage(e.to_string()),
+        };
+        match server_name(client.server_name.as_deref(), &args.target) {
+            Ok(name) => Some((config, name)),
+            Err(e) => return usage(e),
+        }
+    } else {
+        None
+    };
     let n = args.exporters as usize;
     let mut exporters = Vec::with_capacity(n);
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
-        match Connection::open(args.transport, target, args.source) {
+        match Connection::open(
+            args.transport,
+            target,
+            args.source,
+            tls.as_ref().map(|(c, n)| (c, n)),
+        ) {
             Ok(s) => sockets.push(s),
             Err(e) => {
                 return fail(format!(

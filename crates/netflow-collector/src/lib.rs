@@ -58,7 +58,8 @@
 //! - Per exporter, [`ExporterStats::templates`] and [`ExporterStats::sampling`].
 //! - [`Config::tcp`]: IPFIX over TCP (RFC 7011 section 10.4), a session per
 //!   connection and its own template scope; see [`TcpConfig`] and the
-//!   counters in [`Stats::tcp`] ([`TcpStats`]).
+//!   counters in [`Stats::tcp`] ([`TcpStats`]); optionally over TLS
+//!   ([`TcpConfig::tls`], [`TlsConfig`]).
 //!
 //! ## Prometheus metrics ([`render_metrics`])
 //!
@@ -116,6 +117,7 @@ mod stats;
 #[cfg(feature = "tokio")]
 mod stream;
 mod tcp;
+mod tls;
 mod worker;
 
 use std::io;
@@ -142,6 +144,7 @@ pub use stats::{
 #[cfg(feature = "tokio")]
 pub use stream::ExportStream;
 pub use tcp::{TcpConfig, TcpStats, ERROR_BAD_LENGTH, ERROR_NOT_IPFIX, ERROR_TRUNCATED};
+pub use tls::TlsConfig;
 
 /// Largest UDP payload.
 pub const MAX_DATAGRAM: usize = 65_535;
@@ -336,6 +339,7 @@ impl Collector {
             sockets.push((s, b.local));
             bound.push(b);
         }
+        let tcp_tls = tcp::tls(&config.tcp)?;
         let tcp_listeners = tcp::bind(&config.tcp)?;
         let tcp_addrs: Vec<SocketAddr> = tcp_listeners.iter().map(|(_, a)| *a).collect();
         let metrics_listener = match config.metrics {
@@ -396,6 +400,7 @@ impl Collector {
             max_sessions: config.tcp.max_sessions,
             idle_timeout: config.tcp.idle_timeout,
             active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
+            tls: tcp_tls,
         };
         for (listener, local) in tcp_listeners {
             let l = tcp::Listener {

@@ -29,7 +29,9 @@
 //! - Idle sessions are closed after [`TcpConfig::idle_timeout`]
 //!   ([`TcpStats::idle_timeouts`]).
 //! - The collector never writes to a session: only the TCP handshake is
-//!   ever sent back.
+//!   ever sent back (and, with [`TcpConfig::tls`], the TLS handshake and
+//!   alerts: see [`crate::TlsConfig`]). A failed TLS handshake closes the
+//!   session, counted in [`TcpStats::tls_errors`].
 
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -40,6 +42,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::stats::Stats;
+use crate::tls::TlsConfig;
 use crate::worker::{now_us, worker_for, Datagram, RateLimit, MAX_DENIED_SOURCES};
 use crate::Cidr;
 
@@ -67,6 +70,8 @@ pub struct TcpConfig {
     pub max_sessions: usize,
     /// A session with nothing received for this long is closed.
     pub idle_timeout: Duration,
+    /// TLS on every TCP listen address (RFC 7011 10.4.2); `None`: plain TCP.
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for TcpConfig {
@@ -75,6 +80,7 @@ impl Default for TcpConfig {
             listen: Vec::new(),
             max_sessions: 256,
             idle_timeout: Duration::from_secs(600),
+            tls: None,
         }
     }
 }
@@ -100,13 +106,16 @@ pub struct TcpStats {
     pub messages: u64,
     /// Errors accepting or reading connections (other than the above).
     pub io_errors: u64,
+    /// TLS sessions that failed (handshake refused, bad certificate, a
+    /// record that does not decrypt).
+    pub tls_errors: u64,
 }
 
 impl TcpStats {
-    /// `tcp accepted N active N refused N denied N closed_on_error N idle_timeouts N messages N io_errors N`.
+    /// `tcp accepted N active N refused N denied N closed_on_error N idle_timeouts N messages N io_errors N tls_errors N`.
     pub fn summary_line(&self) -> String {
         format!(
-            "tcp accepted {} active {} refused {} denied {} closed_on_error {} idle_timeouts {} messages {} io_errors {}",
+            "tcp accepted {} active {} refused {} denied {} closed_on_error {} idle_timeouts {} messages {} io_errors {} tls_errors {}",
             self.accepted,
             self.active,
             self.refused,
@@ -114,8 +123,17 @@ impl TcpStats {
             self.closed_on_error,
             self.idle_timeouts,
             self.messages,
-            self.io_errors
+            self.io_errors,
+            self.tls_errors
         )
+    }
+}
+
+/// The TLS server configuration of `config`, when TLS is on (files read now).
+pub(crate) fn tls(config: &TcpConfig) -> io::Result<Option<Arc<rustls::ServerConfig>>> {
+    match &config.tls {
+        Some(t) if !config.listen.is_empty() => crate::tls::server_config(t).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -146,6 +164,8 @@ pub(crate) struct Shared {
     pub(crate) idle_timeout: Duration,
     /// Sessions open now, over all listeners.
     pub(crate) active: Arc<AtomicUsize>,
+    /// TLS on the sessions ([`TcpConfig::tls`]).
+    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Shared {
@@ -312,6 +332,8 @@ enum End {
     Framing(&'static str),
     /// A read error.
     Io,
+    /// A TLS error (handshake, certificate, record).
+    Tls,
     /// The decode workers are gone.
     Gone,
 }
@@ -326,7 +348,21 @@ struct Session {
 
 impl Session {
     fn run(self) {
-        let end = self.read_messages();
+        let end = match &self.shared.tls {
+            None => self.read_messages(&mut &self.stream),
+            Some(config) => match rustls::ServerConnection::new(config.clone()) {
+                Ok(mut conn) => {
+                    let mut sock = &self.stream;
+                    let end = self.read_messages(&mut rustls::Stream::new(&mut conn, &mut sock));
+                    if end == End::Tls {
+                        // The alert rustls queued (e.g. bad certificate), best effort.
+                        let _ = conn.write_tls(&mut sock);
+                    }
+                    end
+                }
+                Err(_) => End::Tls,
+            },
+        };
         let shared = &self.shared;
         let n = shared.active.fetch_sub(1, Ordering::AcqRel) - 1;
         {
@@ -341,6 +377,7 @@ impl Session {
                 }
                 End::Idle => s.tcp.idle_timeouts += 1,
                 End::Io => s.tcp.io_errors += 1,
+                End::Tls => s.tcp.tls_errors += 1,
                 End::Closed | End::Stopped | End::Gone => {}
             }
         }
@@ -356,6 +393,7 @@ impl Session {
                 self.peer,
                 shared.idle_timeout
             ),
+            End::Tls => log::warn!("tcp {}: TLS session from {} failed", self.local, self.peer),
             _ => log::debug!(
                 "tcp {}: session from {} ended ({end:?})",
                 self.local,
@@ -373,10 +411,11 @@ impl Session {
         });
     }
 
-    /// Read and hand on messages until the session ends.
-    fn read_messages(&self) -> End {
-        let mut stream = &self.stream;
-        if stream.set_nonblocking(false).is_err() || stream.set_read_timeout(Some(POLL)).is_err() {
+    /// Read and hand on messages from `reader` (the connection, or the TLS
+    /// stream over it) until the session ends.
+    fn read_messages(&self, reader: &mut dyn Read) -> End {
+        let socket = &self.stream;
+        if socket.set_nonblocking(false).is_err() || socket.set_read_timeout(Some(POLL)).is_err() {
             return End::Io;
         }
         let mut buf = vec![0u8; MAX_MESSAGE];
@@ -391,11 +430,11 @@ impl Session {
             if !stopping && self.shared.stop.load(Ordering::Relaxed) {
                 // Read what the socket holds, then end.
                 stopping = true;
-                if stream.set_nonblocking(true).is_err() {
+                if socket.set_nonblocking(true).is_err() {
                     return End::Stopped;
                 }
             }
-            match stream.read(&mut buf[filled..need]) {
+            match reader.read(&mut buf[filled..need]) {
                 Ok(0) => {
                     return if filled == 0 {
                         End::Closed
@@ -455,10 +494,17 @@ impl Session {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     log::debug!("tcp {}: read error from {}: {e}", self.local, self.peer);
-                    return if filled == 0 && e.kind() == io::ErrorKind::ConnectionReset {
-                        End::Closed
-                    } else {
-                        End::Io
+                    return match e.kind() {
+                        // A TLS peer gone without close_notify, between messages.
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::UnexpectedEof
+                            if filled == 0 =>
+                        {
+                            End::Closed
+                        }
+                        io::ErrorKind::UnexpectedEof => End::Framing(ERROR_TRUNCATED),
+                        // rustls: handshake or record errors.
+                        io::ErrorKind::InvalidData if self.shared.tls.is_some() => End::Tls,
+                        _ => End::Io,
                     };
                 }
             }
