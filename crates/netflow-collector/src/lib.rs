@@ -83,7 +83,12 @@
 //! `netflow_sink_errors_total`, `netflow_sink_written_total`,
 //! `netflow_sink_buffered`, `netflow_sink_bytes_total`,
 //! `netflow_sink_dropped_total`, `netflow_sink_dropped_records_total`,
-//! `netflow_sink_rotations_total`, and the histograms
+//! `netflow_sink_rotations_total`, the TCP session counters
+//! `netflow_tcp_sessions_accepted_total`, `netflow_tcp_sessions_active`,
+//! `netflow_tcp_sessions_refused_total`, `netflow_tcp_sessions_denied_total`,
+//! `netflow_tcp_sessions_closed_on_error_total`,
+//! `netflow_tcp_sessions_idle_timeouts_total`, `netflow_tcp_messages_total`,
+//! `netflow_tcp_io_errors_total`, `netflow_tcp_tls_errors_total`, and the histograms
 //! `netflow_sink_flush_duration_seconds`, `netflow_queue_wait_seconds`,
 //! `netflow_sink_wait_seconds`.
 //!

@@ -204,7 +204,7 @@ pub fn render(stats: &Stats) -> String {
         }
     }
     let g = &stats.global;
-    let globals: [(&str, &str, &str, u64); 16] = [
+    let globals: [(&str, &str, &str, u64); 25] = [
         (
             "netflow_socket_drops_total",
             "counter",
@@ -295,6 +295,60 @@ pub fn render(stats: &Stats) -> String {
             "counter",
             "Output files rotated.",
             g.sink.rotations,
+        ),
+        (
+            "netflow_tcp_sessions_accepted_total",
+            "counter",
+            "IPFIX-over-TCP sessions accepted.",
+            stats.tcp.accepted,
+        ),
+        (
+            "netflow_tcp_sessions_active",
+            "gauge",
+            "IPFIX-over-TCP sessions open now.",
+            stats.tcp.active,
+        ),
+        (
+            "netflow_tcp_sessions_refused_total",
+            "counter",
+            "TCP connections closed at once: the session limit was reached.",
+            stats.tcp.refused,
+        ),
+        (
+            "netflow_tcp_sessions_denied_total",
+            "counter",
+            "TCP connections closed at once: peer not in the allowlist.",
+            stats.tcp.denied,
+        ),
+        (
+            "netflow_tcp_sessions_closed_on_error_total",
+            "counter",
+            "TCP sessions closed on a framing error (not IPFIX, length under 16, truncated).",
+            stats.tcp.closed_on_error,
+        ),
+        (
+            "netflow_tcp_sessions_idle_timeouts_total",
+            "counter",
+            "TCP sessions closed after the idle timeout.",
+            stats.tcp.idle_timeouts,
+        ),
+        (
+            "netflow_tcp_messages_total",
+            "counter",
+            "IPFIX messages read from TCP sessions.",
+            stats.tcp.messages,
+        ),
+        (
+            "netflow_tcp_io_errors_total",
+            "counter",
+            "TCP accept and read errors.",
+            stats.tcp.io_errors,
+        ),
+        (
+            "netflow_tcp_tls_errors_total",
+            "counter",
+            "TLS sessions that failed (handshake, certificate, record).",
+            stats.tcp.tls_errors,
         ),
     ];
     for (name, kind, help, v) in globals {

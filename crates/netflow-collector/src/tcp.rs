@@ -511,3 +511,74 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::{Collector, Config};
+
+    #[test]
+    fn metrics_show_the_tcp_counters() {
+        let mut s = Stats::default();
+        s.tcp.denied = 3;
+        s.tcp.active = 2;
+        let text = crate::render_metrics(&s);
+        assert!(
+            text.contains("netflow_tcp_sessions_denied_total 3"),
+            "{text}"
+        );
+        assert!(text.contains("netflow_tcp_sessions_active 2"), "{text}");
+    }
+
+    /// An IPFIX message with one template set (256: sourceIPv4Address) and
+    /// one data set of `records` records.
+    fn message(records: u8) -> Vec<u8> {
+        let mut sets = vec![0, 2, 0, 12, 1, 0, 0, 1, 0, 8, 0, 4];
+        sets.extend_from_slice(&[1, 0, 0, 4 + 4 * records]);
+        for i in 0..records {
+            sets.extend_from_slice(&[10, 0, 0, i]);
+        }
+        let mut m = vec![0, 10];
+        m.extend_from_slice(&(16 + sets.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0; 12]);
+        m.extend_from_slice(&sets);
+        m
+    }
+
+    #[test]
+    fn a_tcp_only_collector_delivers_the_messages_of_a_session() {
+        let mut config = Config::new(Vec::new());
+        config.tcp.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        let collector = Collector::bind(config).unwrap();
+        assert!(collector.sockets().is_empty());
+        let addr = collector.tcp_addrs()[0];
+        assert_eq!(collector.local_addr(), addr);
+        let mut s = TcpStream::connect(addr).unwrap();
+        // Two messages in one write, a third split in the middle.
+        let mut bytes = message(2);
+        bytes.extend(message(3));
+        s.write_all(&bytes).unwrap();
+        let third = message(1);
+        s.write_all(&third[..7]).unwrap();
+        s.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+        s.write_all(&third[7..]).unwrap();
+        let peer = s.local_addr().unwrap();
+        let mut records = Vec::new();
+        for _ in 0..3 {
+            let e = collector.recv_timeout(Duration::from_secs(30)).unwrap();
+            assert_eq!(e.exporter, peer);
+            records.push(e.records.len());
+        }
+        assert_eq!(records, [2, 3, 1]);
+        drop(s);
+        let (stats, _) = collector.shutdown();
+        assert_eq!(stats.tcp.accepted, 1);
+        assert_eq!(stats.tcp.messages, 3);
+        assert_eq!(stats.tcp.active, 0);
+        assert_eq!(stats.exporters[&peer].records, 6);
+        assert_eq!(stats.exporters[&peer].templates, 0, "dropped at close");
+    }
+}
