@@ -415,7 +415,14 @@ impl Session {
     /// stream over it) until the session ends.
     fn read_messages(&self, reader: &mut dyn Read) -> End {
         let socket = &self.stream;
-        if socket.set_nonblocking(false).is_err() || socket.set_read_timeout(Some(POLL)).is_err() {
+        // The write timeout bounds the TLS handshake's writes (nothing else
+        // is ever written) to a peer that does not read.
+        if socket.set_nonblocking(false).is_err()
+            || socket.set_read_timeout(Some(POLL)).is_err()
+            || socket
+                .set_write_timeout(Some(Duration::from_secs(10)))
+                .is_err()
+        {
             return End::Io;
         }
         let mut buf = vec![0u8; MAX_MESSAGE];
