@@ -689,3 +689,43 @@ fn tls_client_certificates_are_required_with_a_client_ca() {
     assert_eq!(stored.len(), 1, "{:?}", stored.keys());
     assert_eq!(stored[addr].len() as u64, *records);
 }
+
+#[test]
+fn tcp_settings_from_the_config_file() {
+    let dir = tmp("config");
+    let file = dir.join("flows.gz");
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        "tcp-listen = [\"127.0.0.1:0\"]\ntcp-idle-timeout = \"1s\"\ntcp-max-sessions = 4\n",
+    )
+    .unwrap();
+    let mut c = Running::start(&[
+        "-o",
+        file.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let line = c.wait_line("the tcp listening line", |l| {
+        l.contains("listening on tcp ")
+    });
+    let tcp = line.split("listening on tcp ").nth(1).unwrap();
+    let tcp = tcp.split_whitespace().next().unwrap();
+    let mut s = connect(tcp);
+    assert!(wait_closed(&mut s) >= Duration::from_millis(800));
+    let stderr = stop(c);
+    assert_eq!(field(&tcp_line(&stderr), "idle_timeouts"), Some(1));
+
+    // TLS without its key is a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["collector", "-p", "0", "--tcp-listen", "127.0.0.1:0"])
+        .args(["--tls-client-ca", "/nonexistent.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--tls-key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
