@@ -56,6 +56,15 @@ filled with up to --records-per-packet flow records within --max-size bytes.
 v1, v5, v7: every packet carries --records-per-packet flows (default and
 maximum: v1 24, v5 30, v7 28, fewer if --max-size is smaller).
 
+Transport: --transport udp (default) sends a datagram per packet;
+--transport tcp (IPFIX only) opens one TCP connection per exporter and writes
+the messages back to back, each delimited by its header's length field (RFC
+7011 10.4); --transport tls does the same over TLS, trusting the CA
+certificates of --tls-ca (PEM; the name checked is the --target host or
+--tls-server-name), presenting --tls-cert/--tls-key when the collector asks
+for a client certificate. The connections are closed (TLS: close_notify)
+after the last packet.
+
 Pacing: packet i (0-based, counted over all exporters) is due at i / --rate
 seconds after the start; the sender sleeps and then spins to each due time,
 and catches up without sleeping when behind. It stops after --duration
