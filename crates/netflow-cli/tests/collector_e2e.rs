@@ -13,7 +13,7 @@
 mod common;
 mod running;
 
-use running::{field, per_exporter, Running, TIMEOUT};
+use running::{field, per_exporter, read_lines, Running, TIMEOUT};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -22,7 +22,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flate2::read::MultiGzDecoder;
 use netflow::encode::MessageBuilder;
 use netflow::wire::v9::V9Header;
 use netflow::{FieldSpec, OwnedValue, Protocol, Template, TemplateKind};
@@ -78,17 +77,6 @@ fn total_packets(report: &[String]) -> u64 {
         .find(|l| l.starts_with("total "))
         .expect("a total line");
     field(total, "packets").unwrap()
-}
-
-/// Every line of a multi-member gzip file, each parsed as JSON.
-fn read_lines(path: &Path) -> Vec<Value> {
-    let mut text = String::new();
-    MultiGzDecoder::new(std::fs::File::open(path).expect("the file exists"))
-        .read_to_string(&mut text)
-        .expect("the file reads back without a gzip error");
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
 }
 
 /// Flows-format lines per exporter: (flow lines, options lines).

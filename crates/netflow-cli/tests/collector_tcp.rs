@@ -12,31 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use flate2::read::MultiGzDecoder;
-
 mod running;
 
-use running::{field, per_exporter, Running, TIMEOUT};
+use running::{field, per_exporter, read_lines, Running, TIMEOUT};
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "netflow-cli-collector-tcp-{}-{name}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// Every line of a multi-member gzip file, each parsed as JSON.
-fn read_lines(path: &Path) -> Vec<serde_json::Value> {
-    let mut text = String::new();
-    MultiGzDecoder::new(std::fs::File::open(path).expect("the file exists"))
-        .read_to_string(&mut text)
-        .expect("the file reads back without a gzip error");
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
+    running::tmp_dir("collector-tcp", name)
 }
 
 /// Start a collector (flows format) with `--tcp-listen 127.0.0.1:0` and

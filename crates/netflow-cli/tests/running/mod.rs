@@ -1,15 +1,37 @@
-//! A running `netflow collector` for the CLI tests (collector.rs and
-//! collector_e2e.rs): start it on an ephemeral port, follow its stderr, signal
+//! A running `netflow collector` for the CLI tests (collector.rs,
+//! collector_e2e.rs, collector_tcp.rs and the analyzer tests): start it on an ephemeral port, follow its stderr, signal
 //! it, and read the counters of its status and summary lines.
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 pub const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A fresh, empty temporary directory for one test of one suite.
+pub fn tmp_dir(suite: &str, name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("netflow-cli-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Every line of a multi-member gzip file (what the collector writes), each
+/// parsed as JSON.
+pub fn read_lines(path: &Path) -> Vec<serde_json::Value> {
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("the file exists"))
+        .read_to_string(&mut text)
+        .expect("the file reads back without a gzip error");
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
 
 pub struct Running {
     pub child: Child,
