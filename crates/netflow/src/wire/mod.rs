@@ -129,3 +129,74 @@ macro_rules! fixed_header {
 }
 
 pub(crate) use fixed_header;
+
+#[cfg(test)]
+mod tests {
+    use super::Field;
+
+    /// The ranges the typed record view of `$m` gives the fields named in its
+    /// `RECORD_LAYOUT` (the names v1, v5 and v7 share).
+    macro_rules! view_fields {
+        ($m:ident) => {{
+            use super::$m::record::field as f;
+            [
+                ("IPV4_SRC_ADDR", f::src_addr),
+                ("IPV4_DST_ADDR", f::dst_addr),
+                ("NEXT_HOP", f::next_hop),
+                ("INPUT", f::input),
+                ("OUTPUT", f::output),
+                ("IN_PACKETS", f::packets),
+                ("IN_OCTETS", f::octets),
+                ("FIRST_SWITCHED", f::first),
+                ("LAST_SWITCHED", f::last),
+                ("SRC_PORT", f::src_port),
+                ("DST_PORT", f::dst_port),
+                ("TCP_FLAGS", f::tcp_flags),
+                ("PROTO", f::proto),
+                ("TOS", f::tos),
+            ]
+        }};
+    }
+
+    /// The generic decoder walks `layout`; the typed view names the same
+    /// ranges: every field of `view` starts where the table puts it.
+    fn check(layout: &[(&str, Option<u16>, u16)], view: &[(&str, Field)], record_len: usize) {
+        let mut offset = 0usize;
+        for (name, _, len) in layout {
+            let len = *len as usize;
+            if let Some((_, range)) = view.iter().find(|(n, _)| n == name) {
+                assert_eq!(*range, offset..offset + len, "{name}");
+            }
+            offset += len;
+        }
+        assert_eq!(offset, record_len);
+        for (name, _) in view {
+            assert!(
+                layout.iter().any(|(n, _, _)| n == name),
+                "{name} not in the table"
+            );
+        }
+    }
+
+    #[test]
+    fn record_views_agree_with_the_layout_tables() {
+        check(
+            super::v1::RECORD_LAYOUT,
+            &view_fields!(v1),
+            super::v1::RECORD_LEN,
+        );
+        check(
+            super::v5::RECORD_LAYOUT,
+            &view_fields!(v5),
+            super::v5::RECORD_LEN,
+        );
+        check(
+            super::v7::RECORD_LAYOUT,
+            &view_fields!(v7),
+            super::v7::RECORD_LEN,
+        );
+        assert_eq!(super::v1::record::field::HEADER_LEN, super::v1::RECORD_LEN);
+        assert_eq!(super::v5::record::field::HEADER_LEN, super::v5::RECORD_LEN);
+        assert_eq!(super::v7::record::field::HEADER_LEN, super::v7::RECORD_LEN);
+    }
+}
