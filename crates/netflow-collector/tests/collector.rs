@@ -13,26 +13,10 @@ use flate2::read::MultiGzDecoder;
 use netflow_collector::{Collector, Config, ExportItem, FileSink, Sink, Stats};
 use netflow_store::Format;
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+mod common;
+use common::vector;
 
-fn vector(name: &str) -> Vec<u8> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/seed_vectors.json"
-    );
-    let text = std::fs::read_to_string(path).expect("reads the seed vectors");
-    let json: serde_json::Value = serde_json::from_str(&text).expect("seed vectors are JSON");
-    let hex = json["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == name)
-        .unwrap_or_else(|| panic!("no vector {name}"))["hex"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    netflow::decode_hex(&hex).expect("valid hex")
-}
+const TIMEOUT: Duration = Duration::from_secs(30);
 
 fn loopback() -> Config {
     Config::new(vec!["127.0.0.1:0".parse().unwrap()])
