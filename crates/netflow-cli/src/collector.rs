@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use netflow_collector::{
-    Cidr, Collector, Config, FileSink, NamePattern, Rotation, TcpConfig, TlsConfig,
-    DEFAULT_COMPRESSION_LEVEL,
+    Cidr, Collector, Config, ExporterRateLimit, FileSink, NamePattern, Rotation, TcpConfig,
+    TlsConfig, DEFAULT_COMPRESSION_LEVEL,
 };
 use netflow_store::Format;
 use serde::Deserialize;
@@ -60,8 +60,8 @@ damages what was written. An existing file is appended to.
   those addresses (RFC 7011 10.4.2; rustls, TLS 1.2/1.3); --tls-client-ca
   FILE: exporters must present a certificate signed by one of these CAs. A
   failed handshake closes the session (`tls_errors`). A `tcp accepted N active N refused N denied N
-  closed_on_error N idle_timeouts N messages N io_errors N tls_errors N`
-  line follows the summary.
+  closed_on_error N idle_timeouts N messages N io_errors N tls_errors N
+  rate_paused N rate_paused_ms N` line follows the summary.
 
 --rotate DURATION (`30s`, `5m`, `1h`, `1d`) and/or --rotate-size SIZE (`100M`,
   `1G`, `512K`, bytes; powers of 1024): write FILE's name with the Unix time
@@ -89,7 +89,8 @@ damages what was written. An existing file is appended to.
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
   rotate-size, rotate-name, workers, receive-buffer, on-write-error,
   compression-level, tcp-listen, tcp-max-sessions, tcp-idle-timeout, tls-cert, tls-key,
-  tls-client-ca); flags given on the command line override it. Example:
+  tls-client-ca, rate-limit, rate-limit-burst, max-template-scopes,
+  max-templates-per-scope); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
     file = \"/var/lib/netflow/flows.gz\"
@@ -100,6 +101,25 @@ damages what was written. An existing file is appended to.
     rotate-size = \"1G\"
     stats = 10
     workers = 4
+
+--rate-limit N [--rate-limit-burst B]: each exporter address (all its
+  ports together) may send N datagrams per second on average, B at once
+  after a quiet time (default B = N). Over UDP the datagrams beyond it are
+  dropped before decoding and counted (`rate_limited` in the status and
+  total lines, a `rate_limited ADDR packets N` line per source, the
+  netflow_rate_limited_* metrics): one flooding exporter, or someone
+  spoofing its address, cannot take the decode time of the others. Over TCP
+  nothing is dropped: the session stops reading until the exporter is under
+  the limit, and TCP slows the exporter down (`rate_paused` in the tcp line).
+
+--max-template-scopes N (default 65536), --max-templates-per-scope N
+  (default 4096): the template cache of each decode worker. Over a limit,
+  the least recently used template (or scope: an exporter, protocol and
+  domain, with its templates) is evicted; its data then waits for the
+  template to be sent again, like data of an unknown template. Evictions
+  are counted: a `templates evicted N scopes_evicted N
+  templates_in_evicted_scopes N rejected N` line before the total, and
+  netflow_template_evictions_total{kind=\"template\"|\"scope\"}.
 
 --rotate-name PATTERN: name the files by a strftime pattern (UTC) instead,
   in the directory of FILE: `-o /data/x.gz --rotate-name '%Y%m%d-%H%M%S.gz'`
@@ -129,19 +149,21 @@ exit 0.
 Standard error: `listening on ADDR (receive buffer N bytes)` per socket at the
 start; with --stats (or -D, every 10 s) a status line
 
-  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N flush_avg_us N socket_drops N rxq_drops N sink_errors N denied N
+  status exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N flush_avg_us N socket_drops N rxq_drops N sink_errors N denied N rate_limited N
 
 and at the end one line per exporter, then a total:
 
-  exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 expired 0 evicted 0 lost 0 packets templates 3 sampling 1/8 random
-  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 dropped_records 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0
+  exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 expired 0 evicted 0 over_limit 0 lost 0 packets templates 3 sampling 1/8 random
+  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 dropped_records 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0 rate_limited 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
   waiting   data sets still waiting for their template; replayed: decoded
             after it came; dropped: given up, expired (waited more than
             10 minutes; checked every second even with no traffic) plus
-            evicted (buffer full). Sets still waiting at the end get a line
+            evicted (buffer full); over_limit: of the evicted, those
+            dropped because their exporter held its own limit (16 MiB of
+            sets waiting). Sets still waiting at the end get a line
             `waiting ADDR sets N bytes N never written, templates never
             received: v9 domain D template T (N sets), ...` after their
             exporter's line
@@ -151,7 +173,7 @@ and at the end one line per exporter, then a total:
   sampling  the packet sampling it announced (v5 header, v9/IPFIX options
             records), `-` when none
   written   lines written to the file; buffered: not yet flushed
-  denied    datagrams dropped by --allow
+  denied    datagrams dropped by --allow; rate_limited: by --rate-limit
   socket_drops  datagrams the kernel dropped on the sockets, receive
             buffer full (Linux, /proc/net/udp; raise net.core.rmem_max or
             --receive-buffer); rxq_drops: the same drops as the kernel
@@ -294,6 +316,22 @@ pub struct CollectorArgs {
     /// Require exporters' client certificates signed by these CAs (PEM)
     #[arg(long, value_name = "FILE")]
     pub tls_client_ca: Option<PathBuf>,
+
+    /// Per exporter address: at most N datagrams (UDP; more are dropped and counted) or messages (TCP; the session waits) per second
+    #[arg(long, value_name = "N", value_parser = crate::generate::parse_positive)]
+    pub rate_limit: Option<f64>,
+
+    /// With --rate-limit: how many may come at once after a quiet time [default: N of --rate-limit]
+    #[arg(long, value_name = "N", requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: Option<u32>,
+
+    /// Template scopes (exporter, protocol, domain) kept per decode worker; the least recently used goes first [default: 65536]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_template_scopes: Option<u32>,
+
+    /// Templates kept per scope; the least recently used goes first [default: 4096]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub max_templates_per_scope: Option<u32>,
 }
 
 fn parse_name_pattern(s: &str) -> Result<NamePattern, String> {
@@ -394,6 +432,10 @@ struct FileSettings {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
+    rate_limit: Option<f64>,
+    rate_limit_burst: Option<u32>,
+    max_template_scopes: Option<u32>,
+    max_templates_per_scope: Option<u32>,
 }
 
 /// The settings in force: the command line over the config file over the defaults.
@@ -413,6 +455,8 @@ struct Settings {
     rotate_name: Option<NamePattern>,
     compression_level: u32,
     tcp: TcpConfig,
+    rate_limit: Option<ExporterRateLimit>,
+    template_limits: netflow::Limits,
 }
 
 fn settings(args: &CollectorArgs) -> Result<Settings, String> {
@@ -558,7 +602,56 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
     if tcp.tls.is_some() && tcp.listen.is_empty() {
         return Err("--tls-cert applies to --tcp-listen addresses: none given".into());
     }
+    let rate_limit = match (
+        args.rate_limit.or(f.rate_limit),
+        args.rate_limit_burst.or(f.rate_limit_burst),
+    ) {
+        (Some(n), _) if !(n.is_finite() && n > 0.0) => {
+            return Err(in_file(
+                "rate-limit",
+                "expected a number greater than 0".into(),
+            ))
+        }
+        (Some(_), Some(0)) => {
+            return Err(in_file(
+                "rate-limit-burst",
+                "expected a number greater than 0".into(),
+            ))
+        }
+        (Some(n), burst) => {
+            let mut limit = ExporterRateLimit::per_second(n);
+            if let Some(b) = burst {
+                limit.burst = b;
+            }
+            Some(limit)
+        }
+        (None, Some(_)) => return Err("rate-limit-burst needs rate-limit".into()),
+        (None, None) => None,
+    };
+    let mut template_limits = netflow::Limits::default();
+    match args.max_template_scopes.or(f.max_template_scopes) {
+        Some(0) => {
+            return Err(in_file(
+                "max-template-scopes",
+                "expected a number greater than 0".into(),
+            ))
+        }
+        Some(n) => template_limits.max_scopes = n as usize,
+        None => {}
+    }
+    match args.max_templates_per_scope.or(f.max_templates_per_scope) {
+        Some(n) if n == 0 || n > 65_536 => {
+            return Err(in_file(
+                "max-templates-per-scope",
+                format!("{n}: expected 1 to 65536"),
+            ))
+        }
+        Some(n) => template_limits.max_templates_per_scope = n as usize,
+        None => {}
+    }
     Ok(Settings {
+        rate_limit,
+        template_limits,
         tcp,
         compression_level,
         receive_buffer,
@@ -773,6 +866,8 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     config.metrics = settings.metrics;
     config.workers = usize::from(settings.workers);
     config.tcp = settings.tcp.clone();
+    config.rate_limit = settings.rate_limit;
+    config.template_limits = settings.template_limits;
     if let Some(size) = settings.receive_buffer {
         config.receive_buffer = usize::try_from(size).unwrap_or(usize::MAX);
     }

@@ -442,6 +442,76 @@ fn config_file_with_flags_over_it() {
 }
 
 #[test]
+fn rate_limit_from_the_config_file_drops_and_counts_the_excess() {
+    let dir = tmp("ratelimit");
+    let file = dir.join("out.gz");
+    let config = dir.join("collector.toml");
+    std::fs::write(
+        &config,
+        "rate-limit = 2\nrate-limit-burst = 4\nmax-templates-per-scope = 2\n",
+    )
+    .unwrap();
+    let mut c = Running::start(&[
+        "--config",
+        config.to_str().unwrap(),
+        "-o",
+        file.to_str().unwrap(),
+        "--metrics",
+        "127.0.0.1:0",
+    ]);
+    let metrics = metrics_addr(&mut c);
+    let e = udp_from("127.0.0.1", &c.addr);
+    let start = Instant::now();
+    for _ in 0..40 {
+        e.send(&vector("PACKET_V5")).unwrap();
+    }
+    let sent_in = start.elapsed();
+    c.wait_line("every datagram counted", |l| {
+        l.starts_with("status ")
+            && field(l, "packets").unwrap_or(0) + field(l, "rate_limited").unwrap_or(0) == 40
+    });
+    let body = scrape(&metrics);
+    let limited = sample(&body, "netflow_rate_limited_total").unwrap();
+    c.signal("-TERM");
+    let (code, stderr) = c.wait_exit();
+    assert_eq!(code, Some(0), "{}", stderr.join("\n"));
+    let total = stderr.iter().find(|l| l.starts_with("total ")).unwrap();
+    let passed = field(total, "packets").unwrap();
+    assert_eq!(field(total, "rate_limited"), Some(limited), "{total}");
+    assert_eq!(passed + limited, 40, "{total}");
+    // The burst of 4 passed, then 2 per second at most.
+    let most = 4 + (2.0 * (sent_in.as_secs_f64() + 0.05)).ceil() as u64;
+    assert!((4..=most).contains(&passed), "{total}");
+    assert!(stderr
+        .iter()
+        .any(|l| l == &format!("rate_limited 127.0.0.1 packets {limited}")));
+    // Stored: exactly the datagrams that passed, one line each.
+    assert_eq!(read_lines(&file).len() as u64, passed);
+    for (text, want) in [
+        ("rate-limit = 0\n", "rate-limit"),
+        (
+            "rate-limit-burst = 3\n",
+            "rate-limit-burst needs rate-limit",
+        ),
+        (
+            "max-templates-per-scope = 70000\n",
+            "max-templates-per-scope",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+            .args(["collector", "-p", "0", "--config", config.to_str().unwrap()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn sighup_reopens_the_file() {
     let dir = tmp("hup");
     let file = dir.join("out.gz");

@@ -116,6 +116,7 @@ mod cidr;
 mod drops;
 mod gzip;
 mod metrics;
+mod rate;
 mod recv;
 mod sink;
 mod stats;
@@ -138,13 +139,14 @@ use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 pub use cidr::Cidr;
 pub use metrics::render as render_metrics;
+pub use rate::{ExporterRateLimit, MAX_BUCKETS as MAX_RATE_LIMITED_SOURCES};
 pub use sink::{
     patterned_path, rotated_path, ChannelSink, ExportItem, FileSink, NamePattern, Rotation, Sink,
     SinkCounters, DEFAULT_COMPRESSION_LEVEL,
 };
 pub use stats::{
-    ExporterStats, GlobalStats, Histogram, SequenceSummary, SocketStats, Stats, WaitingSets,
-    HISTOGRAM_BOUNDS,
+    ExporterStats, GlobalStats, Histogram, SequenceSummary, SocketStats, Stats,
+    TemplateCacheCounters, WaitingSets, HISTOGRAM_BOUNDS,
 };
 #[cfg(feature = "tokio")]
 pub use stream::ExportStream;
@@ -178,6 +180,13 @@ pub struct Config {
     pub flush_interval: Duration,
     /// Limits of the buffer of data waiting for templates.
     pub pending: PendingLimits,
+    /// Limits of each decode worker's template cache (scopes, templates per
+    /// scope, fields, list depth): over them the least recently used
+    /// template or scope is evicted and counted
+    /// ([`GlobalStats::template_cache`]). Each worker holds the templates of
+    /// the exporters routed to it, so the whole collector holds at most
+    /// `workers` times `max_scopes` scopes.
+    pub template_limits: netflow::Limits,
     /// Exporter allowlist: when not empty, datagrams from source addresses in
     /// none of these ranges are dropped before decoding and counted
     /// ([`GlobalStats::denied`], [`Stats::denied`]).
@@ -188,6 +197,11 @@ pub struct Config {
     /// IPFIX over TCP (RFC 7011 10.4): listen addresses, session limit, idle
     /// timeout. No address: no TCP.
     pub tcp: TcpConfig,
+    /// Per-exporter (source address) rate limit: over UDP, datagrams beyond
+    /// it are dropped before decoding and counted
+    /// ([`GlobalStats::rate_limited`], [`Stats::rate_limited`]); over TCP
+    /// the session pauses reading ([`TcpStats::rate_paused`]). `None`: no limit.
+    pub rate_limit: Option<ExporterRateLimit>,
 }
 
 impl Config {
@@ -200,9 +214,11 @@ impl Config {
             channel: 1_024,
             flush_interval: Duration::from_secs(1),
             pending: PendingLimits::default(),
+            template_limits: netflow::Limits::default(),
             allow: Vec::new(),
             metrics: None,
             tcp: TcpConfig::default(),
+            rate_limit: None,
         }
     }
 }
@@ -372,6 +388,12 @@ impl Collector {
         let queued = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let allow: Arc<[Cidr]> = config.allow.clone().into();
         let drops = Arc::new(drops::SocketDrops::new(&sockets));
+        let buckets = config.rate_limit.map(|l| {
+            Arc::new(Mutex::new(rate::TokenBuckets::new(
+                l,
+                std::time::Instant::now(),
+            )))
+        });
         // Payload buffers go back from the decode workers to the receive
         // thread of their socket, to be used again.
         let (recycle, free): (Vec<_>, Vec<_>) =
@@ -389,6 +411,7 @@ impl Collector {
                 queued: queued.clone(),
                 allow: allow.clone(),
                 drops: drops.clone(),
+                buckets: buckets.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -406,6 +429,7 @@ impl Collector {
             idle_timeout: config.tcp.idle_timeout,
             active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             tls: tcp_tls,
+            buckets: buckets.clone(),
         };
         for (listener, local) in tcp_listeners {
             let l = tcp::Listener {

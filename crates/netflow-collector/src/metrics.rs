@@ -40,7 +40,7 @@ fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
 pub fn render(stats: &Stats) -> String {
     let mut out = String::new();
     type Get = fn(&crate::ExporterStats) -> u64;
-    let per_exporter: [(&str, &str, &str, Get); 12] = [
+    let per_exporter: [(&str, &str, &str, Get); 13] = [
         (
             "netflow_exporter_templates",
             "gauge",
@@ -113,6 +113,12 @@ pub fn render(stats: &Stats) -> String {
             "Data sets dropped to make room in the buffer of sets waiting for templates.",
             |e| e.sets_evicted,
         ),
+        (
+            "netflow_exporter_sets_over_limit_total",
+            "counter",
+            "Of the evicted data sets, those dropped to keep the exporter within its own byte limit of sets waiting for templates.",
+            |e| e.sets_over_exporter_limit,
+        ),
     ];
     for (name, kind, help, get) in per_exporter {
         header(&mut out, name, kind, help);
@@ -174,6 +180,34 @@ pub fn render(stats: &Stats) -> String {
             escape(&addr.to_string())
         );
     }
+    let name = "netflow_rate_limited_by_source_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Datagrams dropped by the per-exporter rate limit, per source address.",
+    );
+    for (addr, n) in &stats.rate_limited {
+        let _ = writeln!(
+            out,
+            "{name}{{source=\"{}\"}} {n}",
+            escape(&addr.to_string())
+        );
+    }
+    let name = "netflow_template_evictions_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Least recently used templates (kind=template) or template scopes of an exporter and domain (kind=scope) evicted to stay within the template cache limits.",
+    );
+    let c = &stats.global.template_cache;
+    for (kind, n) in [
+        ("template", c.evicted_templates),
+        ("scope", c.evicted_scopes),
+    ] {
+        let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
+    }
     type GetSocket = fn(&crate::SocketStats) -> u64;
     let per_socket: [(&str, &str, GetSocket); 3] = [
         (
@@ -204,7 +238,7 @@ pub fn render(stats: &Stats) -> String {
         }
     }
     let g = &stats.global;
-    let globals: [(&str, &str, &str, u64); 25] = [
+    let globals: [(&str, &str, &str, u64); 30] = [
         (
             "netflow_socket_drops_total",
             "counter",
@@ -241,6 +275,24 @@ pub fn render(stats: &Stats) -> String {
             "counter",
             "Datagrams dropped before decoding: source not in the allowlist.",
             g.denied,
+        ),
+        (
+            "netflow_rate_limited_total",
+            "counter",
+            "Datagrams dropped before decoding: their source was over the per-exporter rate limit.",
+            g.rate_limited,
+        ),
+        (
+            "netflow_templates_in_evicted_scopes_total",
+            "counter",
+            "Templates that went with template scopes evicted from a decode worker's cache.",
+            g.template_cache.templates_in_evicted_scopes,
+        ),
+        (
+            "netflow_template_rejections_total",
+            "counter",
+            "Templates or scopes refused by a template cache limit of 0.",
+            g.template_cache.rejected,
         ),
         (
             "netflow_receive_errors_total",
@@ -349,6 +401,18 @@ pub fn render(stats: &Stats) -> String {
             "counter",
             "TLS sessions that failed (handshake, certificate, record).",
             stats.tcp.tls_errors,
+        ),
+        (
+            "netflow_tcp_rate_paused_total",
+            "counter",
+            "IPFIX messages a TCP session held back (not reading) until the exporter was under the rate limit again.",
+            stats.tcp.rate_paused,
+        ),
+        (
+            "netflow_tcp_rate_paused_seconds_total",
+            "counter",
+            "Time TCP sessions spent paused by the rate limit.",
+            stats.tcp.rate_paused_ms / 1000,
         ),
     ];
     for (name, kind, help, v) in globals {

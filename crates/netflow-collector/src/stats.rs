@@ -60,8 +60,13 @@ pub struct ExporterStats {
     /// [`netflow::PendingLimits::max_age_ms`] (checked at every datagram and,
     /// with none coming, on a timer).
     pub sets_expired: u64,
-    /// Of those, dropped to make room (buffer full).
+    /// Of those, dropped to make room (buffer full, or this exporter over
+    /// its own share).
     pub sets_evicted: u64,
+    /// Of the evicted, dropped to keep this exporter within
+    /// [`netflow::PendingLimits::max_bytes_per_exporter`] (its own oldest
+    /// sets, or one larger than the limit).
+    pub sets_over_exporter_limit: u64,
     /// Data sets still waiting for their template when the collector
     /// stopped (never written), per (protocol, domain, template id); filled
     /// in at shutdown.
@@ -100,6 +105,12 @@ pub struct GlobalStats {
     pub queued: u64,
     /// Datagrams dropped before decoding: their source is not in the allowlist.
     pub denied: u64,
+    /// Datagrams dropped before decoding: their source sent more than
+    /// [`crate::Config::rate_limit`] allows.
+    pub rate_limited: u64,
+    /// What the decode workers' template caches did to stay within their
+    /// limits (summed over the workers).
+    pub template_cache: TemplateCacheCounters,
     /// Times a receive thread found a decode worker's queue full and waited
     /// (back-pressure).
     pub queue_full: u64,
@@ -119,6 +130,22 @@ pub struct GlobalStats {
     /// datagram: waiting for the sink's lock (another worker's write, a
     /// flush) and its `write` calls (a slow sink, a full channel).
     pub sink_wait: Histogram,
+}
+
+/// Template cache limit events ([`netflow::CacheLimits`]), from
+/// [`netflow::CacheStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TemplateCacheCounters {
+    /// Templates evicted (least recently used) from a scope holding
+    /// `max_templates_per_scope`.
+    pub evicted_templates: u64,
+    /// Scopes (exporter, protocol, domain) evicted (least recently used,
+    /// with their templates) when `max_scopes` were held.
+    pub evicted_scopes: u64,
+    /// Templates that went with the evicted scopes.
+    pub templates_in_evicted_scopes: u64,
+    /// Templates or scopes refused (a limit of 0).
+    pub rejected: u64,
 }
 
 /// Counters of one listen socket.
@@ -196,6 +223,9 @@ pub struct Stats {
     /// Datagrams dropped by the allowlist, per source address (the first
     /// 4096 addresses; [`GlobalStats::denied`] counts them all).
     pub denied: BTreeMap<IpAddr, u64>,
+    /// Datagrams dropped by the rate limit, per source address (the first
+    /// 4096 addresses; [`GlobalStats::rate_limited`] counts them all).
+    pub rate_limited: BTreeMap<IpAddr, u64>,
     /// Per listen socket (its local address).
     pub sockets: BTreeMap<SocketAddr, SocketStats>,
     /// IPFIX-over-TCP sessions ([`crate::Config::tcp`]).
@@ -220,6 +250,7 @@ impl Stats {
             t.sets_dropped += e.sets_dropped;
             t.sets_expired += e.sets_expired;
             t.sets_evicted += e.sets_evicted;
+            t.sets_over_exporter_limit += e.sets_over_exporter_limit;
             t.sequence.lost += e.sequence.lost;
             t.sequence.expected += e.sequence.expected;
             t.sequence.received += e.sequence.received;
@@ -228,7 +259,7 @@ impl Stats {
         t
     }
 
-    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N flush_avg_us N socket_drops N rxq_drops N sink_errors N denied N`
+    /// One line: `exporters N packets N records N options N bytes N errors N waiting N dropped N lost N written N buffered N queued N queue_full N queue_wait_ms N sink_wait_ms N flush_avg_us N socket_drops N rxq_drops N sink_errors N denied N rate_limited N`
     /// (`queue_wait_ms`, `sink_wait_ms`: [`GlobalStats::queue_wait`] and
     /// [`GlobalStats::sink_wait`] summed, milliseconds; `flush_avg_us`: the
     /// mean time of a sink flush that wrote a batch, microseconds).
@@ -236,7 +267,7 @@ impl Stats {
         let t = self.totals();
         let g = &self.global;
         format!(
-            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} queue_wait_ms {} sink_wait_ms {} flush_avg_us {} socket_drops {} rxq_drops {} sink_errors {} denied {}",
+            "exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} lost {} written {} buffered {} queued {} queue_full {} queue_wait_ms {} sink_wait_ms {} flush_avg_us {} socket_drops {} rxq_drops {} sink_errors {} denied {} rate_limited {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -257,14 +288,19 @@ impl Stats {
             g.rxq_ovfl_drops,
             g.sink_errors,
             g.denied,
+            g.rate_limited,
         )
     }
 
     /// One line per exporter (followed, when data sets were still waiting
     /// for their template at shutdown, by `waiting ADDR sets N bytes N never
     /// written, templates never received: PROTOCOL domain D template T (N sets), ...`),
-    /// one per denied source address (`denied ADDR packets N`), then a total line:
-    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N expired N evicted N lost N UNIT templates N sampling RATE`
+    /// one per denied source address (`denied ADDR packets N`), one per
+    /// rate-limited source address (`rate_limited ADDR packets N`), a
+    /// template cache line when a cache limit was hit (`templates evicted N
+    /// scopes_evicted N templates_in_evicted_scopes N rejected N`), then a
+    /// total line:
+    /// `exporter ADDR version V packets N records N options N bytes N errors N [(kind N, ...)] waiting N replayed N dropped N expired N evicted N over_limit N lost N UNIT templates N sampling RATE`
     /// (RATE: e.g. `1/8 random`, `-` when none was announced)
     pub fn summary_lines(&self) -> Vec<String> {
         let mut out = Vec::new();
@@ -287,12 +323,13 @@ impl Stats {
             }
             let _ = write!(
                 line,
-                " waiting {} replayed {} dropped {} expired {} evicted {} lost {} {} templates {} sampling {}",
+                " waiting {} replayed {} dropped {} expired {} evicted {} over_limit {} lost {} {} templates {} sampling {}",
                 e.sets_waiting,
                 e.sets_replayed,
                 e.sets_dropped,
                 e.sets_expired,
                 e.sets_evicted,
+                e.sets_over_exporter_limit,
                 e.sequence.lost,
                 e.sequence.unit.map_or("-", |u| u.name()),
                 e.templates,
@@ -321,10 +358,20 @@ impl Stats {
         for (addr, n) in &self.denied {
             out.push(format!("denied {addr} packets {n}"));
         }
+        for (addr, n) in &self.rate_limited {
+            out.push(format!("rate_limited {addr} packets {n}"));
+        }
+        let c = &self.global.template_cache;
+        if *c != TemplateCacheCounters::default() {
+            out.push(format!(
+                "templates evicted {} scopes_evicted {} templates_in_evicted_scopes {} rejected {}",
+                c.evicted_templates, c.evicted_scopes, c.templates_in_evicted_scopes, c.rejected
+            ));
+        }
         let t = self.totals();
         let g = &self.global;
         out.push(format!(
-            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} dropped_records {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {}",
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} dropped_records {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {} rate_limited {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -346,6 +393,7 @@ impl Stats {
             g.sink_wait.sum_millis(),
             g.socket_drops,
             g.rxq_ovfl_drops,
+            g.rate_limited,
         ));
         out
     }

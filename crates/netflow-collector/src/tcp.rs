@@ -41,6 +41,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::rate::TokenBuckets;
 use crate::stats::Stats;
 use crate::tls::TlsConfig;
 use crate::worker::{now_us, worker_for, Datagram, RateLimit, MAX_DENIED_SOURCES};
@@ -109,13 +110,19 @@ pub struct TcpStats {
     /// TLS sessions that failed (handshake refused, bad certificate, a
     /// record that does not decrypt).
     pub tls_errors: u64,
+    /// Messages held back by the per-exporter rate limit
+    /// ([`crate::Config::rate_limit`]): the session stopped reading until
+    /// the exporter's bucket refilled (nothing is dropped).
+    pub rate_paused: u64,
+    /// Time the sessions spent paused by the rate limit, milliseconds.
+    pub rate_paused_ms: u64,
 }
 
 impl TcpStats {
-    /// `tcp accepted N active N refused N denied N closed_on_error N idle_timeouts N messages N io_errors N tls_errors N`.
+    /// `tcp accepted N active N refused N denied N closed_on_error N idle_timeouts N messages N io_errors N tls_errors N rate_paused N rate_paused_ms N`.
     pub fn summary_line(&self) -> String {
         format!(
-            "tcp accepted {} active {} refused {} denied {} closed_on_error {} idle_timeouts {} messages {} io_errors {} tls_errors {}",
+            "tcp accepted {} active {} refused {} denied {} closed_on_error {} idle_timeouts {} messages {} io_errors {} tls_errors {} rate_paused {} rate_paused_ms {}",
             self.accepted,
             self.active,
             self.refused,
@@ -124,7 +131,9 @@ impl TcpStats {
             self.idle_timeouts,
             self.messages,
             self.io_errors,
-            self.tls_errors
+            self.tls_errors,
+            self.rate_paused,
+            self.rate_paused_ms
         )
     }
 }
@@ -166,11 +175,40 @@ pub(crate) struct Shared {
     pub(crate) active: Arc<AtomicUsize>,
     /// TLS on the sessions ([`TcpConfig::tls`]).
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// Per-exporter rate limit, shared with the UDP sockets.
+    pub(crate) buckets: Option<Arc<Mutex<TokenBuckets>>>,
 }
 
 impl Shared {
     fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
         self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wait until `peer` may send one more message under the rate limit
+    /// (TCP back-pressure: the session does not read meanwhile). When the
+    /// collector stops, the wait ends: a message already read is never lost.
+    fn wait_for_rate_limit(&self, peer: SocketAddr) {
+        let Some(buckets) = &self.buckets else {
+            return;
+        };
+        let mut paused: Option<Instant> = None;
+        loop {
+            let wait = buckets
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take_or_wait(peer.ip(), Instant::now());
+            let Some(wait) = wait else { break };
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            paused.get_or_insert_with(Instant::now);
+            std::thread::sleep(wait.min(POLL));
+        }
+        if let Some(start) = paused {
+            let mut s = self.stats();
+            s.tcp.rate_paused += 1;
+            s.tcp.rate_paused_ms += start.elapsed().as_millis() as u64;
+        }
     }
 
     /// Queue a message (or a session end) for the peer's decode worker; a
@@ -470,6 +508,7 @@ impl Session {
                             continue;
                         }
                     }
+                    self.shared.wait_for_rate_limit(self.peer);
                     let d = Datagram {
                         received_us: now_us(),
                         from: self.peer,

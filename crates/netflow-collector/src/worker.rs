@@ -3,7 +3,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{
     Receiver as ChanReceiver, RecvTimeoutError, Sender, SyncSender, TrySendError,
@@ -11,6 +11,7 @@ use std::sync::mpsc::{
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use netflow::cache::CacheStats;
 use netflow::sequence::SequenceUnit;
 use netflow::{
     DataSet, Decoded, Decoder, ExporterId, PendingBuffer, PendingSet, SamplingTable, ScopeKey,
@@ -19,6 +20,7 @@ use netflow::{
 use netflow_store::{write_export, Export, Format};
 
 use crate::drops::{OverflowCount, SocketDrops};
+use crate::rate::TokenBuckets;
 use crate::recv;
 use crate::stats::{SequenceSummary, Stats};
 use crate::{Cidr, Config, Sink};
@@ -136,6 +138,19 @@ pub(crate) struct Receiver {
     /// Allowed source ranges; empty: all.
     pub(crate) allow: Arc<[Cidr]>,
     pub(crate) drops: Arc<SocketDrops>,
+    /// Per-exporter rate limit ([`crate::Config::rate_limit`]), shared by
+    /// all sockets and TCP sessions.
+    pub(crate) buckets: Option<Arc<Mutex<TokenBuckets>>>,
+}
+
+/// Count datagrams of `from` dropped by the rate limit.
+pub(crate) fn count_rate_limited(stats: &Mutex<Stats>, from: IpAddr, n: u64) {
+    let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+    s.global.rate_limited += n;
+    // Bounded like the allowlist's per-source counts.
+    if s.rate_limited.len() < MAX_DENIED_SOURCES || s.rate_limited.contains_key(&from) {
+        *s.rate_limited.entry(from).or_insert(0) += n;
+    }
 }
 
 impl Receiver {
@@ -155,6 +170,40 @@ impl Receiver {
                 self.local
             );
         }
+    }
+
+    fn allowed(&self, from: SocketAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(from.ip()))
+    }
+
+    /// Which datagrams of the batch (allowed by the allowlist) are over
+    /// their source's rate limit, with a count per source in `limited`. The
+    /// buckets are locked once per batch, and not while dispatching (which
+    /// may wait for a full queue).
+    fn over_rate_limit(
+        &self,
+        batch: &recv::Batch,
+        limited: &mut Vec<(IpAddr, u64)>,
+    ) -> [bool; recv::BATCH] {
+        let mut over = [false; recv::BATCH];
+        let Some(buckets) = &self.buckets else {
+            return over;
+        };
+        let mut buckets = buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        for (i, over) in over.iter_mut().enumerate().take(batch.len()) {
+            let Some(r) = batch.get(i) else { continue };
+            let from = normalize(r.from);
+            if !self.allowed(from) || buckets.admit(from.ip(), now) {
+                continue;
+            }
+            *over = true;
+            match limited.iter_mut().find(|(ip, _)| *ip == from.ip()) {
+                Some((_, n)) => *n += 1,
+                None => limited.push((from.ip(), 1)),
+            }
+        }
+        over
     }
 
     pub(crate) fn run(self) {
@@ -184,6 +233,9 @@ impl Receiver {
         let counters = &self.drops.sockets[self.index];
         let mut errors = RateLimit::new(Duration::from_secs(10), 5);
         let mut denied_log = RateLimit::new(Duration::from_secs(10), 5);
+        let mut limited_log = RateLimit::new(Duration::from_secs(10), 5);
+        // Sources over the rate limit in the current batch: counted once per batch.
+        let mut limited: Vec<(IpAddr, u64)> = Vec::new();
         let mut stopping = false;
         loop {
             if !stopping && self.stop.load(Ordering::Relaxed) {
@@ -199,7 +251,8 @@ impl Receiver {
                     counters
                         .datagrams
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    for i in 0..batch.len() {
+                    let over_limit = self.over_rate_limit(&batch, &mut limited);
+                    for (i, &over_limit) in over_limit.iter().enumerate().take(batch.len()) {
                         let Some(r) = batch.get(i) else { continue };
                         if let Some(v) = r.overflow {
                             counters
@@ -207,10 +260,11 @@ impl Receiver {
                                 .store(overflow.observe(v), Ordering::Relaxed);
                         }
                         let from = normalize(r.from);
-                        if !self.allow.is_empty()
-                            && !self.allow.iter().any(|c| c.contains(from.ip()))
-                        {
+                        if !self.allowed(from) {
                             self.deny(from, &mut denied_log);
+                            continue;
+                        }
+                        if over_limit {
                             continue;
                         }
                         let d = Datagram {
@@ -222,6 +276,15 @@ impl Receiver {
                         };
                         if self.dispatch(d).is_err() {
                             return;
+                        }
+                    }
+                    for (ip, n) in limited.drain(..) {
+                        count_rate_limited(&self.stats, ip, n);
+                        if limited_log.allow(log::Level::Warn) {
+                            log::warn!(
+                                "{}: {n} datagrams from {ip} dropped: over the rate limit",
+                                self.local
+                            );
                         }
                     }
                 }
@@ -379,6 +442,9 @@ pub(crate) struct DecodeLoop {
     /// lines itself (outside the sink's lock) into `lines`.
     line_format: Option<Format>,
     lines: Vec<u8>,
+    /// The decoder's counters when last added to the stats.
+    last_cache: CacheStats,
+    last_over_exporter_limit: u64,
 }
 
 impl DecodeLoop {
@@ -397,9 +463,14 @@ impl DecodeLoop {
         DecodeLoop {
             line_format,
             lines: Vec::new(),
+            last_cache: CacheStats::default(),
+            last_over_exporter_limit: 0,
             rx,
             sink,
-            decoder: Decoder::new(TemplateCache::new(), PendingBuffer::new(config.pending)),
+            decoder: Decoder::new(
+                TemplateCache::with_limits(config.template_limits),
+                PendingBuffer::new(config.pending),
+            ),
             tracker: SequenceTracker::new(TrackerLimits::default()),
             sampling: SamplingTable::default(),
             stats,
@@ -484,30 +555,43 @@ impl DecodeLoop {
             &dropped,
             now_ms,
             self.max_age_ms,
+            None,
             &mut self.drop_log,
         );
     }
 }
 
 /// Count dropped pending sets per exporter, with the reason.
+/// `over_limit`: how many of them the buffer dropped to keep an exporter
+/// within its own byte limit (only ever that exporter's own sets).
 fn count_dropped(
     stats: &mut Stats,
     dropped: &[PendingSet],
     now_ms: u64,
     max_age_ms: u64,
+    over_limit: Option<(SocketAddr, u64)>,
     log: &mut RateLimit,
 ) {
     {
+        let (limited, mut left) = over_limit.unwrap_or((SocketAddr::from(([0, 0, 0, 0], 0)), 0));
         for p in dropped {
-            let owner = stats.exporters.entry(p.key.scope.exporter.0).or_default();
+            let exporter = p.key.scope.exporter.0;
+            let owner = stats.exporters.entry(exporter).or_default();
             owner.sets_dropped += 1;
             owner.sets_waiting = owner.sets_waiting.saturating_sub(1);
             // The buffer says only that a set left it; older than the limit
-            // means it expired, else it was evicted to make room.
+            // means it expired, else it was evicted to make room: for its
+            // exporter's own limit (the buffer's counter says how many), or
+            // the whole buffer's.
             let expired = now_ms.saturating_sub(p.received_ms) > max_age_ms;
             let reason = if expired {
                 owner.sets_expired += 1;
                 "waited longer than the age limit"
+            } else if left > 0 && exporter == limited {
+                left -= 1;
+                owner.sets_evicted += 1;
+                owner.sets_over_exporter_limit += 1;
+                "its exporter holds its limit of bytes waiting for templates"
             } else {
                 owner.sets_evicted += 1;
                 "the buffer of sets waiting for templates is full"
@@ -777,11 +861,32 @@ impl DecodeLoop {
             owner.sets_replayed += group.len() as u64;
             owner.sets_waiting = owner.sets_waiting.saturating_sub(group.len() as u64);
         }
+        // What the template cache and the pending buffer did to stay within
+        // their limits while handling this datagram.
+        let cache = *self.decoder.cache.stats();
+        let c = &mut stats.global.template_cache;
+        c.evicted_templates += cache
+            .evicted_templates
+            .saturating_sub(self.last_cache.evicted_templates);
+        c.evicted_scopes += cache
+            .evicted_scopes
+            .saturating_sub(self.last_cache.evicted_scopes);
+        c.templates_in_evicted_scopes += cache
+            .templates_in_evicted_scopes
+            .saturating_sub(self.last_cache.templates_in_evicted_scopes);
+        c.rejected += (cache.rejected_template_limit + cache.rejected_scope_limit).saturating_sub(
+            self.last_cache.rejected_template_limit + self.last_cache.rejected_scope_limit,
+        );
+        self.last_cache = cache;
+        let over_exporter_limit = self.decoder.pending.stats().dropped_exporter_capacity;
+        let over_limit = over_exporter_limit.saturating_sub(self.last_over_exporter_limit);
+        self.last_over_exporter_limit = over_exporter_limit;
         count_dropped(
             &mut stats,
             &decoded.dropped,
             d.received_us / 1000,
             self.max_age_ms,
+            Some((d.from, over_limit)),
             &mut self.drop_log,
         );
         // Sequence accounting of this exporter, summed over its streams.

@@ -10,11 +10,11 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 use flate2::read::MultiGzDecoder;
-use netflow_collector::{Collector, Config, ExportItem, FileSink, Sink, Stats};
+use netflow_collector::{Collector, Config, ExportItem, FileSink, Sink};
 use netflow_store::Format;
 
 mod common;
-use common::vector;
+use common::{exporter_from, vector, wait_stats};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -31,22 +31,6 @@ fn exporter_socket(to: SocketAddr) -> UdpSocket {
     let s = UdpSocket::bind(bind).expect("binds an exporter socket");
     s.connect(to).expect("connects");
     s
-}
-
-/// Wait until `cond` holds for the collector's counters.
-fn wait_stats(c: &Collector, what: &str, cond: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let s = c.stats();
-        if cond(&s) {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}; stats: {s:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 /// Receive exports until `records` records came from every exporter in `want`.
@@ -398,13 +382,6 @@ fn a_slow_reader_blocks_only_the_decoder() {
     assert_eq!(rest.iter().map(|i| i.records.len()).sum::<usize>(), 150);
 }
 
-/// An exporter socket bound to `from` (any 127/8 address on Linux loopback).
-fn exporter_from(from: &str, to: SocketAddr) -> UdpSocket {
-    let s = UdpSocket::bind(format!("{from}:0")).expect("binds an exporter socket");
-    s.connect(to).expect("connects");
-    s
-}
-
 #[test]
 fn allowlist_drops_and_counts_other_sources() {
     let mut config = loopback();
@@ -434,7 +411,7 @@ fn allowlist_drops_and_counts_other_sources() {
         vec![("127.0.0.1".to_string(), 4)]
     );
     assert!(
-        s.status_line().ends_with(" denied 4"),
+        s.status_line().ends_with(" denied 4 rate_limited 0"),
         "{}",
         s.status_line()
     );
