@@ -627,4 +627,53 @@ mod tests {
         assert_eq!(stats.exporters[&peer].records, 6);
         assert_eq!(stats.exporters[&peer].templates, 0, "dropped at close");
     }
+
+    /// RFC 7011 section 10.4.1: a session's state ends with it, the
+    /// sampling rate it announced included.
+    #[test]
+    fn a_closed_session_forgets_its_sampling_rate() {
+        // Options template 256 (scope selectorId(302)/8; selectorAlgorithm(304)/1,
+        // samplingSize(309)/4, samplingPopulation(310)/4) and its record:
+        // selector 5, random, 1 in 8.
+        let mut sets = vec![0, 3, 0, 26, 1, 0, 0, 4, 0, 1];
+        for (ie, len) in [(302u16, 8u16), (304, 1), (309, 4), (310, 4)] {
+            sets.extend_from_slice(&ie.to_be_bytes());
+            sets.extend_from_slice(&len.to_be_bytes());
+        }
+        sets.extend_from_slice(&[
+            1, 0, 0, 21, 0, 0, 0, 0, 0, 0, 0, 5, 3, 0, 0, 0, 1, 0, 0, 0, 8,
+        ]);
+        let mut m = vec![0, 10];
+        m.extend_from_slice(&(16 + sets.len() as u16).to_be_bytes());
+        m.extend_from_slice(&[0; 12]);
+        m.extend_from_slice(&sets);
+        let mut config = Config::new(Vec::new());
+        config.tcp.listen = vec!["127.0.0.1:0".parse().unwrap()];
+        let collector = Collector::bind(config).unwrap();
+        let mut s = TcpStream::connect(collector.tcp_addrs()[0]).unwrap();
+        s.write_all(&m).unwrap();
+        let peer = s.local_addr().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let rate = loop {
+            let stats = collector.stats();
+            if let Some(r) = stats.exporters.get(&peer).and_then(|e| e.sampling) {
+                break r;
+            }
+            assert!(Instant::now() < deadline, "{stats:#?}");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!((rate.selected, rate.population), (1, 8));
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while collector.stats().exporters[&peer].sampling.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "sampling still known after close"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let (stats, _) = collector.shutdown();
+        assert_eq!(stats.exporters[&peer].options, 1);
+        assert_eq!(stats.exporters[&peer].errors.len(), 0, "{stats:#?}");
+    }
 }

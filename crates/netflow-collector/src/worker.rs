@@ -522,6 +522,7 @@ impl DecodeLoop {
         let exporter = ExporterId(peer);
         self.decoder.cache.remove_exporter(exporter);
         self.tracker.remove_exporter(exporter);
+        self.sampling.remove_exporter(exporter);
         let dropped = self
             .decoder
             .pending
@@ -530,6 +531,7 @@ impl DecodeLoop {
         if let Some(e) = stats.exporters.get_mut(&peer) {
             e.templates = 0;
             e.template_scopes.clear();
+            e.sampling = None;
             e.sets_dropped += dropped.len() as u64;
             e.sets_waiting = e.sets_waiting.saturating_sub(dropped.len() as u64);
         }

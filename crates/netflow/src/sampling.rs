@@ -442,6 +442,15 @@ impl SamplingTable {
         }
     }
 
+    /// Forget every sampler of `exporter` (e.g. when its IPFIX transport
+    /// session closes: RFC 7011 section 10.4.1 ends its state with the
+    /// session). Returns how many were removed.
+    pub fn remove_exporter(&mut self, exporter: ExporterId) -> usize {
+        let before = self.rates.len();
+        self.rates.retain(|k, _| k.stream.exporter != exporter);
+        before - self.rates.len()
+    }
+
     /// The rate of one sampler.
     pub fn get(&self, key: &SamplerKey) -> Option<&SamplingRate> {
         self.rates.get(key)

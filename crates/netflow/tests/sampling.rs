@@ -368,6 +368,35 @@ fn rates_scale_and_limits() {
     assert_eq!((table.len(), table.rejected()), (1, 1));
 }
 
+#[test]
+fn removing_an_exporter_forgets_only_its_samplers() {
+    let other = ExporterId(([192, 0, 2, 10], 2055).into());
+    let key = |exporter, domain, sampler| SamplerKey {
+        stream: StreamKey {
+            exporter,
+            protocol: Protocol::Ipfix,
+            domain,
+        },
+        sampler,
+    };
+    let r = rate(1, 8, Random, IpfixOptions);
+    let mut table = SamplingTable::default();
+    for k in [
+        key(exporter(), 1, None),
+        key(exporter(), 1, Some(7)),
+        key(exporter(), 2, None),
+        key(other, 1, None),
+    ] {
+        assert!(table.learn(k, r));
+    }
+    assert_eq!(table.remove_exporter(exporter()), 3);
+    assert_eq!(
+        table.samplers().map(|(k, _)| *k).collect::<Vec<_>>(),
+        vec![key(other, 1, None)]
+    );
+    assert_eq!(table.remove_exporter(exporter()), 0);
+}
+
 /// Learn from a capture; check every flow record's rate and scaled counters.
 /// Returns the table and the number of flow records.
 fn capture_table(name: &str) -> (SamplingTable, usize) {
