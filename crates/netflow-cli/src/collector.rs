@@ -89,7 +89,7 @@ damages what was written. An existing file is appended to.
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
   rotate-size, rotate-name, workers, receive-buffer, on-write-error,
   compression-level, tcp-listen, tcp-max-sessions, tcp-idle-timeout, tls-cert, tls-key,
-  tls-client-ca, rate-limit, rate-limit-burst, max-template-scopes,
+  tls-client-ca, no-udp, rate-limit, rate-limit-burst, max-template-scopes,
   max-templates-per-scope); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
@@ -297,6 +297,10 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub tcp_listen: Vec<String>,
 
+    /// Do not listen on UDP at all (with --tcp-listen: TCP/TLS only)
+    #[arg(long, conflicts_with_all = ["listen", "host", "port"])]
+    pub no_udp: bool,
+
     /// TCP sessions open at once at most; more are closed and counted [default: 256]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub tcp_max_sessions: Option<u32>,
@@ -427,6 +431,7 @@ struct FileSettings {
     rotate_name: Option<String>,
     compression_level: Option<u32>,
     tcp_listen: Option<Vec<String>>,
+    no_udp: Option<bool>,
     tcp_max_sessions: Option<u32>,
     tcp_idle_timeout: Option<NumOrText>,
     tls_cert: Option<PathBuf>,
@@ -478,7 +483,10 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
     // --listen on the command line, else --host/--port on it, else the
     // file's `listen`, else its host and port (and the defaults).
     let file_listen = f.listen.unwrap_or_default();
-    let listen = if !args.listen.is_empty() {
+    let no_udp = args.no_udp || f.no_udp.unwrap_or(false);
+    let listen = if no_udp {
+        Vec::new()
+    } else if !args.listen.is_empty() {
         listen_addresses(&args.listen)?
     } else if args.host.is_none() && args.port.is_none() && !file_listen.is_empty() {
         listen_addresses(&file_listen)?
@@ -599,6 +607,9 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
         (None, None) if client_ca.is_none() => None,
         _ => return Err("TLS needs both --tls-cert and --tls-key (tls-cert, tls-key)".into()),
     };
+    if no_udp && tcp.listen.is_empty() {
+        return Err("--no-udp leaves nothing to listen on: add --tcp-listen".into());
+    }
     if tcp.tls.is_some() && tcp.listen.is_empty() {
         return Err("--tls-cert applies to --tcp-listen addresses: none given".into());
     }
@@ -829,7 +840,7 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     if log::set_logger(logger).is_ok() {
         log::set_max_level(level);
     }
-    if settings.listen.is_empty() {
+    if settings.listen.is_empty() && settings.tcp.listen.is_empty() {
         return fail("no address to listen on".into());
     }
     let path = settings.file.clone().unwrap_or_else(|| {

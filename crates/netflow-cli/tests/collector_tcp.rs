@@ -231,6 +231,73 @@ fn generate_over_tcp_stores_every_record_per_exporter() {
 }
 
 #[test]
+fn no_udp_listens_on_tcp_only() {
+    let dir = tmp("no-udp");
+    let file = dir.join("flows.gz");
+    let mut c = Running::start_with(&[
+        "--no-udp",
+        "--tcp-listen",
+        "127.0.0.1:0",
+        "--stats",
+        "0.1",
+        "-o",
+        file.to_str().unwrap(),
+    ]);
+    // The first listening line is the TCP one: no UDP socket was opened.
+    assert!(
+        c.stderr
+            .iter()
+            .all(|l| !l.contains("listening on ") || l.contains("listening on tcp ")),
+        "{:?}",
+        c.stderr
+    );
+    assert_eq!(c.addr, "tcp");
+    let line = c.stderr.last().unwrap().clone();
+    let tcp = line
+        .split("listening on tcp ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["generate", "--target", &tcp, "--transport", "tcp"])
+        .args(["--version", "10", "--rate", "200", "--duration", "1"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("runs netflow generate");
+    assert!(out.status.success(), "{out:?}");
+    let sent = String::from_utf8_lossy(&out.stdout).into_owned();
+    let want = per_exporter(&sent.lines().map(String::from).collect::<Vec<_>>());
+    let packets: u64 = want.values().map(|w| w.0).sum();
+    assert!(packets > 0, "{sent}");
+    wait_status(&mut c, "every message decoded", |l| {
+        field(l, "packets") == Some(packets)
+    });
+    let stderr = stop(c);
+    assert!(!stderr.iter().any(|l| l.contains("listening on 127.0.0.1")));
+    // Nothing to listen on, or --no-udp with a UDP address: refused.
+    for args in [
+        &["collector", "--no-udp"][..],
+        &[
+            "collector",
+            "--no-udp",
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "-p",
+            "2055",
+        ][..],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn generate_refuses_tcp_for_other_versions() {
     let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
         .args(["generate", "--target", "127.0.0.1:9", "--transport", "tcp"])

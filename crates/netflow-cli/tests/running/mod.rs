@@ -44,16 +44,16 @@ impl Running {
     /// Start `netflow collector ARGS -p 0 --host 127.0.0.1 --stats 0.1` and
     /// wait for its `listening on` line.
     pub fn start(args: &[&str]) -> Running {
+        let mut all = vec!["-p", "0", "--host", "127.0.0.1", "--stats", "0.1"];
+        all.extend_from_slice(args);
+        Running::start_with(&all)
+    }
+
+    /// Start `netflow collector ARGS` (nothing added) and wait for its first
+    /// `listening on` line.
+    pub fn start_with(args: &[&str]) -> Running {
         let mut child = Command::new(env!("CARGO_BIN_EXE_netflow"))
-            .args([
-                "collector",
-                "-p",
-                "0",
-                "--host",
-                "127.0.0.1",
-                "--stats",
-                "0.1",
-            ])
+            .arg("collector")
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
