@@ -131,7 +131,7 @@ impl Running {
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
             self.stderr.push(line);
         }
-        (status.code(), self.stderr)
+        (status.code(), std::mem::take(&mut self.stderr))
     }
     pub fn port(&self) -> u16 {
         self.addr.rsplit(':').next().unwrap().parse().unwrap()
@@ -173,7 +173,17 @@ impl Running {
             .unwrap_or_else(|| panic!("no total line:\n{all}"));
         assert_eq!(field(total, "errors"), Some(0), "{total}");
         assert_eq!(field(total, "write_errors"), Some(0), "{total}");
-        self.stderr
+        std::mem::take(&mut self.stderr)
+    }
+}
+
+/// A test that fails midway leaves no collector running behind it.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
     }
 }
 
