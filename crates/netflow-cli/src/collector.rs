@@ -89,7 +89,7 @@ damages what was written. An existing file is appended to.
   (host, port, listen, file, format, debug, stats, allow, metrics, rotate,
   rotate-size, rotate-name, workers, receive-buffer, on-write-error,
   compression-level, tcp-listen, tcp-max-sessions, tcp-idle-timeout, tls-cert, tls-key,
-  tls-client-ca, no-udp, rate-limit, rate-limit-burst, max-template-scopes,
+  tls-client-ca, no-udp, rate-limit, rate-limit-burst, max-exporters, max-template-scopes,
   max-templates-per-scope); flags given on the command line override it. Example:
 
     listen = [\"0.0.0.0:2055\", \"[::]:4739\"]
@@ -111,6 +111,12 @@ damages what was written. An existing file is appended to.
   spoofing its address, cannot take the decode time of the others. Over TCP
   nothing is dropped: the session stops reading until the exporter is under
   the limit, and TCP slows the exporter down (`rate_paused` in the tcp line).
+
+--max-exporters N (default 65536): exporters (address and port) with
+  counters of their own. Beyond it the least recently seen eighth is
+  removed: their counts stay in the totals (`exporters_evicted` in the total
+  line, netflow_exporters_evicted_total). A flood of spoofed sources, or
+  many short TCP sessions, cannot grow the collector's memory without end.
 
 --max-template-scopes N (default 65536), --max-templates-per-scope N
   (default 4096): the template cache of each decode worker. Over a limit,
@@ -154,7 +160,7 @@ start; with --stats (or -D, every 10 s) a status line
 and at the end one line per exporter, then a total:
 
   exporter 127.0.0.1:40001 version 9 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 replayed 0 dropped 0 expired 0 evicted 0 over_limit 0 lost 0 packets templates 3 sampling 1/8 random
-  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 dropped_records 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0 rate_limited 0
+  total exporters 1 packets 100 records 2400 options 10 bytes 140000 errors 0 waiting 0 dropped 0 written 100 write_errors 0 dropped_lines 0 dropped_records 0 receive_errors 0 denied 0 rotations 0 workers 1 queue_full 0 queue_wait_ms 0 sink_wait_ms 12 socket_drops 0 rxq_drops 0 exporters_evicted 0 rate_limited 0
 
   records   flow data records decoded; options: options data records
   errors    undecodable datagrams and problems within decoded ones, by kind
@@ -329,6 +335,10 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "N", requires = "rate_limit", value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: Option<u32>,
 
+    /// Exporters with counters of their own; beyond, the least recently seen go (their counts stay in the totals) [default: 65536]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_exporters: Option<u32>,
+
     /// Template scopes (exporter, protocol, domain) kept per decode worker; the least recently used goes first [default: 65536]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_template_scopes: Option<u32>,
@@ -439,6 +449,7 @@ struct FileSettings {
     tls_client_ca: Option<PathBuf>,
     rate_limit: Option<f64>,
     rate_limit_burst: Option<u32>,
+    max_exporters: Option<u32>,
     max_template_scopes: Option<u32>,
     max_templates_per_scope: Option<u32>,
 }
@@ -462,6 +473,7 @@ struct Settings {
     tcp: TcpConfig,
     rate_limit: Option<ExporterRateLimit>,
     template_limits: netflow::Limits,
+    max_exporters: Option<usize>,
 }
 
 fn settings(args: &CollectorArgs) -> Result<Settings, String> {
@@ -660,7 +672,17 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
         Some(n) => template_limits.max_templates_per_scope = n as usize,
         None => {}
     }
+    let max_exporters = match args.max_exporters.or(f.max_exporters) {
+        Some(0) => {
+            return Err(in_file(
+                "max-exporters",
+                "expected a number greater than 0".into(),
+            ))
+        }
+        n => n.map(|n| n as usize),
+    };
     Ok(Settings {
+        max_exporters,
         rate_limit,
         template_limits,
         tcp,
@@ -879,6 +901,9 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
     config.tcp = settings.tcp.clone();
     config.rate_limit = settings.rate_limit;
     config.template_limits = settings.template_limits;
+    if let Some(n) = settings.max_exporters {
+        config.max_exporters = n;
+    }
     if let Some(size) = settings.receive_buffer {
         config.receive_buffer = usize::try_from(size).unwrap_or(usize::MAX);
     }

@@ -202,6 +202,12 @@ pub struct Config {
     /// ([`GlobalStats::rate_limited`], [`Stats::rate_limited`]); over TCP
     /// the session pauses reading ([`TcpStats::rate_paused`]). `None`: no limit.
     pub rate_limit: Option<ExporterRateLimit>,
+    /// Exporters (transport addresses) with counters of their own at most:
+    /// beyond it the least recently seen ones' entries are removed (their
+    /// counters summed in [`Stats::evicted_exporters`], counted in
+    /// [`GlobalStats::exporters_evicted`]). Bounds the collector's memory
+    /// under a flood of spoofed sources or many short TCP sessions.
+    pub max_exporters: usize,
 }
 
 impl Config {
@@ -219,6 +225,7 @@ impl Config {
             metrics: None,
             tcp: TcpConfig::default(),
             rate_limit: None,
+            max_exporters: 65_536,
         }
     }
 }
@@ -430,6 +437,7 @@ impl Collector {
             active: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
             tls: tcp_tls,
             buckets: buckets.clone(),
+            max_exporters: config.max_exporters,
         };
         for (listener, local) in tcp_listeners {
             let l = tcp::Listener {

@@ -238,7 +238,7 @@ pub fn render(stats: &Stats) -> String {
         }
     }
     let g = &stats.global;
-    let globals: [(&str, &str, &str, u64); 30] = [
+    let globals: [(&str, &str, &str, u64); 31] = [
         (
             "netflow_socket_drops_total",
             "counter",
@@ -275,6 +275,12 @@ pub fn render(stats: &Stats) -> String {
             "counter",
             "Datagrams dropped before decoding: source not in the allowlist.",
             g.denied,
+        ),
+        (
+            "netflow_exporters_evicted_total",
+            "counter",
+            "Exporter entries removed (least recently seen first) to stay within the exporter limit; their counters stay in the totals.",
+            g.exporters_evicted,
         ),
         (
             "netflow_rate_limited_total",

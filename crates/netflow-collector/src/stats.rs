@@ -82,6 +82,10 @@ pub struct ExporterStats {
     /// The packet sampling rate it announced last (v5 header, v9/IPFIX
     /// options records): the domain's default sampler, else its first one.
     pub sampling: Option<SamplingRate>,
+    /// When its last datagram was received (Unix microseconds): the least
+    /// recently seen exporters' entries go first beyond
+    /// [`crate::Config::max_exporters`].
+    pub last_seen_us: u64,
 }
 
 impl ExporterStats {
@@ -108,6 +112,10 @@ pub struct GlobalStats {
     /// Datagrams dropped before decoding: their source sent more than
     /// [`crate::Config::rate_limit`] allows.
     pub rate_limited: u64,
+    /// Exporter entries removed (least recently seen first) to stay within
+    /// [`crate::Config::max_exporters`]; their counters are in
+    /// [`Stats::evicted_exporters`].
+    pub exporters_evicted: u64,
     /// What the decode workers' template caches did to stay within their
     /// limits (summed over the workers).
     pub template_cache: TemplateCacheCounters,
@@ -230,12 +238,70 @@ pub struct Stats {
     pub sockets: BTreeMap<SocketAddr, SocketStats>,
     /// IPFIX-over-TCP sessions ([`crate::Config::tcp`]).
     pub tcp: crate::TcpStats,
+    /// The counters of the exporters whose entries were removed to stay
+    /// within [`crate::Config::max_exporters`] (least recently seen first),
+    /// summed: the totals still count their packets and records.
+    /// [`GlobalStats::exporters_evicted`] counts the entries removed.
+    pub evicted_exporters: ExporterStats,
+}
+
+impl ExporterStats {
+    /// Add `e`'s counters (not its gauges: templates, sets waiting) to these.
+    fn add_counters(&mut self, e: &ExporterStats) {
+        self.packets += e.packets;
+        self.bytes += e.bytes;
+        self.records += e.records;
+        self.options += e.options;
+        self.bad_packets += e.bad_packets;
+        for (k, v) in &e.errors {
+            *self.errors.entry(k).or_insert(0) += v;
+        }
+        self.sets_replayed += e.sets_replayed;
+        self.sets_dropped += e.sets_dropped;
+        self.sets_expired += e.sets_expired;
+        self.sets_evicted += e.sets_evicted;
+        self.sets_over_exporter_limit += e.sets_over_exporter_limit;
+        self.sequence.lost += e.sequence.lost;
+        self.sequence.expected += e.sequence.expected;
+        self.sequence.received += e.sequence.received;
+    }
 }
 
 impl Stats {
-    /// Sum over all exporters.
+    /// The entry of exporter `addr`, created if needed. When that would make
+    /// more than `max_exporters` entries, the least recently seen eighth
+    /// of them is removed first (one sort per eighth: a flood of spoofed
+    /// sources costs O(log n) per new source), their counters kept in
+    /// [`evicted_exporters`](Self::evicted_exporters).
+    pub(crate) fn exporter_entry(
+        &mut self,
+        addr: SocketAddr,
+        max_exporters: usize,
+    ) -> &mut ExporterStats {
+        if self.exporters.len() >= max_exporters.max(1) && !self.exporters.contains_key(&addr) {
+            let keep = max_exporters.max(1) - max_exporters.max(1).div_ceil(8);
+            let mut by_age: Vec<(u64, SocketAddr)> = self
+                .exporters
+                .iter()
+                .map(|(a, e)| (e.last_seen_us, *a))
+                .collect();
+            let remove = by_age.len() - keep;
+            by_age.select_nth_unstable(remove - 1);
+            for (_, a) in &by_age[..remove] {
+                if let Some(e) = self.exporters.remove(a) {
+                    self.evicted_exporters.add_counters(&e);
+                    self.global.exporters_evicted += 1;
+                }
+            }
+        }
+        self.exporters.entry(addr).or_default()
+    }
+
+    /// Sum over all exporters (and those evicted, see
+    /// [`evicted_exporters`](Self::evicted_exporters)).
     pub fn totals(&self) -> ExporterStats {
         let mut t = ExporterStats::default();
+        t.add_counters(&self.evicted_exporters);
         for e in self.exporters.values() {
             t.packets += e.packets;
             t.bytes += e.bytes;
@@ -371,7 +437,7 @@ impl Stats {
         let t = self.totals();
         let g = &self.global;
         out.push(format!(
-            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} dropped_records {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {} rate_limited {}",
+            "total exporters {} packets {} records {} options {} bytes {} errors {} waiting {} dropped {} written {} write_errors {} dropped_lines {} dropped_records {} receive_errors {} denied {} rotations {} workers {} queue_full {} queue_wait_ms {} sink_wait_ms {} socket_drops {} rxq_drops {} exporters_evicted {} rate_limited {}",
             self.exporters.len(),
             t.packets,
             t.records,
@@ -393,6 +459,7 @@ impl Stats {
             g.sink_wait.sum_millis(),
             g.socket_drops,
             g.rxq_ovfl_drops,
+            g.exporters_evicted,
             g.rate_limited,
         ));
         out

@@ -177,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
     /// Per-exporter rate limit, shared with the UDP sockets.
     pub(crate) buckets: Option<Arc<Mutex<TokenBuckets>>>,
+    /// [`crate::Config::max_exporters`].
+    pub(crate) max_exporters: usize,
 }
 
 impl Shared {
@@ -409,7 +411,7 @@ impl Session {
             match end {
                 End::Framing(kind) => {
                     s.tcp.closed_on_error += 1;
-                    let e = s.exporters.entry(self.peer).or_default();
+                    let e = s.exporter_entry(self.peer, shared.max_exporters);
                     e.bad_packets += 1;
                     *e.errors.entry(kind).or_insert(0) += 1;
                 }

@@ -442,6 +442,8 @@ pub(crate) struct DecodeLoop {
     /// lines itself (outside the sink's lock) into `lines`.
     line_format: Option<Format>,
     lines: Vec<u8>,
+    /// [`Config::max_exporters`].
+    max_exporters: usize,
     /// The decoder's counters when last added to the stats.
     last_cache: CacheStats,
     last_over_exporter_limit: u64,
@@ -463,6 +465,7 @@ impl DecodeLoop {
         DecodeLoop {
             line_format,
             lines: Vec::new(),
+            max_exporters: config.max_exporters,
             last_cache: CacheStats::default(),
             last_over_exporter_limit: 0,
             rx,
@@ -793,7 +796,8 @@ impl DecodeLoop {
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         stats.global.datagrams += 1;
         stats.global.queued = self.queued.load(Ordering::Relaxed);
-        let e = stats.exporters.entry(d.from).or_default();
+        let e = stats.exporter_entry(d.from, self.max_exporters);
+        e.last_seen_us = d.received_us;
         e.packets += 1;
         e.bytes += d.payload.len() as u64;
         let decoded = match result {

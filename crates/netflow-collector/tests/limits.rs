@@ -272,3 +272,61 @@ fn pending_sets_over_the_exporter_limit_are_counted_with_their_reason() {
         .any(|l| l.contains(" dropped 2 expired 0 evicted 2 over_limit 2 ")));
     c.shutdown();
 }
+
+#[test]
+fn exporter_entries_stay_bounded_and_the_totals_keep_every_count() {
+    let mut config = loopback();
+    config.max_exporters = 64;
+    let c = Collector::bind(config).expect("binds");
+    let to = c.local_addr();
+    let packet = vector("PACKET_V5");
+    let records = netflow::parse_packet(&packet, &mut netflow::TemplateCache::new())
+        .unwrap()
+        .record_count() as u64;
+    // 300 exporters (distinct source ports, as spoofed sources or short
+    // sessions would be), one datagram each, in order.
+    // The sockets stay open: no source port is used twice.
+    let mut sockets = Vec::new();
+    for i in 0..300 {
+        let s = exporter_from("127.0.0.2", to);
+        s.send(&packet).unwrap();
+        sockets.push(s);
+        // One at a time, so "least recently seen" is the sending order.
+        wait_stats(&c, "the datagram", |s| s.global.datagrams == i + 1);
+    }
+    let (stats, _) = c.shutdown();
+    let last: Vec<_> = sockets[300 - 8..]
+        .iter()
+        .map(|s| s.local_addr().unwrap())
+        .collect();
+    assert!(stats.exporters.len() <= 64, "{}", stats.exporters.len());
+    assert_eq!(
+        stats.exporters.len() as u64 + stats.global.exporters_evicted,
+        300
+    );
+    // The most recent ones are kept.
+    for a in &last {
+        assert!(stats.exporters.contains_key(a), "{a} was evicted");
+    }
+    // Nothing is lost from the totals.
+    let t = stats.totals();
+    assert_eq!((t.packets, t.records), (300, 300 * records));
+    assert_eq!(
+        stats.evicted_exporters.packets,
+        stats.global.exporters_evicted
+    );
+    let total = stats.summary_lines().last().unwrap().clone();
+    assert!(total.contains(" packets 300 "), "{total}");
+    assert!(
+        total.contains(&format!(
+            " exporters_evicted {} ",
+            stats.global.exporters_evicted
+        )),
+        "{total}"
+    );
+    let text = netflow_collector::render_metrics(&stats);
+    assert!(text.contains(&format!(
+        "\nnetflow_exporters_evicted_total {}\n",
+        stats.global.exporters_evicted
+    )));
+}
