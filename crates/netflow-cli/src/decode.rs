@@ -295,10 +295,10 @@ impl Stats {
                 self.tracker.limits().max_streams
             ));
         }
-        if self.sampling.rejected() > 0 {
+        if self.sampling.evicted() > 0 {
             lines.push(format!(
-                "({} samplers not stored: too many)",
-                self.sampling.rejected()
+                "({} samplers forgotten to stay within the sampler limit)",
+                self.sampling.evicted()
             ));
         }
         lines

@@ -326,12 +326,17 @@ pub fn scaled_counters(record: &Record<'_>, rate: SamplingRate) -> (Option<u64>,
     )
 }
 
-/// Sampling rates learned per sampler. Bounded: a sampler beyond
-/// `max_samplers` is not stored and is counted in [`SamplingTable::rejected`].
+/// Sampling rates learned per sampler. Bounded: storing a sampler beyond
+/// `max_samplers` first forgets the least recently learned eighth of them
+/// (one sort per eighth, so a flood of new exporters costs O(log n) each),
+/// counted in [`SamplingTable::evicted`].
 #[derive(Debug, Clone)]
 pub struct SamplingTable {
-    rates: BTreeMap<SamplerKey, SamplingRate>,
+    /// Each rate with the tick of its last learning.
+    rates: BTreeMap<SamplerKey, (SamplingRate, u64)>,
     max_samplers: usize,
+    tick: u64,
+    evicted: u64,
     rejected: u64,
 }
 
@@ -346,6 +351,8 @@ impl SamplingTable {
         SamplingTable {
             rates: BTreeMap::new(),
             max_samplers,
+            tick: 0,
+            evicted: 0,
             rejected: 0,
         }
     }
@@ -389,17 +396,30 @@ impl SamplingTable {
         n
     }
 
-    /// Store a rate; false if it was refused by the limit.
+    /// Store a rate; false only if the limit is 0. At the limit, the least
+    /// recently learned samplers make room.
     pub fn learn(&mut self, key: SamplerKey, rate: SamplingRate) -> bool {
+        self.tick += 1;
         if let Some(r) = self.rates.get_mut(&key) {
-            *r = rate;
+            *r = (rate, self.tick);
             return true;
         }
-        if self.rates.len() >= self.max_samplers {
+        if self.max_samplers == 0 {
             self.rejected += 1;
             return false;
         }
-        self.rates.insert(key, rate);
+        if self.rates.len() >= self.max_samplers {
+            let keep = self.max_samplers - self.max_samplers.div_ceil(8);
+            let mut by_age: Vec<(u64, SamplerKey)> =
+                self.rates.iter().map(|(k, (_, t))| (*t, *k)).collect();
+            let remove = by_age.len() - keep;
+            by_age.select_nth_unstable(remove - 1);
+            for (_, k) in &by_age[..remove] {
+                self.rates.remove(k);
+            }
+            self.evicted += remove as u64;
+        }
+        self.rates.insert(key, (rate, self.tick));
         true
     }
 
@@ -419,14 +439,14 @@ impl SamplingTable {
         };
         let named = record_sampler_id(record);
         if let Some(id) = named {
-            if let Some(r) = self.rates.get(&SamplerKey {
+            if let Some((r, _)) = self.rates.get(&SamplerKey {
                 stream,
                 sampler: Some(id),
             }) {
                 return Some(*r);
             }
         }
-        if let Some(r) = self.rates.get(&SamplerKey {
+        if let Some((r, _)) = self.rates.get(&SamplerKey {
             stream,
             sampler: None,
         }) {
@@ -453,12 +473,12 @@ impl SamplingTable {
 
     /// The rate of one sampler.
     pub fn get(&self, key: &SamplerKey) -> Option<&SamplingRate> {
-        self.rates.get(key)
+        self.rates.get(key).map(|(r, _)| r)
     }
 
     /// All samplers, ordered by key.
     pub fn samplers(&self) -> impl Iterator<Item = (&SamplerKey, &SamplingRate)> {
-        self.rates.iter()
+        self.rates.iter().map(|(k, (r, _))| (k, r))
     }
 
     /// The samplers of one stream: the default one (None) first, then by id.
@@ -466,15 +486,17 @@ impl SamplingTable {
         &self,
         stream: StreamKey,
     ) -> impl Iterator<Item = (&SamplerKey, &SamplingRate)> {
-        self.rates.range(
-            SamplerKey {
-                stream,
-                sampler: None,
-            }..=SamplerKey {
-                stream,
-                sampler: Some(u64::MAX),
-            },
-        )
+        self.rates
+            .range(
+                SamplerKey {
+                    stream,
+                    sampler: None,
+                }..=SamplerKey {
+                    stream,
+                    sampler: Some(u64::MAX),
+                },
+            )
+            .map(|(k, (r, _))| (k, r))
     }
 
     pub fn len(&self) -> usize {
@@ -485,8 +507,13 @@ impl SamplingTable {
         self.rates.is_empty()
     }
 
-    /// Samplers not stored because of the limit.
+    /// Samplers not stored: the limit is 0.
     pub fn rejected(&self) -> u64 {
         self.rejected
+    }
+
+    /// Samplers forgotten (least recently learned first) to make room.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 }

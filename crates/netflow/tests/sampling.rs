@@ -364,8 +364,24 @@ fn rates_scale_and_limits() {
     };
     assert!(table.learn(key(1), r));
     assert!(table.learn(key(1), r)); // an update needs no room
-    assert!(!table.learn(key(2), r));
-    assert_eq!((table.len(), table.rejected()), (1, 1));
+    assert!(table.learn(key(2), r)); // the least recently learned makes room
+    assert_eq!((table.len(), table.evicted(), table.rejected()), (1, 1, 0));
+    assert_eq!(table.get(&key(1)), None);
+    assert_eq!(table.get(&key(2)), Some(&r));
+    assert!(!SamplingTable::new(0).learn(key(1), r));
+
+    // At 16, a 17th sampler evicts the 2 least recently learned (an
+    // eighth); one learned again recently stays.
+    let mut table = SamplingTable::new(16);
+    for d in 0..16 {
+        table.learn(key(d), r);
+    }
+    table.learn(key(0), r); // 0 is now the most recent
+    table.learn(key(100), r);
+    assert_eq!((table.len(), table.evicted()), (15, 2));
+    assert!(table.get(&key(0)).is_some());
+    assert!(table.get(&key(1)).is_none() && table.get(&key(2)).is_none());
+    assert!(table.get(&key(3)).is_some() && table.get(&key(100)).is_some());
 }
 
 #[test]
