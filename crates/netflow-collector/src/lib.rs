@@ -115,6 +115,7 @@
 mod cidr;
 mod drops;
 mod gzip;
+mod memory;
 mod metrics;
 mod rate;
 mod recv;

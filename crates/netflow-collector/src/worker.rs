@@ -374,6 +374,7 @@ impl SinkLoop {
     pub(crate) fn run(self) {
         let mut log = RateLimit::new(Duration::from_secs(10), 3);
         let mut last_flush = Instant::now();
+        let mut last_trim = Instant::now();
         let tick = self.flush_interval.min(Duration::from_millis(200));
         loop {
             let wait = self
@@ -387,6 +388,12 @@ impl SinkLoop {
             if last_flush.elapsed() >= self.flush_interval {
                 self.flush(&mut log);
                 last_flush = Instant::now();
+            }
+            if last_trim.elapsed() >= crate::memory::TRIM_INTERVAL
+                && self.queued.load(Ordering::Relaxed) == 0
+            {
+                crate::memory::release_free_memory();
+                last_trim = Instant::now();
             }
         }
         self.flush(&mut log);
