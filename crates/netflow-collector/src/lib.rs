@@ -113,6 +113,7 @@
 //! ```
 
 mod cidr;
+mod columns;
 mod drops;
 mod gzip;
 mod metrics;
@@ -137,6 +138,7 @@ use netflow::PendingLimits;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 pub use cidr::Cidr;
+pub use columns::ColumnSink;
 pub use metrics::render as render_metrics;
 pub use sink::{
     patterned_path, rotated_path, ChannelSink, ExportItem, FileSink, NamePattern, Rotation, Sink,

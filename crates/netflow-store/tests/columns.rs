@@ -165,6 +165,36 @@ fn core_columns_and_extra() {
     );
 }
 
+/// Batches appended one to another hold the same rows.
+#[test]
+fn appended_batches_keep_every_row() {
+    for cap in captures() {
+        let (_, batches) = decode_capture(&cap);
+        let mut all = Batch::new();
+        let mut want = Vec::new();
+        for b in &batches {
+            all.append(b);
+            for r in 0..b.rows() {
+                let nulls: Vec<bool> = Column::ALL.iter().map(|c| b.u64(*c, r).is_none()).collect();
+                want.push((b.record_fields(r), b.flags(r), nulls));
+            }
+        }
+        assert_eq!(all.rows(), want.len());
+        for (r, w) in want.iter().enumerate() {
+            let nulls: Vec<bool> = Column::ALL
+                .iter()
+                .map(|c| all.u64(*c, r).is_none())
+                .collect();
+            assert_eq!(
+                (all.record_fields(r), all.flags(r), nulls),
+                *w,
+                "{} row {r}",
+                cap.display()
+            );
+        }
+    }
+}
+
 /// Three blocks (of a real capture) and a footer.
 fn three_block_file(path: &Path) -> (Vec<u8>, Vec<u64>) {
     let cap = captures()

@@ -484,6 +484,11 @@ impl ColumnFile {
         self.blocks.iter().map(|b| &b.0)
     }
 
+    /// Block `index`'s summary.
+    pub fn block(&self, index: usize) -> Option<&BlockInfo> {
+        self.blocks.get(index).map(|b| &b.0)
+    }
+
     pub fn block_count(&self) -> usize {
         self.blocks.len()
     }

@@ -340,7 +340,13 @@ impl Batch {
                     .extend(theirs.offsets.iter().skip(1).map(|o| o + base));
             }
             mine.values.extend_from_slice(&theirs.values);
-            append_bits(&mut mine.valid, rows, &theirs.valid, other.rows);
+            append_bits(
+                &mut mine.valid,
+                rows,
+                &theirs.valid,
+                other.rows,
+                theirs.nulls,
+            );
             mine.nulls += theirs.nulls;
         }
         self.rows += other.rows;
@@ -437,16 +443,36 @@ pub(crate) fn set_bit(bits: &mut Vec<u8>, i: usize, on: bool) {
     }
 }
 
-/// Append `n` bits of `src` after the first `at` bits of `dst`.
-fn append_bits(dst: &mut Vec<u8>, at: usize, src: &[u8], n: usize) {
-    if at % 8 == 0 {
-        dst.truncate(at / 8);
+/// Append `n` bits of `src` (`nulls` of them clear) after the first `at`
+/// bits of `dst` (bits after `at` are clear).
+fn append_bits(dst: &mut Vec<u8>, at: usize, src: &[u8], n: usize, nulls: usize) {
+    dst.truncate(at.div_ceil(8));
+    if at % 8 == 0 && nulls < n {
         dst.extend_from_slice(&src[..n.div_ceil(8).min(src.len())]);
-        dst.resize((at + n).div_ceil(8), 0);
-        return;
-    }
-    for i in 0..n {
-        set_bit(dst, at + i, bit(src, i));
+    } else if nulls == 0 {
+        // All set: the rest of the partial byte, whole bytes, the last bits.
+        let end = at + n;
+        let mut i = at;
+        while i < end && i % 8 != 0 {
+            set_bit(dst, i, true);
+            i += 1;
+        }
+        if i % 8 == 0 {
+            dst.resize(i / 8, 0);
+            let whole = (end - i) / 8;
+            dst.extend(std::iter::repeat_n(0xffu8, whole));
+            i += whole * 8;
+        }
+        while i < end {
+            set_bit(dst, i, true);
+            i += 1;
+        }
+    } else if nulls < n {
+        for i in 0..n {
+            if bit(src, i) {
+                set_bit(dst, at + i, true);
+            }
+        }
     }
     dst.resize((at + n).div_ceil(8), 0);
 }
