@@ -289,6 +289,31 @@ impl TopN {
         }
     }
 
+    /// What rows are keyed by.
+    pub fn by(&self) -> TopBy {
+        self.by
+    }
+
+    /// Which flows count.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// Add the totals of `other` (same key and filter, other flows: e.g.
+    /// another thread's share of the blocks).
+    pub fn merge(&mut self, other: TopN) {
+        self.seen += other.seen;
+        self.total.flows += other.total.flows;
+        self.total.packets = self.total.packets.saturating_add(other.total.packets);
+        self.total.bytes = self.total.bytes.saturating_add(other.total.bytes);
+        for (k, t) in other.map {
+            let e = self.map.entry(k).or_default();
+            e.flows += t.flows;
+            e.packets = e.packets.saturating_add(t.packets);
+            e.bytes = e.bytes.saturating_add(t.bytes);
+        }
+    }
+
     /// Number of distinct keys.
     pub fn keys(&self) -> usize {
         self.map.len()
