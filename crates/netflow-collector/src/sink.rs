@@ -141,8 +141,9 @@ impl Rotation {
 }
 
 /// The name of a rotated file: `dir/flows.gz` gives `dir/flows.<secs>.gz`
-/// (`dir/flows` gives `dir/flows.<secs>`), and `n > 0` adds `-n` after the
-/// seconds (several files in the same second).
+/// (`dir/flows.nfcol`, a columns file, `dir/flows.<secs>.nfcol`; `dir/flows`
+/// gives `dir/flows.<secs>`), and `n > 0` adds `-n` after the seconds
+/// (several files in the same second).
 pub fn rotated_path(base: &Path, secs: u64, n: u32) -> PathBuf {
     let name = base
         .file_name()
@@ -153,9 +154,10 @@ pub fn rotated_path(base: &Path, secs: u64, n: u32) -> PathBuf {
     } else {
         secs.to_string()
     };
-    let file = match name.strip_suffix(".gz") {
-        Some(stem) => format!("{stem}.{suffix}.gz"),
-        None => format!("{name}.{suffix}"),
+    let file = match (name.strip_suffix(".gz"), name.strip_suffix(".nfcol")) {
+        (Some(stem), _) => format!("{stem}.{suffix}.gz"),
+        (None, Some(stem)) => format!("{stem}.{suffix}.nfcol"),
+        (None, None) => format!("{name}.{suffix}"),
     };
     base.with_file_name(file)
 }
