@@ -16,8 +16,14 @@ collector's file vs `nfdump -r` on nfcapd's file (issue 4 / issue 5).
 Prints flows/s of each and the ratio (ours / nfdump; the issue's target is
 >= 3).
 
+With --format columns the collector writes its binary columns file
+(`.nfcol`); its stored flow count is then taken from `netflow analyzer top
+--by exporter --output json` (and must still equal the generator's count and
+nfcapd's).
+
   cargo build --release -p netflow-cli && python3 bench/analyzer.py
   python3 bench/analyzer.py --packets 40000 --format flows
+  python3 bench/analyzer.py --format columns
 """
 import argparse
 import glob
@@ -77,7 +83,11 @@ def generate(args, port):
     return int(m.group(2)), int(m.group(3))
 
 
-def collector_records(path, fmt):
+def collector_records(path, fmt, netflow=None):
+    if fmt == "columns":
+        out = subprocess.run([netflow, "analyzer", "top", "--by", "exporter", "--output", "json",
+                              "-f", path], capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["total"]["flows"]
     n = 0
     with gzip.open(path, "rt") as f:
         for line in f:
@@ -111,7 +121,7 @@ def main():
     p.add_argument("--version", type=int, default=9, choices=(5, 9, 10))
     p.add_argument("--packets", type=int, default=20000, help="export datagrams sent (default 20000)")
     p.add_argument("--rate", type=int, default=4000, help="datagrams/s, low enough for zero loss")
-    p.add_argument("--format", default="original", choices=("original", "flows"))
+    p.add_argument("--format", default="original", choices=("original", "flows", "columns"))
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args()
     for tool in (args.netflow, args.nfcapd, args.nfdump):
@@ -140,13 +150,13 @@ def main():
         nc_dir = os.path.join(work, "collector")
         os.mkdir(nc_dir)
         port = free_port()
-        gz = os.path.join(nc_dir, "flows.gz")
+        gz = os.path.join(nc_dir, "flows.nfcol" if args.format == "columns" else "flows.gz")
         proc = start([args.netflow, "collector", "--listen", f"127.0.0.1:{port}", "-o", gz,
                       "--format", args.format, "--receive-buffer", "32M"], port, nc_dir)
         sent2, _ = generate(args, port)
         time.sleep(1)
         stop(proc)
-        ours = collector_records(gz, args.format)
+        ours = collector_records(gz, args.format, args.netflow)
 
         # IPFIX options records are in the original layout's flows (as the
         # Python original stores them); nfcapd keeps only flows.
@@ -178,7 +188,8 @@ def main():
 
         size_gz = os.path.getsize(gz)
         size_nf = os.path.getsize(nf_files[0])
-        print(f"files: collector {args.format} gzip {size_gz:,} bytes, nfcapd {size_nf:,} bytes")
+        kind = "" if args.format == "columns" else " gzip"
+        print(f"files: collector {args.format}{kind} {size_gz:,} bytes, nfcapd {size_nf:,} bytes")
         print()
         print("| tool | command | flows | best of %d | flows/s |" % args.repeat)
         print("|---|---|---|---|---|")
