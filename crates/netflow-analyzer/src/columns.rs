@@ -14,7 +14,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub use netflow_store::columns::ColumnFile;
-use netflow_store::columns::{flags, time_unit, Batch, Column};
+use netflow_store::columns::{flags, time_unit, Batch, BlockScratch, Column};
 
 use crate::flow::{Entry, Flow, HeaderInfo, TimeBase};
 use crate::top::{Filter, TopBy, TopN};
@@ -291,6 +291,8 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
                     let mut rows = 0u64;
                     let mut skipped = 0usize;
                     let mut problems = Vec::new();
+                    let mut b = Batch::empty();
+                    let mut scratch = BlockScratch::default();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&(fi, bi)) = work.get(i) else { break };
@@ -306,8 +308,8 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
                         } else {
                             columns
                         };
-                        match file.read_block(bi, cols) {
-                            Ok(b) => {
+                        match file.read_block_into(bi, cols, &mut b, &mut scratch) {
+                            Ok(()) => {
                                 rows += b.rows() as u64;
                                 for r in 0..b.rows() {
                                     if let Some(f) = flow_from_row(&b, r) {

@@ -516,31 +516,61 @@ impl ColumnFile {
     /// Read block `index` with the `columns` asked for (others are absent in
     /// the result; a column the block does not have reads as all nulls).
     pub fn read_block(&self, index: usize, columns: &[Column]) -> Result<Batch, ColumnError> {
+        let mut batch = Batch::empty();
+        self.read_block_into(index, columns, &mut batch, &mut BlockScratch::default())?;
+        Ok(batch)
+    }
+
+    /// Like [`read_block`](Self::read_block), into `batch` and with
+    /// `scratch`, reusing their memory (a scan of many blocks then
+    /// allocates, and page-faults, only for the first ones).
+    pub fn read_block_into(
+        &self,
+        index: usize,
+        columns: &[Column],
+        batch: &mut Batch,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
         let (info, dir) = self.blocks.get(index).ok_or_else(|| ColumnError {
             path: self.path.clone(),
             offset: 0,
             message: format!("no block {index}"),
         })?;
         let rows = info.rows as usize;
-        let mut batch = Batch {
-            rows,
-            cols: vec![None; COLUMNS],
-            min_time_ms: info.min_time_ms,
-            max_time_ms: info.max_time_ms,
-        };
+        batch.rows = 0;
+        batch.min_time_ms = info.min_time_ms;
+        batch.max_time_ms = info.max_time_ms;
+        batch.cols.resize(COLUMNS, None);
+        // Columns not asked for are absent (their memory kept for later).
+        for (i, col) in batch.cols.iter_mut().enumerate() {
+            if !columns.iter().any(|c| *c as usize == i) {
+                if let Some(c) = col.take() {
+                    scratch.spare.push(c);
+                }
+            }
+        }
         let err = |at: u64, message: String| ColumnError {
             path: self.path.clone(),
             offset: at,
             message,
         };
         for &c in columns {
+            let mut col = batch.cols[c as usize]
+                .take()
+                .or_else(|| scratch.spare.pop())
+                .unwrap_or_default();
+            col.values.clear();
+            col.valid.clear();
+            col.offsets.clear();
+            col.nulls = 0;
             let Some(d) = dir.iter().find(|d| d.id == c as u16) else {
-                batch.cols[c as usize] = Some(ColumnData::default());
+                batch.cols[c as usize] = Some(col);
                 continue;
             };
-            let stored = read_upto(&self.file, d.at, d.stored_len as usize)
+            let stored = &mut scratch.stored;
+            read_exact_into(&self.file, d.at, d.stored_len as usize, stored)
                 .map_err(|e| err(d.at, format!("column {}: {e}", c.name())))?;
-            if stored.len() != d.stored_len as usize || crc32fast::hash(&stored) != d.crc {
+            if crc32fast::hash(stored) != d.crc {
                 return Err(err(
                     d.at,
                     format!(
@@ -570,11 +600,16 @@ impl ColumnFile {
                     ),
                 ));
             }
-            let mut raw = match d.codec {
-                CODEC_RAW => stored,
+            let raw: &[u8] = match d.codec {
+                CODEC_RAW if stored.len() == raw_len => stored,
+                CODEC_RAW => {
+                    return Err(err(d.at, format!("column {}: length mismatch", c.name())))
+                }
                 CODEC_LZ4 => {
-                    let mut out = vec![0u8; raw_len];
-                    match lz4_flex::block::decompress_into(&stored, &mut out) {
+                    let out = &mut scratch.raw;
+                    out.clear();
+                    out.resize(raw_len, 0);
+                    match lz4_flex::block::decompress_into(stored, out) {
                         Ok(n) if n == raw_len => out,
                         Ok(n) => {
                             return Err(err(
@@ -595,38 +630,52 @@ impl ColumnFile {
                     ))
                 }
             };
-            if raw.len() != raw_len {
-                return Err(err(d.at, format!("column {}: length mismatch", c.name())));
-            }
-            let mut col = ColumnData::default();
             if bitmap_len > 0 {
-                col.valid = raw[..bitmap_len].to_vec();
+                col.valid.extend_from_slice(&raw[..bitmap_len]);
                 col.nulls = (0..rows).filter(|i| !super::bit(&col.valid, *i)).count();
-                raw.drain(..bitmap_len);
             } else {
-                col.valid = vec![0xff; rows.div_ceil(8)];
+                col.valid.resize(rows.div_ceil(8), 0xff);
             }
+            let raw = &raw[bitmap_len..];
             if c.width() == 0 {
-                let offs: Vec<u32> = raw[..(rows + 1) * 4]
-                    .chunks_exact(4)
-                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")))
-                    .collect();
-                let values = raw[(rows + 1) * 4..].to_vec();
-                let monotonic = offs.first() == Some(&0)
-                    && offs.windows(2).all(|w| w[0] <= w[1])
-                    && offs.last().is_some_and(|l| *l as usize == values.len());
+                let (offs, values) = raw.split_at((rows + 1) * 4);
+                col.offsets.extend(
+                    offs.chunks_exact(4)
+                        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+                );
+                let monotonic = col.offsets.first() == Some(&0)
+                    && col.offsets.windows(2).all(|w| w[0] <= w[1])
+                    && col
+                        .offsets
+                        .last()
+                        .is_some_and(|l| *l as usize == values.len());
                 if !monotonic {
                     return Err(err(d.at, format!("column {}: bad offsets", c.name())));
                 }
-                col.offsets = offs;
-                col.values = values;
+                col.values.extend_from_slice(values);
             } else {
-                col.values = raw;
+                col.values.extend_from_slice(raw);
             }
             batch.cols[c as usize] = Some(col);
         }
-        Ok(batch)
+        batch.rows = rows;
+        Ok(())
     }
+}
+
+/// Buffers [`ColumnFile::read_block_into`] reuses between blocks.
+#[derive(Debug, Default)]
+pub struct BlockScratch {
+    stored: Vec<u8>,
+    raw: Vec<u8>,
+    spare: Vec<ColumnData>,
+}
+
+/// Read exactly `len` bytes at `at` into `buf` (an error at the end of the file).
+fn read_exact_into(file: &File, at: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.resize(len, 0);
+    file.read_exact_at(buf, at)
 }
 
 /// Open `path` for appending blocks: a new file gets the header; an

@@ -73,8 +73,8 @@ mod file;
 
 pub use build::BatchBuilder;
 pub use file::{
-    encode_block, file_header, footer, is_columns_file, open_for_append, BlockInfo, ColumnError,
-    ColumnFile, ColumnWriter, EncodedBlock, ReadBlock, ScanReport, FILE_MAGIC,
+    encode_block, file_header, footer, is_columns_file, open_for_append, BlockInfo, BlockScratch,
+    ColumnError, ColumnFile, ColumnWriter, EncodedBlock, ReadBlock, ScanReport, FILE_MAGIC,
 };
 
 /// Bits of the [`Column::Flags`] column.
@@ -270,6 +270,16 @@ impl Batch {
         Batch {
             rows: 0,
             cols,
+            min_time_ms: i64::MAX,
+            max_time_ms: i64::MIN,
+        }
+    }
+
+    /// No rows and no columns (what a reader fills).
+    pub fn empty() -> Batch {
+        Batch {
+            rows: 0,
+            cols: vec![None; COLUMNS],
             min_time_ms: i64::MAX,
             max_time_ms: i64::MIN,
         }
