@@ -65,11 +65,11 @@ pub fn flow_from_row(b: &Batch, row: usize) -> Option<Flow> {
     if fl & flags::OPTIONS != 0 {
         return None;
     }
-    let src = b.addr(Column::SrcAddr, row, fl & flags::SRC_V6 != 0);
-    let dst = b.addr(Column::DstAddr, row, fl & flags::DST_V6 != 0);
-    if src.is_none() && dst.is_none() {
+    if !b.present(Column::SrcAddr, row) && !b.present(Column::DstAddr, row) {
         return None;
     }
+    let src = b.addr(Column::SrcAddr, row, fl & flags::SRC_V6 != 0);
+    let dst = b.addr(Column::DstAddr, row, fl & flags::DST_V6 != 0);
     let bytes = b.u64(Column::Bytes, row);
     let packets = b.u64(Column::Packets, row);
     let time_base = b.u64(Column::TimeUnit, row).and_then(|u| match u as u8 {
@@ -212,27 +212,31 @@ impl ColumnEntries {
     }
 }
 
-/// The columns `top` needs for `by` and `filter`.
-pub fn top_columns(by: TopBy, filter: &Filter) -> Vec<Column> {
-    // Flags (options, address families), both addresses (a row without
-    // either is not a flow) and the counters (every row's totals).
+/// The columns `top` needs for `by` and `filter`: (values, presence only).
+pub fn top_columns(by: TopBy, filter: &Filter) -> (Vec<Column>, Vec<Column>) {
+    // Flags (options, address families) and the counters (every row's
+    // totals); whether a row has a source or destination address decides
+    // whether it is a flow, so both are read at least for their presence.
     let mut c = vec![
         Column::Flags,
-        Column::SrcAddr,
-        Column::DstAddr,
         Column::Bytes,
         Column::Packets,
         Column::ReverseBytes,
         Column::ReversePackets,
     ];
     match by {
+        TopBy::Src => c.push(Column::SrcAddr),
+        TopBy::Dst => c.push(Column::DstAddr),
+        TopBy::Pair => c.extend([Column::SrcAddr, Column::DstAddr]),
         TopBy::Port => c.extend([Column::SrcPort, Column::DstPort]),
         TopBy::Proto => c.push(Column::Protocol),
         TopBy::Exporter => c.extend([Column::ExporterAddr, Column::ExporterPort]),
-        TopBy::Src | TopBy::Dst | TopBy::Pair => {}
     }
     if filter.since_ms.is_some() || filter.until_ms.is_some() {
         c.extend([Column::StartMs, Column::Received]);
+    }
+    if filter.host.is_some() {
+        c.extend([Column::SrcAddr, Column::DstAddr]);
     }
     if filter.port.is_some() {
         c.extend([Column::SrcPort, Column::DstPort]);
@@ -242,7 +246,11 @@ pub fn top_columns(by: TopBy, filter: &Filter) -> Vec<Column> {
     }
     c.sort();
     c.dedup();
-    c
+    let presence = [Column::SrcAddr, Column::DstAddr]
+        .into_iter()
+        .filter(|a| !c.contains(a))
+        .collect();
+    (c, presence)
 }
 
 /// What [`top_files`] read.
@@ -270,7 +278,7 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
             .extend(f.problems().iter().map(|p| p.to_string()));
     }
     let filter = top.filter().clone();
-    let columns = top_columns(top.by(), &filter);
+    let (columns, presence) = top_columns(top.by(), &filter);
     // Blocks whose time range is outside the window hold no matching flow,
     // but their flows are still seen (TopN::seen counts every flow).
     let work: Vec<(usize, usize)> = files
@@ -284,7 +292,8 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
     let results: Vec<(TopN, u64, usize, Vec<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (work, next, columns, filter) = (&work, &next, &columns, &filter);
+                let (work, next, columns, presence, filter) =
+                    (&work, &next, &columns, &presence, &filter);
                 let by = top.by();
                 s.spawn(move || {
                     let mut mine = TopN::new(by, filter.clone());
@@ -302,13 +311,14 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
                             filter.since_ms.is_some_and(|s| b.max_time_ms < s)
                                 || filter.until_ms.is_some_and(|u| b.min_time_ms >= u)
                         });
-                        let cols: &[Column] = if outside {
+                        const ROWS_ONLY: &[Column] = &[Column::SrcAddr, Column::DstAddr];
+                        let (cols, pres): (&[Column], &[Column]) = if outside {
                             skipped += 1;
-                            &[Column::Flags, Column::SrcAddr, Column::DstAddr]
+                            (&[Column::Flags], ROWS_ONLY)
                         } else {
-                            columns
+                            (columns, presence)
                         };
-                        match file.read_block_into(bi, cols, &mut b, &mut scratch) {
+                        match file.read_block_with(bi, cols, pres, &mut b, &mut scratch) {
                             Ok(()) => {
                                 rows += b.rows() as u64;
                                 for r in 0..b.rows() {

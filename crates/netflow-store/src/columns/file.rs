@@ -100,6 +100,10 @@ pub fn encode_block(batch: &Batch) -> EncodedBlock {
         let Some(col) = batch.column(*c) else {
             continue;
         };
+        if rows > 0 && col.nulls >= rows {
+            // No row has a value: not stored (an absent column reads as all nulls).
+            continue;
+        }
         raw.clear();
         let bitmap = col.nulls > 0;
         if bitmap {
@@ -531,6 +535,21 @@ impl ColumnFile {
         batch: &mut Batch,
         scratch: &mut BlockScratch,
     ) -> Result<(), ColumnError> {
+        self.read_block_with(index, columns, &[], batch, scratch)
+    }
+
+    /// Like [`read_block_into`](Self::read_block_into), and for the
+    /// `presence` columns only which rows have a value
+    /// ([`Batch::present`]; their values read as `None`): a column with a
+    /// value in every row is then not even decompressed.
+    pub fn read_block_with(
+        &self,
+        index: usize,
+        values: &[Column],
+        presence: &[Column],
+        batch: &mut Batch,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
         let (info, dir) = self.blocks.get(index).ok_or_else(|| ColumnError {
             path: self.path.clone(),
             offset: 0,
@@ -543,7 +562,7 @@ impl ColumnFile {
         batch.cols.resize(COLUMNS, None);
         // Columns not asked for are absent (their memory kept for later).
         for (i, col) in batch.cols.iter_mut().enumerate() {
-            if !columns.iter().any(|c| *c as usize == i) {
+            if !values.iter().chain(presence).any(|c| *c as usize == i) {
                 if let Some(c) = col.take() {
                     scratch.spare.push(c);
                 }
@@ -554,7 +573,13 @@ impl ColumnFile {
             offset: at,
             message,
         };
-        for &c in columns {
+        let wanted = values.iter().map(|c| (*c, false)).chain(
+            presence
+                .iter()
+                .filter(|p| !values.contains(p))
+                .map(|c| (*c, true)),
+        );
+        for (c, presence_only) in wanted {
             let mut col = batch.cols[c as usize]
                 .take()
                 .or_else(|| scratch.spare.pop())
@@ -567,6 +592,11 @@ impl ColumnFile {
                 batch.cols[c as usize] = Some(col);
                 continue;
             };
+            if presence_only && d.flags & HAS_BITMAP == 0 {
+                col.valid.resize(rows.div_ceil(8), 0xff);
+                batch.cols[c as usize] = Some(col);
+                continue;
+            }
             let stored = &mut scratch.stored;
             read_exact_into(&self.file, d.at, d.stored_len as usize, stored)
                 .map_err(|e| err(d.at, format!("column {}: {e}", c.name())))?;
@@ -637,7 +667,9 @@ impl ColumnFile {
                 col.valid.resize(rows.div_ceil(8), 0xff);
             }
             let raw = &raw[bitmap_len..];
-            if c.width() == 0 {
+            if presence_only {
+                // Only the bitmap was wanted.
+            } else if c.width() == 0 {
                 let (offs, values) = raw.split_at((rows + 1) * 4);
                 col.offsets.extend(
                     offs.chunks_exact(4)

@@ -375,6 +375,13 @@ impl Batch {
         d.values.get(row * w..row * w + w)
     }
 
+    /// Whether the row has a value in column `c` (also for a column read
+    /// for its presence only, whose values read as `None`).
+    #[inline]
+    pub fn present(&self, c: Column, row: usize) -> bool {
+        self.column(c).is_some_and(|d| bit(&d.valid, row))
+    }
+
     /// An unsigned column's value (u8/u16/u32/u64 columns), `None` when null or absent.
     #[inline]
     pub fn u64(&self, c: Column, row: usize) -> Option<u64> {
