@@ -226,7 +226,7 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<String>,
 
-    /// Output file (gzip JSON lines, appended to) [default: <unix-seconds>.gz]
+    /// Output file, appended to (gzip JSON lines; --format columns: a columns file) [default: <unix-seconds>.gz, .nfcol]
     #[arg(short = 'o', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
