@@ -16,8 +16,14 @@ collector's file vs `nfdump -r` on nfcapd's file (issue 4 / issue 5).
 Prints flows/s of each and the ratio (ours / nfdump; the issue's target is
 >= 3).
 
+With --format columns the collector writes its binary columns file
+(`.nfcol`); its stored flow count is then taken from `netflow analyzer top
+--by exporter --output json` (and must still equal the generator's count and
+nfcapd's).
+
   cargo build --release -p netflow-cli && python3 bench/analyzer.py
   python3 bench/analyzer.py --packets 40000 --format flows
+  python3 bench/analyzer.py --format columns
 """
 import argparse
 import glob
@@ -77,7 +83,11 @@ def generate(args, port):
     return int(m.group(2)), int(m.group(3))
 
 
-def collector_records(path, fmt):
+def collector_records(path, fmt, netflow=None):
+    if fmt == "columns":
+        out = subprocess.run([netflow, "analyzer", "top", "--by", "exporter", "--output", "json",
+                              "-f", path], capture_output=True, text=True, check=True).stdout
+        return json.loads(out)["total"]["flows"]
     n = 0
     with gzip.open(path, "rt") as f:
         for line in f:
@@ -111,8 +121,12 @@ def main():
     p.add_argument("--version", type=int, default=9, choices=(5, 9, 10))
     p.add_argument("--packets", type=int, default=20000, help="export datagrams sent (default 20000)")
     p.add_argument("--rate", type=int, default=4000, help="datagrams/s, low enough for zero loss")
-    p.add_argument("--format", default="original", choices=("original", "flows"))
+    p.add_argument("--format", default="original", choices=("original", "flows", "columns"))
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, help="netflow analyzer top --threads (default: its own)")
+    p.add_argument("--by", default="src", choices=("src", "proto"),
+                   help="the query: top sources (nfdump -s srcip/bytes, the issue's) or protocols "
+                        "(nfdump -s proto/bytes: few keys, so mostly reading)")
     args = p.parse_args()
     for tool in (args.netflow, args.nfcapd, args.nfdump):
         if not os.access(tool, os.X_OK):
@@ -140,13 +154,13 @@ def main():
         nc_dir = os.path.join(work, "collector")
         os.mkdir(nc_dir)
         port = free_port()
-        gz = os.path.join(nc_dir, "flows.gz")
+        gz = os.path.join(nc_dir, "flows.nfcol" if args.format == "columns" else "flows.gz")
         proc = start([args.netflow, "collector", "--listen", f"127.0.0.1:{port}", "-o", gz,
                       "--format", args.format, "--receive-buffer", "32M"], port, nc_dir)
         sent2, _ = generate(args, port)
         time.sleep(1)
         stop(proc)
-        ours = collector_records(gz, args.format)
+        ours = collector_records(gz, args.format, args.netflow)
 
         # IPFIX options records are in the original layout's flows (as the
         # Python original stores them); nfcapd keeps only flows.
@@ -156,9 +170,12 @@ def main():
         if not (sent == sent2 == ours_flows == nf_flows):
             sys.exit("the two receivers did not store the same flows: lower --rate and retry")
 
-        ours_cmd = [args.netflow, "analyzer", "top", "--by", "src", "--metric", "bytes", "-n", "10",
+        ours_cmd = [args.netflow, "analyzer", "top", "--by", args.by, "--metric", "bytes", "-n", "10",
                     "--output", "csv", "-f", gz]
-        nf_cmd = [args.nfdump, "-r", nf_files[0], "-s", "srcip/bytes", "-n", "10", "-q", "-o", "csv"]
+        if args.threads:
+            ours_cmd += ["--threads", str(args.threads)]
+        nf_stat = "srcip/bytes" if args.by == "src" else "proto/bytes"
+        nf_cmd = [args.nfdump, "-r", nf_files[0], "-s", nf_stat, "-n", "10", "-q", "-o", "csv"]
         t_ours = t_nf = None
         out_ours = out_nf = ""
         for _ in range(args.repeat):
@@ -167,24 +184,28 @@ def main():
             t_ours = a if t_ours is None else min(t_ours, a)
             t_nf = b if t_nf is None else min(t_nf, b)
 
-        # Cross-check: the top source's bytes agree.
+        # Cross-check: the top source's (protocol's) bytes agree.
         top_ours = out_ours.splitlines()[1].split(",")
         ours_top = (top_ours[1], int(top_ours[4]))
+        if args.by == "proto":
+            ours_top = ({"TCP": "6", "UDP": "17", "ICMP": "1"}.get(ours_top[0], ours_top[0]), ours_top[1])
         nf_rows = [r.split(",") for r in out_nf.splitlines() if r and r[0].isdigit()]
         # nfdump csv stat columns: ts,te,td,pr,val,fl,flP,pkt,pktP,byt,...
         nf_top = (nf_rows[0][4], int(nf_rows[0][9])) if nf_rows else None
         agree = nf_top is not None and ours_top == nf_top
-        print(f"top source: ours {ours_top}, nfdump {nf_top} -> {'agree' if agree else 'DISAGREE'}")
+        print(f"top {args.by}: ours {ours_top}, nfdump {nf_top} -> {'agree' if agree else 'DISAGREE'}")
 
         size_gz = os.path.getsize(gz)
         size_nf = os.path.getsize(nf_files[0])
-        print(f"files: collector {args.format} gzip {size_gz:,} bytes, nfcapd {size_nf:,} bytes")
+        kind = "" if args.format == "columns" else " gzip"
+        print(f"files: collector {args.format}{kind} {size_gz:,} bytes, nfcapd {size_nf:,} bytes")
         print()
         print("| tool | command | flows | best of %d | flows/s |" % args.repeat)
         print("|---|---|---|---|---|")
-        print(f"| netflow analyzer | top --by src --metric bytes | {ours_flows:,} | {t_ours:.3f} s | "
-              f"{ours_flows / t_ours:,.0f} |")
-        print(f"| nfdump 1.7.1 | -r FILE -s srcip/bytes | {nf_flows:,} | {t_nf:.3f} s | {nf_flows / t_nf:,.0f} |")
+        threads = f" --threads {args.threads}" if args.threads else ""
+        print(f"| netflow analyzer ({args.format}) | top --by {args.by} --metric bytes{threads} | {ours_flows:,} | "
+              f"{t_ours:.3f} s | {ours_flows / t_ours:,.0f} |")
+        print(f"| nfdump 1.7.1 | -r FILE -s {nf_stat} | {nf_flows:,} | {t_nf:.3f} s | {nf_flows / t_nf:,.0f} |")
         print(f"\nratio ours / nfdump: {(ours_flows / t_ours) / (nf_flows / t_nf):.2f}x (target >= 3x)")
         if not agree:
             sys.exit(1)

@@ -5,6 +5,8 @@
   collector  `netflow collector` (release build), writing its default gzip file
              (<unix-seconds>.gz, Python original's line layout) in a temporary
              directory;
+  columns    the same collector with --format columns (its binary block-columnar
+             file, <unix-seconds>.nfcol);
   nfcapd     nfcapd from nfdump (Debian: /usr/bin/nfcapd), writing its default
              uncompressed files in a temporary directory;
   null       tools/null-receiver: recvmmsg and discard, the floor.
@@ -18,6 +20,9 @@ independently of its own counters:
   collector  flow records in its file (zcat, every line parsed as JSON, the
              lengths of the "flows" lists summed; for IPFIX the options
              records are among them, as in the Python original's layout);
+  columns    the rows of its file's blocks, read here from the block headers
+             (layout in crates/netflow-store/src/columns/mod.rs; header
+             checksums checked with zlib.crc32): flow and options records;
   nfcapd     `nfdump -R DIR -I` "Flows:" (flows in the files it wrote);
   null       datagrams it received (its JSON report).
 
@@ -52,9 +57,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import struct
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECEIVERS = ("collector", "nfcapd", "null")
+RECEIVERS = ("collector", "columns", "nfcapd", "null")
 VERSION_NAMES = {5: "v5", 9: "v9", 10: "IPFIX"}
 
 
@@ -123,10 +130,12 @@ class Receiver:
         # Where the receiver writes (nfdump -R reads every file of it).
         self.out = os.path.join(self.dir, "out")
         os.mkdir(self.out)
-        if kind == "collector":
-            # Default output file (<unix-seconds>.gz in the working directory).
+        if kind in ("collector", "columns"):
+            # Default output file (<unix-seconds>.gz or .nfcol in the working directory).
             cmd = [args.netflow, "collector", "--listen", f"127.0.0.1:{port}",
                    "--workers", str(args.workers)]
+            if kind == "columns":
+                cmd += ["--format", "columns"]
             if args.collector_has_receive_buffer:
                 cmd += ["--receive-buffer", str(args.rcvbuf)]
         elif kind == "nfcapd":
@@ -165,6 +174,8 @@ class Receiver:
                         (export,) = json.loads(line).values()
                         flows += len(export["flows"])
             return flows
+        if self.kind == "columns":
+            return sum(columns_rows(p) for p in glob.glob(os.path.join(self.out, "*.nfcol")))
         if self.kind == "nfcapd":
             if not glob.glob(os.path.join(self.out, "nfcapd.*")):
                 return 0
@@ -178,6 +189,31 @@ class Receiver:
         self.stdout.close()
         self.stderr.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def columns_rows(path):
+    """Rows in the blocks of a columns file, from the block headers:
+    "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32 | min i64 |
+    max i64 | crc32 (of the 32 bytes before it and the directory)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != b"NFCOLS\r\n":
+        raise RuntimeError(f"{path}: not a columns file")
+    pos, rows = 16, 0
+    while pos < len(data):
+        if data[pos:pos + 4] == b"NFCF":
+            (n,) = struct.unpack_from("<I", data, pos + 4)
+            pos += 8 + 28 * n + 16
+            continue
+        if data[pos:pos + 4] != b"NFCB":
+            raise RuntimeError(f"{path}: no block at offset {pos}")
+        n, ncols, _, body = struct.unpack_from("<IHHI", data, pos + 4)
+        crc = zlib.crc32(data[pos:pos + 32] + data[pos + 36:pos + 36 + 16 * ncols])
+        if crc != struct.unpack_from("<I", data, pos + 32)[0] or pos + 36 + body > len(data):
+            raise RuntimeError(f"{path}: damaged or cut block at offset {pos}")
+        rows += n
+        pos += 36 + body
+    return rows
 
 
 def generate(args, port, version, rate, duration, count=None):
@@ -217,6 +253,9 @@ def run_once(args, kind, version, rate, duration, count=None):
         r.cleanup()
     if kind == "null":
         expected = sent["packets"]
+    elif kind == "columns":
+        # Every record is a row: flow and options records (v9 and IPFIX).
+        expected = sent["records"] + sent["options"]
     elif kind == "collector" and version == 10:
         # The Python original's layout writes IPFIX options records as flows
         # (spec/original.md, collector output); v9 options are not written.

@@ -175,6 +175,9 @@ pub struct ReadStats {
     pub errors: Vec<(u64, String)>,
     /// Records dropped inside otherwise good lines (a record that is not an object).
     pub bad_records: u64,
+    /// Columns files: damaged or cut parts (file, byte offset, what; the
+    /// rest of the file was read). Their rows are not in `lines`.
+    pub damaged: Vec<String>,
 }
 
 impl ReadStats {
@@ -194,7 +197,9 @@ impl ReadStats {
 /// underlying file (I/O, corrupt gzip) ends the iteration and is kept in
 /// [`FlowReader::io_error`].
 pub struct FlowReader {
-    lines: netflow_store::Lines,
+    /// `None` for a columns file.
+    lines: Option<netflow_store::Lines>,
+    columns: Option<crate::columns::ColumnEntries>,
     line_no: u64,
     stats: ReadStats,
     io_error: Option<io::Error>,
@@ -219,8 +224,18 @@ impl std::fmt::Debug for FlowReader {
 }
 
 impl FlowReader {
-    /// Read a stored file (plain or multi-member gzip).
+    /// Read a stored file: plain or multi-member gzip JSON lines, or a
+    /// columns file (`--format columns`: its rows are read as lines, one per
+    /// record, in [`ReadStats`] and [`FlowReader::lines_read`]).
     pub fn open(path: impl AsRef<Path>) -> io::Result<Self> {
+        let path = path.as_ref();
+        if crate::columns::is_columns_path(path) {
+            let mut columns = crate::columns::ColumnEntries::open(path)?;
+            let mut reader = Self::with_source(None);
+            reader.stats.damaged = columns.take_problems();
+            reader.columns = Some(columns);
+            return Ok(reader);
+        }
         Ok(Self::new(netflow_store::read_lines(path)?))
     }
 
@@ -230,8 +245,13 @@ impl FlowReader {
     }
 
     fn new(lines: netflow_store::Lines) -> Self {
+        Self::with_source(Some(lines))
+    }
+
+    fn with_source(lines: Option<netflow_store::Lines>) -> Self {
         FlowReader {
             lines,
+            columns: None,
             line_no: 0,
             stats: ReadStats::default(),
             io_error: None,
@@ -537,7 +557,25 @@ impl Iterator for FlowReader {
                 self.done = true;
                 continue;
             }
-            let line = match self.lines.next() {
+            if let Some(columns) = &mut self.columns {
+                match columns.next_entry(self.keys_only) {
+                    None => self.done = true,
+                    Some(Ok((entry, rows))) => {
+                        self.line_no += rows;
+                        self.stats.lines += rows;
+                        self.queue.push_back(entry);
+                        // One entry at a time (no lookahead needed).
+                        return self.queue.pop_front();
+                    }
+                    Some(Err(e)) => self.stats.damaged.push(e),
+                }
+                continue;
+            }
+            let Some(lines) = &mut self.lines else {
+                self.done = true;
+                continue;
+            };
+            let line = match lines.next() {
                 None => {
                     self.done = true;
                     continue;

@@ -22,6 +22,10 @@ pub fn open_with_progress(path: Option<&Path>) -> io::Result<(FlowReader, Progre
     let Some(path) = path else {
         return Ok((FlowReader::from_reader(io::stdin())?, ProgressBar::hidden()));
     };
+    if crate::columns::is_columns_path(path) {
+        // Read by blocks with positioned reads: no byte stream to follow.
+        return Ok((FlowReader::open(path)?, ProgressBar::hidden()));
+    }
     let file = File::open(path)?;
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let bar = if io::stderr().is_terminal() && len >= MIN_BAR_BYTES {

@@ -231,7 +231,7 @@ pub struct Row {
 pub struct TopN {
     by: TopBy,
     filter: Filter,
-    map: HashMap<TopKey, Totals>,
+    map: HashMap<TopKey, Totals, foldhash::fast::RandomState>,
     /// Every flow seen (before the filter).
     pub seen: u64,
     /// Totals of the matching flows.
@@ -243,7 +243,7 @@ impl TopN {
         TopN {
             by,
             filter,
-            map: HashMap::new(),
+            map: HashMap::default(),
             seen: 0,
             total: Totals::default(),
         }
@@ -289,6 +289,36 @@ impl TopN {
         }
     }
 
+    /// What rows are keyed by.
+    pub fn by(&self) -> TopBy {
+        self.by
+    }
+
+    /// Which flows count.
+    pub fn filter(&self) -> &Filter {
+        &self.filter
+    }
+
+    /// Add the totals of `other` (same key and filter, other flows: e.g.
+    /// another thread's share of the blocks).
+    pub fn merge(&mut self, mut other: TopN) {
+        if self.map.len() < other.map.len() {
+            std::mem::swap(&mut self.map, &mut other.map);
+        }
+        self.seen += other.seen;
+        self.total.flows += other.total.flows;
+        self.total.packets = self.total.packets.saturating_add(other.total.packets);
+        self.total.bytes = self.total.bytes.saturating_add(other.total.bytes);
+        self.map
+            .reserve(other.map.len().saturating_sub(self.map.len()));
+        for (k, t) in other.map {
+            let e = self.map.entry(k).or_default();
+            e.flows += t.flows;
+            e.packets = e.packets.saturating_add(t.packets);
+            e.bytes = e.bytes.saturating_add(t.bytes);
+        }
+    }
+
     /// Number of distinct keys.
     pub fn keys(&self) -> usize {
         self.map.len()
@@ -297,7 +327,19 @@ impl TopN {
     /// The `n` largest rows by `metric` (ties: key order).
     pub fn rows(&self, metric: Metric, n: usize) -> Vec<Row> {
         let mut rows: Vec<(&TopKey, &Totals)> = self.map.iter().collect();
-        rows.sort_by(|a, b| b.1.get(metric).cmp(&a.1.get(metric)).then(a.0.cmp(b.0)));
+        let order = |a: &(&TopKey, &Totals), b: &(&TopKey, &Totals)| {
+            b.1.get(metric).cmp(&a.1.get(metric)).then(a.0.cmp(b.0))
+        };
+        // Only the first n need sorting: select them first (linear).
+        if n < rows.len() {
+            if n == 0 {
+                rows.clear();
+            } else {
+                rows.select_nth_unstable_by(n - 1, order);
+                rows.truncate(n);
+            }
+        }
+        rows.sort_by(order);
         let total = self.total.get(metric);
         rows.into_iter()
             .take(n)

@@ -149,6 +149,9 @@ pub struct TopArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputArg::Table)]
     pub output: OutputArg,
+    /// Threads reading columns files (`--format columns`), blocks shared out [default: 1]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -226,6 +229,9 @@ fn report_reader(reader: &FlowReader, name: &str) -> bool {
                 stats.bad_lines - stats.errors.len() as u64
             );
         }
+    }
+    for d in &stats.damaged {
+        eprintln!("netflow analyzer: {d}");
     }
     if stats.bad_records > 0 {
         eprintln!(
@@ -372,6 +378,30 @@ fn run_top(args: &TopArgs) -> ExitCode {
         args.files.iter().map(|p| Some(p.as_path())).collect()
     };
     let mut failed = false;
+    // Columns files: read together, only the columns the query needs, on
+    // several threads; the others one by one as lines.
+    let (columns, inputs): (Vec<Option<&Path>>, Vec<Option<&Path>>) = inputs
+        .into_iter()
+        .partition(|i| i.is_some_and(netflow_analyzer::columns::is_columns_path));
+    let mut column_files = Vec::new();
+    for path in columns.into_iter().flatten() {
+        match netflow_analyzer::columns::ColumnFile::open(path) {
+            Ok(f) => column_files.push(f),
+            Err(e) => {
+                eprintln!("netflow analyzer top: {}: {e}", path.display());
+                failed = true;
+            }
+        }
+    }
+    if !column_files.is_empty() {
+        // One by default: on the 2-core benchmark machine a second thread
+        // never helped (each builds its own per-key totals; BENCHMARKS.md).
+        let threads = args.threads.map_or(1, usize::from);
+        let summary = netflow_analyzer::columns::top_files(&column_files, &mut top, threads);
+        for p in &summary.problems {
+            eprintln!("netflow analyzer: {p}");
+        }
+    }
     for input in inputs {
         let name = input.map_or("stdin".to_string(), |p| p.display().to_string());
         let (mut reader, bar) = match open_input(input) {

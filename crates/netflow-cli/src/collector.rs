@@ -4,13 +4,15 @@ use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::{Args, ValueEnum};
 use netflow_collector::{
-    Cidr, Collector, Config, ExporterRateLimit, FileSink, NamePattern, Rotation, TcpConfig,
-    TlsConfig, DEFAULT_COMPRESSION_LEVEL,
+    Cidr, Collector, ColumnSink, Config, ExporterRateLimit, FileSink, NamePattern, Rotation, Sink,
+    TcpConfig, TlsConfig, DEFAULT_COMPRESSION_LEVEL,
 };
 use netflow_store::Format;
 use serde::Deserialize;
@@ -34,6 +36,13 @@ damages what was written. An existing file is appended to.
   {\"<receive ts>\": {\"client\": [host, port], \"header\": {...}, \"flows\": [...]}}
   as the Python original writes it.
 --format flows: one flat JSON object per flow or options record.
+--format columns: a binary block-columnar file of normalized records (one
+  block per second, LZ4, checksummed; default name <unix-seconds>.nfcol),
+  for `netflow analyzer` on many flows: every field of every record is kept
+  (core columns plus an `extra` JSON column). SIGTERM writes everything and
+  a footer; after kill -9 the file is readable up to its last complete
+  block, and a restart on the same file cuts a torn last block. Not gzip:
+  --compression-level does not apply. See the README, \"Columns format\".
 
 --allow CIDR (repeatable): only exporters in these ranges (IPv4 or IPv6,
   `10.0.0.0/8`, `2001:db8::/32`, or one address) are decoded; datagrams from
@@ -222,6 +231,8 @@ pub enum FormatArg {
     Original,
     /// One flat object per record
     Flows,
+    /// Binary block-columnar file (`.nfcol`), for fast analysis
+    Columns,
 }
 
 #[derive(Debug, Args)]
@@ -243,7 +254,7 @@ pub struct CollectorArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     pub listen: Vec<String>,
 
-    /// Output file (gzip JSON lines, appended to) [default: <unix-seconds>.gz]
+    /// Output file, appended to (gzip JSON lines; --format columns: a columns file) [default: <unix-seconds>.gz, .nfcol]
     #[arg(short = 'o', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
 
@@ -459,7 +470,8 @@ struct FileSettings {
 struct Settings {
     listen: Vec<SocketAddr>,
     file: Option<PathBuf>,
-    format: Format,
+    /// A line layout, or `None` for the columns format.
+    format: Option<Format>,
     debug: bool,
     stats: Option<f64>,
     allow: Vec<Cidr>,
@@ -506,12 +518,13 @@ fn settings(args: &CollectorArgs) -> Result<Settings, String> {
         resolve(&host, port)?
     };
     let format = match (args.format, f.format.as_deref()) {
-        (Some(FormatArg::Flows), _) | (None, Some("flows")) => Format::Flows,
-        (Some(FormatArg::Original), _) | (None, Some("original") | None) => Format::Original,
+        (Some(FormatArg::Flows), _) | (None, Some("flows")) => Some(Format::Flows),
+        (Some(FormatArg::Original), _) | (None, Some("original") | None) => Some(Format::Original),
+        (Some(FormatArg::Columns), _) | (None, Some("columns")) => None,
         (None, Some(other)) => {
             return Err(in_file(
                 "format",
-                format!("{other}: expected original or flows"),
+                format!("{other}: expected original, flows or columns"),
             ))
         }
     };
@@ -869,21 +882,39 @@ pub fn run(args: &CollectorArgs) -> ExitCode {
         let secs = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        PathBuf::from(format!("{secs}.gz"))
-    });
-    let sink = match &settings.rotate_name {
-        Some(pattern) => {
-            FileSink::with_name_pattern(&path, settings.format, settings.rotation, pattern.clone())
+        match settings.format {
+            Some(_) => PathBuf::from(format!("{secs}.gz")),
+            None => PathBuf::from(format!("{secs}.nfcol")),
         }
-        None => FileSink::with_rotation(&path, settings.format, settings.rotation),
+    });
+    let opened: io::Result<(Box<dyn Sink + Send>, PathBuf, Arc<AtomicBool>)> = match settings.format
+    {
+        Some(format) => match &settings.rotate_name {
+            Some(pattern) => {
+                FileSink::with_name_pattern(&path, format, settings.rotation, pattern.clone())
+            }
+            None => FileSink::with_rotation(&path, format, settings.rotation),
+        }
+        .map(|mut sink| {
+            sink.compression_level = settings.compression_level;
+            let (p, r) = (sink.path().to_path_buf(), sink.reopen_flag());
+            (Box::new(sink) as Box<dyn Sink + Send>, p, r)
+        }),
+        None => match &settings.rotate_name {
+            Some(pattern) => {
+                ColumnSink::with_name_pattern(&path, settings.rotation, pattern.clone())
+            }
+            None => ColumnSink::with_rotation(&path, settings.rotation),
+        }
+        .map(|sink| {
+            let (p, r) = (sink.path().to_path_buf(), sink.reopen_flag());
+            (Box::new(sink) as Box<dyn Sink + Send>, p, r)
+        }),
     };
-    let mut sink = match sink {
+    let (sink, path, reopen) = match opened {
         Ok(s) => s,
         Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
     };
-    sink.compression_level = settings.compression_level;
-    let path = sink.path().to_path_buf();
-    let reopen = sink.reopen_flag();
     // Signals first: a SIGTERM right after the start must still flush.
     let (sig_tx, sig_rx) = mpsc::channel();
     if let Err(e) = ctrlc::set_handler(move || {

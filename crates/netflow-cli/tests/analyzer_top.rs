@@ -1,5 +1,5 @@
 //! `netflow analyzer top` on files written by `netflow collector` (both
-//! layouts) from replayed captures, against sums computed here from tshark's
+//! JSON layouts and the columns format) from replayed captures, against sums computed here from tshark's
 //! decode of the same captures (testdata/captures/*.tshark.jsonl).
 
 mod analyzer_support;
@@ -161,7 +161,7 @@ fn top_sums_equal_tshark_sums_in_both_layouts() {
     for capture in ["softflowd-v5", "softflowd-ipfix", "pmacct-v9"] {
         let flows = truth(capture);
         assert!(flows.len() > 100, "{capture}");
-        for layout in [&[][..], &["--format", "flows"]] {
+        for layout in [&[][..], &["--format", "flows"], &["--format", "columns"]] {
             let file = collect(&dir, capture, layout);
             let what = format!("{capture} {layout:?}");
             for by in ["src", "dst", "pair", "port", "proto"] {
@@ -223,48 +223,50 @@ fn top_sums_equal_tshark_sums_in_both_layouts() {
 fn top_time_window_uses_flow_start() {
     let dir = common::tmp_dir("analyzer_top_time");
     let flows = truth("softflowd-v5");
-    let file = collect(&dir, "softflowd-v5", &[]);
-    let mut starts: Vec<i64> = flows.iter().map(|f| f.start_ms.unwrap()).collect();
-    starts.sort();
-    starts.dedup();
-    // Bounds between two distinct start times, whole seconds away from both.
-    let pick = |i: usize| {
-        let (a, b) = (starts[i], starts[i + 1]);
-        assert!(b - a > 2000 || i + 2 >= starts.len(), "pick other bounds");
-        (a + b) / 2 / 1000
-    };
-    let wide = starts
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[1] - w[0] > 2000)
-        .map(|(i, _)| i)
-        .collect::<Vec<_>>();
-    assert!(wide.len() >= 2, "the capture spans 107 s with gaps");
-    let since_s = pick(wide[0]);
-    let until_s = pick(wide[wide.len() - 1]);
-    let inside: Vec<TruthFlow> = flows
-        .iter()
-        .filter(|f| {
-            let t = f.start_ms.unwrap();
-            t >= since_s * 1000 && t < until_s * 1000
-        })
-        .cloned()
-        .collect();
-    assert!(!inside.is_empty() && inside.len() < flows.len());
-    let since_rfc = chrono_free_rfc3339(since_s);
-    let doc = top_json(
-        &file,
-        &[
-            "--by",
-            "src",
-            "--since",
-            &since_rfc,
-            "--until",
-            &until_s.to_string(),
-        ],
-    );
-    assert_eq!(rows(&doc), sums(&inside, "src"));
-    assert_eq!(doc_total(&doc), total(&inside));
+    for layout in [&[][..], &["--format", "columns"]] {
+        let file = collect(&dir, "softflowd-v5", layout);
+        let mut starts: Vec<i64> = flows.iter().map(|f| f.start_ms.unwrap()).collect();
+        starts.sort();
+        starts.dedup();
+        // Bounds between two distinct start times, whole seconds away from both.
+        let pick = |i: usize| {
+            let (a, b) = (starts[i], starts[i + 1]);
+            assert!(b - a > 2000 || i + 2 >= starts.len(), "pick other bounds");
+            (a + b) / 2 / 1000
+        };
+        let wide = starts
+            .windows(2)
+            .enumerate()
+            .filter(|(_, w)| w[1] - w[0] > 2000)
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>();
+        assert!(wide.len() >= 2, "the capture spans 107 s with gaps");
+        let since_s = pick(wide[0]);
+        let until_s = pick(wide[wide.len() - 1]);
+        let inside: Vec<TruthFlow> = flows
+            .iter()
+            .filter(|f| {
+                let t = f.start_ms.unwrap();
+                t >= since_s * 1000 && t < until_s * 1000
+            })
+            .cloned()
+            .collect();
+        assert!(!inside.is_empty() && inside.len() < flows.len());
+        let since_rfc = chrono_free_rfc3339(since_s);
+        let doc = top_json(
+            &file,
+            &[
+                "--by",
+                "src",
+                "--since",
+                &since_rfc,
+                "--until",
+                &until_s.to_string(),
+            ],
+        );
+        assert_eq!(rows(&doc), sums(&inside, "src"), "{layout:?}");
+        assert_eq!(doc_total(&doc), total(&inside), "{layout:?}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

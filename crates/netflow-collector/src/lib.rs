@@ -113,6 +113,7 @@
 //! ```
 
 mod cidr;
+mod columns;
 mod drops;
 mod gzip;
 mod memory;
@@ -139,6 +140,7 @@ use netflow::PendingLimits;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 pub use cidr::Cidr;
+pub use columns::ColumnSink;
 pub use metrics::render as render_metrics;
 pub use rate::{ExporterRateLimit, MAX_BUCKETS as MAX_RATE_LIMITED_SOURCES};
 pub use sink::{

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use netflow::{Header, OwnedRecord};
+use netflow_store::columns::Batch;
 use netflow_store::{write_export, Export, Format};
 
 use crate::gzip::{self, Compressor, CHUNK};
@@ -75,6 +76,24 @@ pub trait Sink {
             "this sink takes exports, not formatted lines",
         ))
     }
+    /// For sinks that store column batches ([`netflow_store::columns`]):
+    /// `true` makes the decode workers build the rows of each export
+    /// themselves (in parallel, without the sink's lock) and hand them over
+    /// with [`write_batch`](Sink::write_batch) instead of calling
+    /// [`write`](Sink::write). Checked before [`line_format`](Sink::line_format).
+    fn takes_batches(&self) -> bool {
+        false
+    }
+    /// Rows built by a [`BatchBuilder`](netflow_store::columns::BatchBuilder)
+    /// (one per flow or options record). Only called when
+    /// [`takes_batches`](Sink::takes_batches) is `true`.
+    fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
+        let _ = batch;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this sink takes exports, not column batches",
+        ))
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -96,6 +115,12 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn write_lines(&mut self, bytes: &[u8], lines: u64, records: u64) -> io::Result<()> {
         (**self).write_lines(bytes, lines, records)
     }
+    fn takes_batches(&self) -> bool {
+        (**self).takes_batches()
+    }
+    fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
+        (**self).write_batch(batch)
+    }
 }
 
 /// When a [`FileSink`] closes its file and starts a new one (both may be set;
@@ -116,8 +141,9 @@ impl Rotation {
 }
 
 /// The name of a rotated file: `dir/flows.gz` gives `dir/flows.<secs>.gz`
-/// (`dir/flows` gives `dir/flows.<secs>`), and `n > 0` adds `-n` after the
-/// seconds (several files in the same second).
+/// (`dir/flows.nfcol`, a columns file, `dir/flows.<secs>.nfcol`; `dir/flows`
+/// gives `dir/flows.<secs>`), and `n > 0` adds `-n` after the seconds
+/// (several files in the same second).
 pub fn rotated_path(base: &Path, secs: u64, n: u32) -> PathBuf {
     let name = base
         .file_name()
@@ -128,9 +154,10 @@ pub fn rotated_path(base: &Path, secs: u64, n: u32) -> PathBuf {
     } else {
         secs.to_string()
     };
-    let file = match name.strip_suffix(".gz") {
-        Some(stem) => format!("{stem}.{suffix}.gz"),
-        None => format!("{name}.{suffix}"),
+    let file = match (name.strip_suffix(".gz"), name.strip_suffix(".nfcol")) {
+        (Some(stem), _) => format!("{stem}.{suffix}.gz"),
+        (None, Some(stem)) => format!("{stem}.{suffix}.nfcol"),
+        (None, None) => format!("{name}.{suffix}"),
     };
     base.with_file_name(file)
 }
@@ -280,7 +307,7 @@ pub const DEFAULT_COMPRESSION_LEVEL: u32 = 1;
 const BACKOFF_FIRST: Duration = Duration::from_secs(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-fn unix_secs() -> u64 {
+pub(crate) fn unix_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
@@ -293,7 +320,7 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
 }
 
 /// A rotated file name not taken yet.
-fn next_rotated(base: &Path, pattern: Option<&NamePattern>) -> PathBuf {
+pub(crate) fn next_rotated(base: &Path, pattern: Option<&NamePattern>) -> PathBuf {
     let secs = unix_secs();
     let dir = base.parent().unwrap_or(Path::new(""));
     let mut n = 0;

@@ -17,6 +17,7 @@ use netflow::{
     DataSet, Decoded, Decoder, ExporterId, PendingBuffer, PendingSet, SamplingTable, ScopeKey,
     SequenceTracker, StreamKey, TemplateCache, TrackerLimits,
 };
+use netflow_store::columns::BatchBuilder;
 use netflow_store::{write_export, Export, Format};
 
 use crate::drops::{OverflowCount, SocketDrops};
@@ -454,6 +455,10 @@ pub(crate) struct DecodeLoop {
     /// The decoder's counters when last added to the stats.
     last_cache: CacheStats,
     last_over_exporter_limit: u64,
+    /// The sink's [`Sink::takes_batches`]: when set, this worker builds the
+    /// column rows itself (outside the sink's lock) with `builder`.
+    batches: bool,
+    builder: BatchBuilder,
 }
 
 impl DecodeLoop {
@@ -468,9 +473,14 @@ impl DecodeLoop {
         done: Sender<()>,
         recycle: Vec<Sender<Vec<u8>>>,
     ) -> DecodeLoop {
-        let line_format = sink.lock().unwrap_or_else(|e| e.into_inner()).line_format();
+        let (line_format, batches) = {
+            let sink = sink.lock().unwrap_or_else(|e| e.into_inner());
+            (sink.line_format(), sink.takes_batches())
+        };
         DecodeLoop {
             line_format,
+            batches,
+            builder: BatchBuilder::new(),
             lines: Vec::new(),
             max_exporters: config.max_exporters,
             last_cache: CacheStats::default(),
@@ -711,6 +721,40 @@ impl DecodeLoop {
         // The datagram itself (also with no data sets: the original writes a
         // line per datagram), then the sets that waited, per datagram.
         let mut results = Vec::new();
+        if self.batches {
+            // Rows built here, without the lock (in parallel with several
+            // workers); the sink appends them to its batch.
+            self.builder.clear();
+            self.builder.add_export(&Export {
+                received,
+                exporter: d.from,
+                header: &packet.header,
+                sets: &packet.data_sets,
+            });
+            for &(i, j) in &groups {
+                let group = &decoded.replayed[i..j];
+                let first = &group[0].pending;
+                let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
+                self.builder.add_export(&Export {
+                    received: first.tag as f64 / 1e6,
+                    exporter: first.key.scope.exporter.0,
+                    header: &first.header,
+                    sets: &sets,
+                });
+            }
+            if self.builder.batch().is_empty() {
+                return;
+            }
+            let start = Instant::now();
+            let result = self
+                .sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_batch(self.builder.batch());
+            self.observe_sink_wait(start.elapsed());
+            self.sink_result(result);
+            return;
+        }
         if let Some(format) = self.line_format {
             // Formatted here, without the lock: with several workers the
             // formatting runs in parallel and the sink only stores.

@@ -6,9 +6,14 @@
 //!   See [`original`] for the value rules and the documented differences.
 //! - [`Format::Flows`]: one flat JSON object per flow record (see [`flows`]).
 //!
+//! - [`columns`]: a binary block-columnar file of normalized records
+//!   (`--format columns`), written with [`columns::ColumnWriter`] and read
+//!   with [`columns::ColumnFile`]; not lines, so not a [`Format`].
+//!
 //! [`read_lines`] reads such files back, plain or gzip (multi-member, as the
 //! original writes them: one gzip member per line).
 
+pub mod columns;
 pub mod flows;
 pub mod original;
 pub mod pyjson;

@@ -15,7 +15,12 @@ pub const CAPTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/
 /// `netflow replay` of testdata/captures/`capture`.pcap; returns the file
 /// once every datagram was decoded and the collector exited.
 pub fn collect(dir: &Path, capture: &str, extra: &[&str]) -> PathBuf {
-    let file = dir.join(format!("{capture}{}.gz", extra.join("")));
+    let ext = if extra.contains(&"columns") {
+        "nfcol"
+    } else {
+        "gz"
+    };
+    let file = dir.join(format!("{capture}{}.{ext}", extra.join("")));
     let mut args = vec!["-o", file.to_str().unwrap()];
     args.extend_from_slice(extra);
     let mut c = Running::start(&args);

@@ -1,0 +1,353 @@
+//! Reading columns files (`netflow collector --format columns`,
+//! [`netflow_store::columns`]) into normalized [`Flow`]s, and the fast path
+//! of `netflow analyzer top` on them: only the columns the query needs are
+//! read and decompressed, blocks outside `--since`/`--until` are skipped by
+//! their time range, and blocks are spread over threads.
+//!
+//! The rows map to [`Flow`] as the JSON layouts do: a row that is an options
+//! record, or has neither a source nor a destination address, is not a flow
+//! (it counts in [`Entry::options_records`]); bytes and packets are 0 when
+//! absent; start/end as stored (sysUpTime made absolute at collection, from
+//! the header or the exporter's `systemInitTimeMilliseconds`).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+pub use netflow_store::columns::ColumnFile;
+use netflow_store::columns::{flags, time_unit, Batch, BlockScratch, Column};
+
+use crate::flow::{Entry, Flow, HeaderInfo, TimeBase};
+use crate::top::{Filter, TopBy, TopN};
+
+/// Whether the file at `path` starts with the columns magic.
+pub fn is_columns_path(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 8];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok_and(|()| netflow_store::columns::is_columns_file(&head))
+}
+
+/// Every column a [`Flow`] and an [`Entry`] are made of (not `extra`).
+pub const FLOW_COLUMNS: &[Column] = &[
+    Column::Received,
+    Column::ExporterAddr,
+    Column::ExporterPort,
+    Column::Version,
+    Column::Domain,
+    Column::Sequence,
+    Column::ExportTime,
+    Column::Uptime,
+    Column::HeaderSampling,
+    Column::Flags,
+    Column::StartMs,
+    Column::EndMs,
+    Column::FirstRaw,
+    Column::LastRaw,
+    Column::TimeUnit,
+    Column::SrcAddr,
+    Column::DstAddr,
+    Column::SrcPort,
+    Column::DstPort,
+    Column::Protocol,
+    Column::Bytes,
+    Column::Packets,
+    Column::ReverseBytes,
+    Column::ReversePackets,
+    Column::IpVersion,
+];
+
+/// The row as a flow; `None` for options records and rows without addresses.
+/// Columns not read leave their fields empty.
+#[inline]
+pub fn flow_from_row(b: &Batch, row: usize) -> Option<Flow> {
+    let fl = b.flags(row);
+    if fl & flags::OPTIONS != 0 {
+        return None;
+    }
+    if !b.present(Column::SrcAddr, row) && !b.present(Column::DstAddr, row) {
+        return None;
+    }
+    let src = b.addr(Column::SrcAddr, row, fl & flags::SRC_V6 != 0);
+    let dst = b.addr(Column::DstAddr, row, fl & flags::DST_V6 != 0);
+    let bytes = b.u64(Column::Bytes, row);
+    let packets = b.u64(Column::Packets, row);
+    let time_base = b.u64(Column::TimeUnit, row).and_then(|u| match u as u8 {
+        time_unit::SYS_UPTIME_MS => Some(TimeBase::SysUpTimeMs),
+        time_unit::UNIX_SECONDS => Some(TimeBase::UnixSeconds),
+        time_unit::UNIX_MILLIS => Some(TimeBase::UnixMillis),
+        time_unit::NTP_MICROS | time_unit::NTP_NANOS => Some(TimeBase::Ntp),
+        _ => None,
+    });
+    Some(Flow {
+        received: b.received(row).unwrap_or(0.0),
+        exporter: b.exporter(row),
+        version: b.u64(Column::Version, row).unwrap_or(0) as u16,
+        src,
+        dst,
+        src_port: b.u64(Column::SrcPort, row).map(|v| v as u16),
+        dst_port: b.u64(Column::DstPort, row).map(|v| v as u16),
+        protocol: b.u64(Column::Protocol, row).map(|v| v as u8),
+        bytes: bytes.unwrap_or(0),
+        packets: packets.unwrap_or(0),
+        has_bytes: bytes.is_some(),
+        has_packets: packets.is_some(),
+        reverse_bytes: b.u64(Column::ReverseBytes, row),
+        reverse_packets: b.u64(Column::ReversePackets, row),
+        first_switched: b.u64(Column::FirstRaw, row),
+        last_switched: b.u64(Column::LastRaw, row),
+        time_base,
+        start_ms: b.i64(Column::StartMs, row),
+        end_ms: b.i64(Column::EndMs, row),
+        ip_version: b.u64(Column::IpVersion, row).map(|v| v as u8),
+    })
+}
+
+fn header_from_row(b: &Batch, row: usize) -> HeaderInfo {
+    HeaderInfo {
+        version: b.u64(Column::Version, row).unwrap_or(0) as u16,
+        count: None,
+        sequence: b.u64(Column::Sequence, row).map(|v| v as u32),
+        domain: b.u64(Column::Domain, row).map(|v| v as u32),
+        export_time: b.u64(Column::ExportTime, row),
+        uptime_ms: b.u64(Column::Uptime, row).map(|v| v as u32),
+        sampling_interval: b.u64(Column::HeaderSampling, row).map(|v| v as u16),
+    }
+}
+
+/// Rows of one datagram: same receive time, exporter, version, sequence, domain.
+fn same_datagram(b: &Batch, a: usize, c: usize) -> bool {
+    let k = |r: usize| {
+        (
+            b.u64(Column::Received, r),
+            b.exporter(r),
+            b.u64(Column::Version, r),
+            b.u64(Column::Sequence, r),
+            b.u64(Column::Domain, r),
+        )
+    };
+    k(a) == k(c)
+}
+
+/// Entries of a columns file, one per stored datagram (consecutive rows of
+/// one datagram), for [`crate::FlowReader`].
+#[derive(Debug)]
+pub(crate) struct ColumnEntries {
+    file: ColumnFile,
+    next_block: usize,
+    batch: Option<Batch>,
+    row: usize,
+    /// Rows before the current block.
+    rows_before: u64,
+    /// Problems found when opening, reported once.
+    opening_problems: Vec<String>,
+}
+
+impl ColumnEntries {
+    pub(crate) fn open(path: &Path) -> std::io::Result<ColumnEntries> {
+        let file = ColumnFile::open(path)?;
+        let opening_problems = file.problems().iter().map(|p| p.to_string()).collect();
+        Ok(ColumnEntries {
+            file,
+            next_block: 0,
+            batch: None,
+            row: 0,
+            rows_before: 0,
+            opening_problems,
+        })
+    }
+
+    /// Problems found while opening (taken once).
+    pub(crate) fn take_problems(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.opening_problems)
+    }
+
+    /// The next entry, with its flows unless `keys_only`; a block that
+    /// cannot be read gives `Err` (with the file and offset) and reading
+    /// goes on with the next one. `(entry, rows it took)`.
+    pub(crate) fn next_entry(&mut self, keys_only: bool) -> Option<Result<(Entry, u64), String>> {
+        loop {
+            if let Some(b) = &self.batch {
+                if self.row < b.rows() {
+                    let first = self.row;
+                    let mut end = first + 1;
+                    while end < b.rows() && same_datagram(b, first, end) {
+                        end += 1;
+                    }
+                    self.row = end;
+                    let received = b.received(first).unwrap_or(0.0);
+                    let mut entry = Entry {
+                        line: self.rows_before + first as u64 + 1,
+                        key: netflow_store::py_float_repr(received),
+                        received,
+                        exporter: b.exporter(first),
+                        header: header_from_row(b, first),
+                        flows: Vec::new(),
+                        options_records: 0,
+                    };
+                    if !keys_only {
+                        for r in first..end {
+                            match flow_from_row(b, r) {
+                                Some(f) => entry.flows.push(f),
+                                None => entry.options_records += 1,
+                            }
+                        }
+                    }
+                    return Some(Ok((entry, (end - first) as u64)));
+                }
+                self.rows_before += b.rows() as u64;
+                self.batch = None;
+            }
+            if self.next_block >= self.file.block_count() {
+                return None;
+            }
+            let i = self.next_block;
+            self.next_block += 1;
+            self.row = 0;
+            match self.file.read_block(i, FLOW_COLUMNS) {
+                Ok(b) => self.batch = Some(b),
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+    }
+}
+
+/// The columns `top` needs for `by` and `filter`: (values, presence only).
+pub fn top_columns(by: TopBy, filter: &Filter) -> (Vec<Column>, Vec<Column>) {
+    // Flags (options, address families) and the counters (every row's
+    // totals); whether a row has a source or destination address decides
+    // whether it is a flow, so both are read at least for their presence.
+    let mut c = vec![
+        Column::Flags,
+        Column::Bytes,
+        Column::Packets,
+        Column::ReverseBytes,
+        Column::ReversePackets,
+    ];
+    match by {
+        TopBy::Src => c.push(Column::SrcAddr),
+        TopBy::Dst => c.push(Column::DstAddr),
+        TopBy::Pair => c.extend([Column::SrcAddr, Column::DstAddr]),
+        TopBy::Port => c.extend([Column::SrcPort, Column::DstPort]),
+        TopBy::Proto => c.push(Column::Protocol),
+        TopBy::Exporter => c.extend([Column::ExporterAddr, Column::ExporterPort]),
+    }
+    if filter.since_ms.is_some() || filter.until_ms.is_some() {
+        c.extend([Column::StartMs, Column::Received]);
+    }
+    if filter.host.is_some() {
+        c.extend([Column::SrcAddr, Column::DstAddr]);
+    }
+    if filter.port.is_some() {
+        c.extend([Column::SrcPort, Column::DstPort]);
+    }
+    if filter.proto.is_some() {
+        c.push(Column::Protocol);
+    }
+    c.sort();
+    c.dedup();
+    let presence = [Column::SrcAddr, Column::DstAddr]
+        .into_iter()
+        .filter(|a| !c.contains(a))
+        .collect();
+    (c, presence)
+}
+
+/// What [`top_files`] read.
+#[derive(Debug, Default)]
+pub struct ScanSummary {
+    pub files: usize,
+    pub blocks: usize,
+    /// Blocks skipped by their time range.
+    pub blocks_skipped: usize,
+    pub rows: u64,
+    /// Damage found (file, offset, what); the rest was read.
+    pub problems: Vec<String>,
+}
+
+/// Aggregate the flows of columns files into `top` with `threads` threads
+/// (blocks shared out in order; each thread its own totals, merged at the end).
+pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSummary {
+    let mut summary = ScanSummary {
+        files: files.len(),
+        ..Default::default()
+    };
+    for f in files {
+        summary
+            .problems
+            .extend(f.problems().iter().map(|p| p.to_string()));
+    }
+    let filter = top.filter().clone();
+    let (columns, presence) = top_columns(top.by(), &filter);
+    // Blocks whose time range is outside the window hold no matching flow,
+    // but their flows are still seen (TopN::seen counts every flow).
+    let work: Vec<(usize, usize)> = files
+        .iter()
+        .enumerate()
+        .flat_map(|(fi, f)| (0..f.block_count()).map(move |bi| (fi, bi)))
+        .collect();
+    summary.blocks = work.len();
+    let next = AtomicUsize::new(0);
+    let threads = threads.clamp(1, work.len().max(1));
+    let results: Vec<(TopN, u64, usize, Vec<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                let (work, next, columns, presence, filter) =
+                    (&work, &next, &columns, &presence, &filter);
+                let by = top.by();
+                s.spawn(move || {
+                    let mut mine = TopN::new(by, filter.clone());
+                    let mut rows = 0u64;
+                    let mut skipped = 0usize;
+                    let mut problems = Vec::new();
+                    let mut b = Batch::empty();
+                    let mut scratch = BlockScratch::default();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&(fi, bi)) = work.get(i) else { break };
+                        let file = &files[fi];
+                        let info = file.block(bi).copied();
+                        let outside = info.is_some_and(|b| {
+                            filter.since_ms.is_some_and(|s| b.max_time_ms < s)
+                                || filter.until_ms.is_some_and(|u| b.min_time_ms >= u)
+                        });
+                        const ROWS_ONLY: &[Column] = &[Column::SrcAddr, Column::DstAddr];
+                        let (cols, pres): (&[Column], &[Column]) = if outside {
+                            skipped += 1;
+                            (&[Column::Flags], ROWS_ONLY)
+                        } else {
+                            (columns, presence)
+                        };
+                        match file.read_block_with(bi, cols, pres, &mut b, &mut scratch) {
+                            Ok(()) => {
+                                rows += b.rows() as u64;
+                                for r in 0..b.rows() {
+                                    if let Some(f) = flow_from_row(&b, r) {
+                                        if outside {
+                                            mine.seen += 1;
+                                        } else {
+                                            mine.add(&f);
+                                        }
+                                    }
+                                }
+                            }
+                            Err(e) => problems.push(e.to_string()),
+                        }
+                    }
+                    (mine, rows, skipped, problems)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a top thread panicked"))
+            .collect()
+    });
+    for (t, rows, skipped, problems) in results {
+        top.merge(t);
+        summary.rows += rows;
+        summary.blocks_skipped += skipped;
+        summary.problems.extend(problems);
+    }
+    summary
+}

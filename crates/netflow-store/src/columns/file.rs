@@ -1,0 +1,744 @@
+//! Writing and reading columns files (layout: see the [module
+//! documentation](super)).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::{Batch, Column, ColumnData, COLUMNS};
+
+/// The first 8 bytes of a columns file.
+pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
+/// Format version written (and the highest read).
+pub const VERSION: u16 = 1;
+const FILE_HEADER_LEN: u64 = 16;
+const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
+const FOOTER_MAGIC: &[u8; 4] = b"NFCF";
+const END_MAGIC: &[u8; 8] = b"NFCEND\r\n";
+const BLOCK_HEADER_LEN: usize = 36;
+const DIR_ENTRY_LEN: usize = 16;
+const FOOTER_ENTRY_LEN: usize = 28;
+const CODEC_RAW: u8 = 0;
+const CODEC_LZ4: u8 = 1;
+const HAS_BITMAP: u8 = 1;
+/// Largest `extra` column accepted when reading (a corrupt length must not
+/// make the reader allocate gigabytes).
+const MAX_VAR_COLUMN: usize = 1 << 30;
+
+/// A problem with a columns file: where (file, byte offset) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnError {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub message: String,
+}
+
+impl fmt::Display for ColumnError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: at byte offset {}: {}",
+            self.path.display(),
+            self.offset,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for ColumnError {}
+
+/// A block's place and summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockInfo {
+    /// Byte offset of the block header in the file.
+    pub offset: u64,
+    pub rows: u32,
+    /// Range of the rows' flow time (see the module documentation).
+    pub min_time_ms: i64,
+    pub max_time_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct DirEntry {
+    id: u16,
+    codec: u8,
+    flags: u8,
+    stored_len: u32,
+    raw_len: u32,
+    crc: u32,
+    /// Offset of the stored bytes in the file.
+    at: u64,
+}
+
+/// The 16-byte file header.
+pub fn file_header() -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(FILE_MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h
+}
+
+/// One block ready to be written: the bytes and its summary (offset 0
+/// until written).
+#[derive(Debug, Clone)]
+pub struct EncodedBlock {
+    pub bytes: Vec<u8>,
+    pub info: BlockInfo,
+}
+
+/// Encode `batch` as one block (LZ4 per column, stored raw when that is not smaller).
+pub fn encode_block(batch: &Batch) -> EncodedBlock {
+    let rows = batch.rows();
+    let bitmap_len = rows.div_ceil(8);
+    let mut dir = Vec::with_capacity(COLUMNS * DIR_ENTRY_LEN);
+    let mut data = Vec::new();
+    let mut raw = Vec::new();
+    let mut ncols = 0u16;
+    for c in Column::ALL {
+        let Some(col) = batch.column(*c) else {
+            continue;
+        };
+        if rows > 0 && col.nulls >= rows {
+            // No row has a value: not stored (an absent column reads as all nulls).
+            continue;
+        }
+        raw.clear();
+        let bitmap = col.nulls > 0;
+        if bitmap {
+            raw.extend_from_slice(&col.valid[..bitmap_len.min(col.valid.len())]);
+            raw.resize(bitmap_len, 0);
+        }
+        if c.width() == 0 {
+            for o in &col.offsets {
+                raw.extend_from_slice(&o.to_le_bytes());
+            }
+        }
+        raw.extend_from_slice(&col.values);
+        let compressed = lz4_flex::block::compress(&raw);
+        let (codec, stored): (u8, &[u8]) = if compressed.len() < raw.len() {
+            (CODEC_LZ4, &compressed)
+        } else {
+            (CODEC_RAW, &raw)
+        };
+        dir.extend_from_slice(&(*c as u16).to_le_bytes());
+        dir.push(codec);
+        dir.push(if bitmap { HAS_BITMAP } else { 0 });
+        dir.extend_from_slice(&(stored.len() as u32).to_le_bytes());
+        dir.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        dir.extend_from_slice(&crc32fast::hash(stored).to_le_bytes());
+        data.extend_from_slice(stored);
+        ncols += 1;
+    }
+    let (min, max) = batch.time_range().unwrap_or((0, 0));
+    let mut bytes = Vec::with_capacity(BLOCK_HEADER_LEN + dir.len() + data.len());
+    bytes.extend_from_slice(BLOCK_MAGIC);
+    bytes.extend_from_slice(&(rows as u32).to_le_bytes());
+    bytes.extend_from_slice(&ncols.to_le_bytes());
+    bytes.extend_from_slice(&0u16.to_le_bytes());
+    bytes.extend_from_slice(&((dir.len() + data.len()) as u32).to_le_bytes());
+    bytes.extend_from_slice(&min.to_le_bytes());
+    bytes.extend_from_slice(&max.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&bytes);
+    crc.update(&dir);
+    bytes.extend_from_slice(&crc.finalize().to_le_bytes());
+    bytes.extend_from_slice(&dir);
+    bytes.extend_from_slice(&data);
+    EncodedBlock {
+        bytes,
+        info: BlockInfo {
+            offset: 0,
+            rows: rows as u32,
+            min_time_ms: min,
+            max_time_ms: max,
+        },
+    }
+}
+
+/// The footer indexing `blocks` (written at close).
+pub fn footer(blocks: &[BlockInfo]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(8 + blocks.len() * FOOTER_ENTRY_LEN + 16);
+    f.extend_from_slice(FOOTER_MAGIC);
+    f.extend_from_slice(&(blocks.len() as u32).to_le_bytes());
+    for b in blocks {
+        f.extend_from_slice(&b.offset.to_le_bytes());
+        f.extend_from_slice(&b.rows.to_le_bytes());
+        f.extend_from_slice(&b.min_time_ms.to_le_bytes());
+        f.extend_from_slice(&b.max_time_ms.to_le_bytes());
+    }
+    let crc = crc32fast::hash(&f);
+    let len = f.len() as u32 + 4;
+    f.extend_from_slice(&crc.to_le_bytes());
+    f.extend_from_slice(&len.to_le_bytes());
+    f.extend_from_slice(END_MAGIC);
+    f
+}
+
+/// Writes a columns file to any writer: the header at once, a block per
+/// [`write_block`](Self::write_block), the footer at [`finish`](Self::finish).
+#[derive(Debug)]
+pub struct ColumnWriter<W: Write> {
+    out: W,
+    pos: u64,
+    index: Vec<BlockInfo>,
+}
+
+impl<W: Write> ColumnWriter<W> {
+    pub fn new(mut out: W) -> io::Result<Self> {
+        out.write_all(&file_header())?;
+        Ok(ColumnWriter {
+            out,
+            pos: FILE_HEADER_LEN,
+            index: Vec::new(),
+        })
+    }
+
+    /// Write `batch` as one block (nothing for an empty batch); returns the bytes written.
+    pub fn write_block(&mut self, batch: &Batch) -> io::Result<usize> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let mut block = encode_block(batch);
+        self.out.write_all(&block.bytes)?;
+        block.info.offset = self.pos;
+        self.pos += block.bytes.len() as u64;
+        self.index.push(block.info);
+        Ok(block.bytes.len())
+    }
+
+    /// Write the footer and flush; returns the writer.
+    pub fn finish(mut self) -> io::Result<W> {
+        self.out.write_all(&footer(&self.index))?;
+        self.out.flush()?;
+        Ok(self.out)
+    }
+}
+
+/// What [`ColumnFile::open`] found besides blocks.
+#[derive(Debug, Clone, Default)]
+pub struct ScanReport {
+    /// The file ends with a footer (it was closed, not killed).
+    pub complete: bool,
+    /// Damaged or cut parts (reading went on after them where it could).
+    pub problems: Vec<ColumnError>,
+    /// Offset just past the last good block or footer: where a writer
+    /// appending to the file goes on (cutting a torn tail).
+    pub good_len: u64,
+}
+
+/// A block read back with the columns asked for.
+pub type ReadBlock = Batch;
+
+/// A columns file opened for reading: the blocks found by walking their
+/// headers, read on demand ([`read_block`](Self::read_block), any thread).
+#[derive(Debug)]
+pub struct ColumnFile {
+    file: File,
+    path: PathBuf,
+    blocks: Vec<(BlockInfo, Vec<DirEntry>)>,
+    report: ScanReport,
+}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+fn le_i64(b: &[u8], at: usize) -> i64 {
+    i64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Read up to `len` bytes at `at` (fewer at the end of the file).
+fn read_upto(file: &File, at: u64, len: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_at(&mut buf[got..], at + got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(buf)
+}
+
+/// Whether the first bytes of a file are the columns magic.
+pub fn is_columns_file(head: &[u8]) -> bool {
+    head.starts_with(FILE_MAGIC)
+}
+
+impl ColumnFile {
+    /// Open `path` and walk its blocks. Fails only when the file cannot be
+    /// read or is not a columns file; damage inside is in
+    /// [`problems`](Self::problems) and the good blocks are still read.
+    pub fn open(path: impl AsRef<Path>) -> io::Result<ColumnFile> {
+        let path = path.as_ref().to_path_buf();
+        let file = File::open(&path)?;
+        let len = file.metadata()?.len();
+        let head = read_upto(&file, 0, FILE_HEADER_LEN as usize)?;
+        if !is_columns_file(&head) || head.len() < FILE_HEADER_LEN as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{}: not a netflow columns file", path.display()),
+            ));
+        }
+        let version = le_u16(&head, 8);
+        if version > VERSION {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: columns format version {version} (this build reads up to {VERSION})",
+                    path.display()
+                ),
+            ));
+        }
+        let mut f = ColumnFile {
+            file,
+            path,
+            blocks: Vec::new(),
+            report: ScanReport::default(),
+        };
+        f.scan(len)?;
+        Ok(f)
+    }
+
+    fn problem(&mut self, offset: u64, message: String) {
+        self.report.problems.push(ColumnError {
+            path: self.path.clone(),
+            offset,
+            message,
+        });
+    }
+
+    fn scan(&mut self, len: u64) -> io::Result<()> {
+        let mut pos = FILE_HEADER_LEN;
+        self.report.good_len = pos;
+        while pos < len {
+            let head = read_upto(&self.file, pos, BLOCK_HEADER_LEN)?;
+            if head.starts_with(FOOTER_MAGIC) && head.len() >= 8 {
+                let n = le_u32(&head, 4) as u64;
+                let total = 8 + n * FOOTER_ENTRY_LEN as u64 + 4 + 4 + 8;
+                if pos + total > len {
+                    self.problem(
+                        pos,
+                        format!("footer cut: needs {total} bytes, the file ends at {len}"),
+                    );
+                    return Ok(());
+                }
+                let tail = read_upto(&self.file, pos + total - 8, 8)?;
+                if tail != END_MAGIC {
+                    self.problem(
+                        pos,
+                        "damaged footer (no end mark); looking for the next block".into(),
+                    );
+                    pos = self.resync(pos + 1, len)?;
+                    continue;
+                }
+                pos += total;
+                self.report.good_len = pos;
+                self.report.complete = pos == len;
+                continue;
+            }
+            if !head.starts_with(BLOCK_MAGIC) {
+                self.problem(
+                    pos,
+                    "no block starts here (bad magic); looking for the next block".into(),
+                );
+                pos = self.resync(pos + 1, len)?;
+                continue;
+            }
+            if head.len() < BLOCK_HEADER_LEN {
+                self.problem(
+                    pos,
+                    format!(
+                        "block header cut at the end of the file ({} of {BLOCK_HEADER_LEN} bytes; the writer was stopped while writing it)",
+                        head.len()
+                    ),
+                );
+                return Ok(());
+            }
+            match self.block_at(pos, &head, len)? {
+                Ok((info, dir, end)) => {
+                    self.blocks.push((info, dir));
+                    self.report.complete = false;
+                    pos = end;
+                    self.report.good_len = pos;
+                }
+                Err((msg, cut)) => {
+                    self.problem(pos, msg);
+                    if cut {
+                        return Ok(());
+                    }
+                    pos = self.resync(pos + 1, len)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Parse and check the block whose header is `head` at `pos`: its
+    /// summary, directory and end; or what is wrong and whether the file is
+    /// cut there (`true`) rather than damaged.
+    #[allow(clippy::type_complexity)]
+    fn block_at(
+        &self,
+        pos: u64,
+        head: &[u8],
+        len: u64,
+    ) -> io::Result<Result<(BlockInfo, Vec<DirEntry>, u64), (String, bool)>> {
+        let rows = le_u32(head, 4);
+        let ncols = le_u16(head, 8) as usize;
+        let body_len = le_u32(head, 12) as u64;
+        let end = pos + BLOCK_HEADER_LEN as u64 + body_len;
+        let dir_len = ncols * DIR_ENTRY_LEN;
+        let dir = read_upto(&self.file, pos + BLOCK_HEADER_LEN as u64, dir_len)?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&head[..32]);
+        crc.update(&dir);
+        let crc_ok = dir.len() == dir_len && crc.finalize() == le_u32(head, 32);
+        if end > len {
+            return Ok(Err((
+                format!(
+                    "block of {rows} rows cut: it needs {} bytes, the file ends at {len} (the writer was stopped while writing it; its rows are lost)",
+                    end - pos
+                ),
+                crc_ok || dir.len() < dir_len,
+            )));
+        }
+        if !crc_ok {
+            return Ok(Err((
+                "block header checksum mismatch (damaged); looking for the next block".into(),
+                false,
+            )));
+        }
+        let mut entries = Vec::with_capacity(ncols);
+        let mut at = pos + BLOCK_HEADER_LEN as u64 + dir_len as u64;
+        for e in dir.chunks_exact(DIR_ENTRY_LEN) {
+            let d = DirEntry {
+                id: le_u16(e, 0),
+                codec: e[2],
+                flags: e[3],
+                stored_len: le_u32(e, 4),
+                raw_len: le_u32(e, 8),
+                crc: le_u32(e, 12),
+                at,
+            };
+            at += d.stored_len as u64;
+            entries.push(d);
+        }
+        if at != end {
+            return Ok(Err((
+                format!(
+                    "block directory does not add up ({} bytes of columns, body says {})",
+                    at - pos,
+                    end - pos
+                ),
+                false,
+            )));
+        }
+        Ok(Ok((
+            BlockInfo {
+                offset: pos,
+                rows,
+                min_time_ms: le_i64(head, 16),
+                max_time_ms: le_i64(head, 24),
+            },
+            entries,
+            end,
+        )))
+    }
+
+    /// The offset of the next block header with a good checksum at or after
+    /// `from`, or `len` when there is none.
+    fn resync(&mut self, from: u64, len: u64) -> io::Result<u64> {
+        const WINDOW: usize = 1 << 20;
+        let mut at = from;
+        while at < len {
+            let buf = read_upto(&self.file, at, WINDOW + 3)?;
+            let mut i = 0;
+            while let Some(p) = buf[i..].windows(4).position(|w| w == BLOCK_MAGIC) {
+                let cand = at + (i + p) as u64;
+                let head = read_upto(&self.file, cand, BLOCK_HEADER_LEN)?;
+                if head.len() == BLOCK_HEADER_LEN {
+                    if let Ok(Ok(_)) = self.block_at(cand, &head, len) {
+                        return Ok(cand);
+                    }
+                }
+                i += p + 1;
+            }
+            if buf.len() <= WINDOW {
+                break;
+            }
+            at += WINDOW as u64;
+        }
+        Ok(len)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The good blocks, in file order.
+    pub fn blocks(&self) -> impl ExactSizeIterator<Item = &BlockInfo> {
+        self.blocks.iter().map(|b| &b.0)
+    }
+
+    /// Block `index`'s summary.
+    pub fn block(&self, index: usize) -> Option<&BlockInfo> {
+        self.blocks.get(index).map(|b| &b.0)
+    }
+
+    pub fn block_count(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// Rows in all good blocks.
+    pub fn rows(&self) -> u64 {
+        self.blocks.iter().map(|b| b.0.rows as u64).sum()
+    }
+
+    /// Damaged or cut parts found while opening.
+    pub fn problems(&self) -> &[ColumnError] {
+        &self.report.problems
+    }
+
+    /// The file ends with a footer (closed, not killed while writing).
+    pub fn is_complete(&self) -> bool {
+        self.report.complete
+    }
+
+    /// Offset after the last good block (or footer).
+    pub fn good_len(&self) -> u64 {
+        self.report.good_len
+    }
+
+    /// Read block `index` with the `columns` asked for (others are absent in
+    /// the result; a column the block does not have reads as all nulls).
+    pub fn read_block(&self, index: usize, columns: &[Column]) -> Result<Batch, ColumnError> {
+        let mut batch = Batch::empty();
+        self.read_block_into(index, columns, &mut batch, &mut BlockScratch::default())?;
+        Ok(batch)
+    }
+
+    /// Like [`read_block`](Self::read_block), into `batch` and with
+    /// `scratch`, reusing their memory (a scan of many blocks then
+    /// allocates, and page-faults, only for the first ones).
+    pub fn read_block_into(
+        &self,
+        index: usize,
+        columns: &[Column],
+        batch: &mut Batch,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
+        self.read_block_with(index, columns, &[], batch, scratch)
+    }
+
+    /// Like [`read_block_into`](Self::read_block_into), and for the
+    /// `presence` columns only which rows have a value
+    /// ([`Batch::present`]; their values read as `None`): a column with a
+    /// value in every row is then not even decompressed.
+    pub fn read_block_with(
+        &self,
+        index: usize,
+        values: &[Column],
+        presence: &[Column],
+        batch: &mut Batch,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
+        let (info, dir) = self.blocks.get(index).ok_or_else(|| ColumnError {
+            path: self.path.clone(),
+            offset: 0,
+            message: format!("no block {index}"),
+        })?;
+        let rows = info.rows as usize;
+        batch.rows = 0;
+        batch.min_time_ms = info.min_time_ms;
+        batch.max_time_ms = info.max_time_ms;
+        batch.cols.resize(COLUMNS, None);
+        // Columns not asked for are absent (their memory kept for later).
+        for (i, col) in batch.cols.iter_mut().enumerate() {
+            if !values.iter().chain(presence).any(|c| *c as usize == i) {
+                if let Some(c) = col.take() {
+                    scratch.spare.push(c);
+                }
+            }
+        }
+        let err = |at: u64, message: String| ColumnError {
+            path: self.path.clone(),
+            offset: at,
+            message,
+        };
+        let wanted = values.iter().map(|c| (*c, false)).chain(
+            presence
+                .iter()
+                .filter(|p| !values.contains(p))
+                .map(|c| (*c, true)),
+        );
+        for (c, presence_only) in wanted {
+            let mut col = batch.cols[c as usize]
+                .take()
+                .or_else(|| scratch.spare.pop())
+                .unwrap_or_default();
+            col.values.clear();
+            col.valid.clear();
+            col.offsets.clear();
+            col.nulls = 0;
+            let Some(d) = dir.iter().find(|d| d.id == c as u16) else {
+                batch.cols[c as usize] = Some(col);
+                continue;
+            };
+            if presence_only && d.flags & HAS_BITMAP == 0 {
+                col.valid.resize(rows.div_ceil(8), 0xff);
+                batch.cols[c as usize] = Some(col);
+                continue;
+            }
+            let stored = &mut scratch.stored;
+            read_exact_into(&self.file, d.at, d.stored_len as usize, stored)
+                .map_err(|e| err(d.at, format!("column {}: {e}", c.name())))?;
+            if crc32fast::hash(stored) != d.crc {
+                return Err(err(
+                    d.at,
+                    format!(
+                        "column {} of the block at {}: checksum mismatch (damaged)",
+                        c.name(),
+                        info.offset
+                    ),
+                ));
+            }
+            let bitmap_len = if d.flags & HAS_BITMAP != 0 {
+                rows.div_ceil(8)
+            } else {
+                0
+            };
+            let raw_len = d.raw_len as usize;
+            let ok_len = match c.width() {
+                0 => raw_len >= bitmap_len + (rows + 1) * 4 && raw_len <= MAX_VAR_COLUMN,
+                w => raw_len == bitmap_len + rows * w,
+            };
+            if !ok_len {
+                return Err(err(
+                    d.at,
+                    format!(
+                        "column {}: {} bytes do not fit {rows} rows",
+                        c.name(),
+                        raw_len
+                    ),
+                ));
+            }
+            let raw: &[u8] = match d.codec {
+                CODEC_RAW if stored.len() == raw_len => stored,
+                CODEC_RAW => {
+                    return Err(err(d.at, format!("column {}: length mismatch", c.name())))
+                }
+                CODEC_LZ4 => {
+                    let out = &mut scratch.raw;
+                    out.clear();
+                    out.resize(raw_len, 0);
+                    match lz4_flex::block::decompress_into(stored, out) {
+                        Ok(n) if n == raw_len => out,
+                        Ok(n) => {
+                            return Err(err(
+                                d.at,
+                                format!(
+                                    "column {}: {n} bytes after LZ4, expected {raw_len}",
+                                    c.name()
+                                ),
+                            ))
+                        }
+                        Err(e) => return Err(err(d.at, format!("column {}: LZ4: {e}", c.name()))),
+                    }
+                }
+                other => {
+                    return Err(err(
+                        d.at,
+                        format!("column {}: unknown codec {other}", c.name()),
+                    ))
+                }
+            };
+            if bitmap_len > 0 {
+                col.valid.extend_from_slice(&raw[..bitmap_len]);
+                col.nulls = (0..rows).filter(|i| !super::bit(&col.valid, *i)).count();
+            } else {
+                col.valid.resize(rows.div_ceil(8), 0xff);
+            }
+            let raw = &raw[bitmap_len..];
+            if presence_only {
+                // Only the bitmap was wanted.
+            } else if c.width() == 0 {
+                let (offs, values) = raw.split_at((rows + 1) * 4);
+                col.offsets.extend(
+                    offs.chunks_exact(4)
+                        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+                );
+                let monotonic = col.offsets.first() == Some(&0)
+                    && col.offsets.windows(2).all(|w| w[0] <= w[1])
+                    && col
+                        .offsets
+                        .last()
+                        .is_some_and(|l| *l as usize == values.len());
+                if !monotonic {
+                    return Err(err(d.at, format!("column {}: bad offsets", c.name())));
+                }
+                col.values.extend_from_slice(values);
+            } else {
+                col.values.extend_from_slice(raw);
+            }
+            batch.cols[c as usize] = Some(col);
+        }
+        batch.rows = rows;
+        Ok(())
+    }
+}
+
+/// Buffers [`ColumnFile::read_block_into`] reuses between blocks.
+#[derive(Debug, Default)]
+pub struct BlockScratch {
+    stored: Vec<u8>,
+    raw: Vec<u8>,
+    spare: Vec<ColumnData>,
+}
+
+/// Read exactly `len` bytes at `at` into `buf` (an error at the end of the file).
+fn read_exact_into(file: &File, at: u64, len: usize, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.resize(len, 0);
+    file.read_exact_at(buf, at)
+}
+
+/// Open `path` for appending blocks: a new file gets the header; an
+/// existing columns file is cut after its last good block or footer (a
+/// block torn by a crash is dropped). Returns the file, positioned at its
+/// end, its length, and what was cut (if anything).
+pub fn open_for_append(path: &Path) -> io::Result<(File, u64, Option<String>)> {
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        file.write_all(&file_header())?;
+        return Ok((file, FILE_HEADER_LEN, None));
+    }
+    let existing = ColumnFile::open(path)?;
+    let good = existing.good_len();
+    let mut cut = None;
+    if good < len {
+        let why = existing
+            .problems()
+            .last()
+            .map_or(String::new(), |p| format!(": {}", p.message));
+        cut = Some(format!(
+            "{}: cut {} bytes after offset {good} before appending{why}",
+            path.display(),
+            len - good
+        ));
+        file.set_len(good)?;
+    }
+    Ok((file, good, cut))
+}
