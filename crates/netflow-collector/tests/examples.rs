@@ -54,7 +54,7 @@ fn example_prints_every_record(name: &str) {
         .unwrap_or_else(|e| panic!("runs {}: {e}", example.display()));
     let (tx, rx) = mpsc::channel();
     let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
+    let reader = std::thread::spawn(move || {
         for l in BufReader::new(stderr).lines().map_while(Result::ok) {
             let _ = tx.send(l);
         }
@@ -82,6 +82,8 @@ fn example_prints_every_record(name: &str) {
 
     // The example ends by itself after `packets` exports.
     let out = child.wait_with_output().expect("the example ends");
+    // Every stderr line forwarded (the reader ends at the pipe's end).
+    reader.join().expect("the stderr reader ends");
     let stderr: Vec<String> = rx.try_iter().collect();
     assert!(out.status.success(), "{stderr:?}");
     let mut got: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
