@@ -1,6 +1,7 @@
 //! Data sets and data records: zero-copy views decoded with a compiled
 //! [`Template`] (RFC 3954 section 5.3, RFC 7011 section 3.4.3).
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::cache::TemplateScope;
@@ -255,6 +256,39 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// Calls `f` with every `(field, value)` pair of [`fields`](Self::fields),
+    /// in the same order, with the same values (padding skipped; a record cut
+    /// short ends early, as the iterator does). Faster than the iterator: for
+    /// templates whose fields all have a fixed length (every v5 and most v9
+    /// and IPFIX templates) it walks the compiled plan with each field at its
+    /// precomputed offset, and inlined into the caller the [`Value`] is
+    /// usually never built (the caller's `match` on it folds into the decode
+    /// step of each field).
+    #[inline]
+    pub fn for_each_field<F: FnMut(&'a TemplateField, Value<'a>)>(&self, mut f: F) {
+        let template = self.template;
+        let data = self.data;
+        match template.record_len {
+            Some(len) if !template.has_lists && data.len() >= len => {}
+            _ => {
+                self.fields().for_each(|(field, value)| f(field, value));
+                return;
+            }
+        }
+        for (plan, field) in template.plan.iter().zip(template.fields.iter()) {
+            // All fields have a fixed length, so every offset is known (not
+            // u32::MAX) and offset + length <= record_len <= data.len(), as
+            // checked once above: value_at's own check never fails here.
+            if plan.op == Op::Skip {
+                continue;
+            }
+            let start = plan.offset as usize;
+            if !visit_at(plan.op, data, start, plan.length as usize, field, &mut f) {
+                return;
+            }
+        }
+    }
+
     /// The value of the first field with this output name (e.g. `"IN_BYTES"`,
     /// `"sourceIPv4Address"`).
     pub fn get(&self, name: &str) -> Option<Value<'a>> {
@@ -318,5 +352,56 @@ impl<'a> Iterator for Fields<'a> {
             };
             return Some((field, value));
         }
+    }
+}
+
+/// Calls `f` with the value of a field of `len` bytes at `data[start..]`
+/// decoded with `op` (not `Op::List`, `Op::Skip`); false if it runs past
+/// `data`. One bounds check per field: the fixed-size ops load exactly their
+/// length, which is the field's length by construction of [`Op::new`]. `f`
+/// is called in each arm, so once inlined the `Value` it gets has a known
+/// variant and the caller's `match` on it folds away.
+#[inline(always)]
+fn visit_at<'a, F: FnMut(&'a TemplateField, Value<'a>)>(
+    op: Op,
+    data: &'a [u8],
+    start: usize,
+    len: usize,
+    field: &'a TemplateField,
+    f: &mut F,
+) -> bool {
+    #[inline(always)]
+    fn array<const N: usize>(data: &[u8], start: usize) -> Option<[u8; N]> {
+        data.get(start..start.checked_add(N)?)?.try_into().ok()
+    }
+    macro_rules! emit {
+        ($e:expr) => {
+            match $e {
+                Some(v) => {
+                    f(field, v);
+                    true
+                }
+                None => false,
+            }
+        };
+    }
+    match op {
+        Op::U8 => emit!(data.get(start).map(|&b| Value::Unsigned(b as u64))),
+        Op::U16 => emit!(array(data, start).map(|a| Value::Unsigned(u16::from_be_bytes(a) as u64))),
+        Op::U32 => emit!(array(data, start).map(|a| Value::Unsigned(u32::from_be_bytes(a) as u64))),
+        Op::U64 => emit!(array(data, start).map(|a| Value::Unsigned(u64::from_be_bytes(a)))),
+        Op::Ipv4 => emit!(array::<4>(data, start).map(|a| Value::Ipv4(Ipv4Addr::from(a)))),
+        Op::Ipv6 => emit!(array::<16>(data, start).map(|a| Value::Ipv6(Ipv6Addr::from(a)))),
+        Op::Mac => emit!(array(data, start).map(Value::Mac)),
+        Op::DtSec if len == 4 => {
+            emit!(array(data, start).map(|a| Value::DateTimeSeconds(u32::from_be_bytes(a) as u64)))
+        }
+        Op::DtMilli if len == 8 => {
+            emit!(array(data, start).map(|a| Value::DateTimeMilliseconds(u64::from_be_bytes(a))))
+        }
+        op => emit!(start
+            .checked_add(len)
+            .and_then(|end| data.get(start..end))
+            .map(|b| Value::from_op(op, b))),
     }
 }

@@ -152,6 +152,15 @@ fn walk_record(r: &Record<'_>, depth: usize, w: &mut Work, o: WalkOpts) {
         reference.len(),
         "fields() yields every non-padding field"
     );
+    // The visitor yields exactly the iterator's pairs (same fields, same
+    // values; compared as Debug text so a NaN float equals itself).
+    let mut visited = Vec::new();
+    r.for_each_field(|f, v| visited.push((f as *const _, format!("{v:?}"))));
+    let iterated: Vec<_> = r
+        .fields()
+        .map(|(f, v)| (f as *const _, format!("{v:?}")))
+        .collect();
+    assert_eq!(visited, iterated, "for_each_field and fields() disagree");
 }
 
 /// Reference decoding: the bytes of each non-padding field, found by walking
