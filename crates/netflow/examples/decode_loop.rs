@@ -4,7 +4,7 @@
 //! `cargo run --release -p netflow --example decode_loop -- testdata/captures/softflowd-v9.pcap 1000 [MODE]`
 //!
 //! MODE: `fields` (default, the `Record::fields` iterator), `visit`
-//! (`Record::for_each_field`), `v5view` (`ExportPacket::v5_records`, v5 only)
+//! (`Record::for_each_field`), `columns` (`DataSet::columns`), `v5view` (`ExportPacket::v5_records`, v5 only)
 //! or `count` (prints the number of fields as the checksum). Each mode is its
 //! own function, so one does not change how the others are compiled.
 
@@ -26,6 +26,7 @@ fn main() {
     let pass = match mode.as_str() {
         "fields" => fields,
         "visit" => visit,
+        "columns" => columns,
         "v5view" => v5view,
         "count" => count,
         m => panic!("unknown mode {m}"),
@@ -71,6 +72,28 @@ fn visit(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
     for r in packet.records() {
         records += 1;
         r.for_each_field(|_, v| acc = acc.wrapping_add(fold(v)));
+    }
+    (records, acc)
+}
+
+#[inline(never)]
+fn columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    let packet = parse_packet(p, cache).expect("decode");
+    let (mut records, mut acc) = (0, 0u64);
+    for set in &packet.data_sets {
+        records += set.record_count;
+        match set.columns() {
+            Some(columns) => {
+                for c in columns {
+                    c.for_each(|v| acc = acc.wrapping_add(fold(v)));
+                }
+            }
+            None => {
+                for r in set.records() {
+                    r.for_each_field(|_, v| acc = acc.wrapping_add(fold(v)));
+                }
+            }
+        }
     }
     (records, acc)
 }
