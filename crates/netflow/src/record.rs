@@ -189,7 +189,11 @@ impl<'a> DataSet<'a> {
         Some(Columns {
             steps: template.plan.iter().zip(template.fields.iter()),
             // Whole records only (scan_records cut the body at the last one).
-            body: self.body.get(..self.record_count * stride).unwrap_or(&[]),
+            body: self
+                .record_count
+                .checked_mul(stride)
+                .and_then(|n| self.body.get(..n))
+                .unwrap_or(&[]),
             stride,
         })
     }
