@@ -22,7 +22,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -59,12 +59,34 @@ impl core::fmt::Display for ExporterId {
 }
 
 /// (exporter, protocol, source ID / observation domain): one template namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ScopeKey {
     pub exporter: ExporterId,
     pub protocol: Protocol,
     /// v9 source ID or IPFIX observation domain ID.
     pub domain: u32,
+}
+
+/// Hashes what `Eq` compares (address, port, IPv6 flow info and scope id,
+/// protocol, domain) in one or a few wide writes: the derived `Hash` made
+/// about ten small SipHash writes, and a scope is looked up for every packet
+/// (it was 5 % to 10 % of decoding a v9 packet of a few records).
+impl Hash for ScopeKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let tail = (self.protocol as u64) << 32 | self.domain as u64;
+        match self.exporter.0 {
+            SocketAddr::V4(a) => state.write_u128(
+                (u32::from(*a.ip()) as u128) << 80 | (a.port() as u128) << 64 | tail as u128,
+            ),
+            SocketAddr::V6(a) => {
+                state.write_u128(u128::from(*a.ip()));
+                state.write_u128(
+                    (a.port() as u128) << 64 | (a.flowinfo() as u128) << 32 | a.scope_id() as u128,
+                );
+                state.write_u64(tail);
+            }
+        }
+    }
 }
 
 /// A template's full identity.

@@ -49,7 +49,7 @@ pub use packet::{
     parse_packet, parse_packet_from, ExportPacket, Header, MissingSet, TemplateEvent,
 };
 pub use pending::{Decoded, Decoder, PendingBuffer, PendingLimits, PendingSet, ReplayedSet};
-pub use record::{DataSet, Record};
+pub use record::{Column, Columns, DataSet, Record};
 pub use sampling::{SamplingRate, SamplingTable};
 pub use sequence::{Observation, SequenceTracker, StreamCounters, StreamKey, TrackerLimits};
 pub use template::{FieldId, FieldSpec, Template, TemplateField, TemplateKind};

@@ -26,8 +26,8 @@ use std::sync::OnceLock;
 
 use netflow::serde_impl::{KeyMode, RecordSer};
 use netflow::{
-    decode_hex, parse_packet, Decoded, Decoder, ExportPacket, ExporterId, Limits, PendingBuffer,
-    PendingLimits, Record, TemplateCache, TemplateChange, Value,
+    decode_hex, parse_packet, DataSet, Decoded, Decoder, ExportPacket, ExporterId, Limits,
+    PendingBuffer, PendingLimits, Record, TemplateCache, TemplateChange, Value,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -152,6 +152,20 @@ fn walk_record(r: &Record<'_>, depth: usize, w: &mut Work, o: WalkOpts) {
         reference.len(),
         "fields() yields every non-padding field"
     );
+    // The visitor yields exactly the iterator's pairs (same fields, same values).
+    let mut iterated = r.fields();
+    let mut visited = 0;
+    r.for_each_field(|f, v| {
+        visited += 1;
+        let (g, w) = iterated
+            .next()
+            .expect("for_each_field yields more than fields()");
+        assert!(
+            std::ptr::eq(f, g) && same(&v, &w),
+            "for_each_field and fields() disagree"
+        );
+    });
+    assert_eq!(visited, n, "for_each_field yields fewer than fields()");
 }
 
 /// Reference decoding: the bytes of each non-padding field, found by walking
@@ -269,6 +283,46 @@ fn walk_records<'a>(
     assert_eq!(n, expected, "records() yields record_count records");
 }
 
+/// Value equality where a NaN float equals itself (same bits).
+fn same(a: &Value<'_>, b: &Value<'_>) -> bool {
+    match (a, b) {
+        (Value::Float(x), Value::Float(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// A data set read column by column (`DataSet::columns`) holds exactly the
+/// values of `records()` / `fields()`, transposed; `Column::values` equals
+/// `Column::for_each`.
+fn check_columns(ds: &DataSet<'_>) {
+    let Some(columns) = ds.columns() else {
+        assert!(ds.template.record_len.is_none() || ds.template.has_lists);
+        return;
+    };
+    let rows: Vec<Vec<_>> = ds.records().map(|r| r.fields().collect()).collect();
+    let mut n = 0;
+    let mut values = Vec::with_capacity(ds.record_count);
+    for (i, c) in columns.enumerate() {
+        n += 1;
+        values.clear();
+        c.for_each(|v| values.push(v));
+        assert_eq!(values.len(), ds.record_count);
+        assert_eq!(c.len(), ds.record_count);
+        assert!(
+            c.values().zip(&values).all(|(a, b)| same(&a, b)) && c.values().count() == values.len(),
+            "Column::values and Column::for_each disagree"
+        );
+        for (row, v) in rows.iter().zip(&values) {
+            let (f, want) = &row[i];
+            assert!(std::ptr::eq(*f, c.field()), "column {i} is another field");
+            assert!(same(want, v), "column {i}: {v:?}, fields(): {want:?}");
+        }
+    }
+    for row in &rows {
+        assert_eq!(row.len(), n, "one column per field of fields()");
+    }
+}
+
 fn walk_packet(p: &ExportPacket<'_>, w: &mut Work, o: WalkOpts) {
     std::hint::black_box(format!("{:?}", p.header));
     std::hint::black_box((p.header.sequence(), p.header.domain(), p.header.uptime()));
@@ -276,6 +330,7 @@ fn walk_packet(p: &ExportPacket<'_>, w: &mut Work, o: WalkOpts) {
     for ds in &p.data_sets {
         std::hint::black_box((ds.is_options(), ds.template_id(), ds.bytes().len()));
         walk_records(ds.records(), ds.record_count, w, o);
+        check_columns(ds);
     }
     for e in &p.errors {
         std::hint::black_box(e.to_string());
@@ -289,6 +344,7 @@ fn walk_decoded(d: &Decoded<'_>, w: &mut Work, o: WalkOpts) {
         let ds = r.data_set();
         assert_eq!(ds.template_id(), r.pending.key.template_id);
         walk_records(ds.records(), ds.record_count, w, o);
+        check_columns(&ds);
     }
 }
 
