@@ -303,23 +303,8 @@ impl Stats {
         let mut t = ExporterStats::default();
         t.add_counters(&self.evicted_exporters);
         for e in self.exporters.values() {
-            t.packets += e.packets;
-            t.bytes += e.bytes;
-            t.records += e.records;
-            t.options += e.options;
-            t.bad_packets += e.bad_packets;
-            for (k, v) in &e.errors {
-                *t.errors.entry(k).or_insert(0) += v;
-            }
+            t.add_counters(e);
             t.sets_waiting += e.sets_waiting;
-            t.sets_replayed += e.sets_replayed;
-            t.sets_dropped += e.sets_dropped;
-            t.sets_expired += e.sets_expired;
-            t.sets_evicted += e.sets_evicted;
-            t.sets_over_exporter_limit += e.sets_over_exporter_limit;
-            t.sequence.lost += e.sequence.lost;
-            t.sequence.expected += e.sequence.expected;
-            t.sequence.received += e.sequence.received;
             t.templates += e.templates;
         }
         t

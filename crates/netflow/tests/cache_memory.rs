@@ -6,60 +6,24 @@
 //! The full-size figures (10 000 x 100) are printed by
 //! `cargo bench -p netflow --bench cache_memory`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use netflow::{parse_packet_from, ExporterId, Limits, TemplateCache};
+use netflow::{parse_packet_from, Limits, TemplateCache};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-/// The counter is process-wide: one test at a time.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
+mod memory_support;
+use memory_support::{exporter, template_messages, Counting, LIVE};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-/// An IPFIX message (RFC 7011 section 3.1) with one template set of
-/// `templates` templates (ids 256..), each of `fields` 4-byte fields.
-fn template_message(templates: u16, fields: u16) -> Vec<u8> {
-    let mut set = vec![0, 2, 0, 0];
-    for id in 256..256 + templates {
-        set.extend(id.to_be_bytes());
-        set.extend(fields.to_be_bytes());
-        for f in 0..fields {
-            // Distinct IANA elements 1..=fields, 4 bytes each.
-            set.extend((f + 1).to_be_bytes());
-            set.extend(4u16.to_be_bytes());
-        }
-    }
-    let len = set.len() as u16;
-    set[2..4].copy_from_slice(&len.to_be_bytes());
-    let mut m = vec![0, 10];
-    m.extend((16 + len).to_be_bytes());
-    m.extend([0; 12]);
-    m.extend(set);
-    m
-}
+/// The counter is process-wide: one test at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn exporter(i: u32) -> ExporterId {
-    let ip = 0x0a00_0000 + i;
-    ExporterId((ip.to_be_bytes(), 4739).into())
+/// One IPFIX message with `templates` templates of `fields` fields.
+fn template_message(templates: u16, fields: u16) -> Vec<u8> {
+    let mut m = template_messages(templates, fields);
+    assert_eq!(m.len(), 1, "fits one message");
+    m.remove(0)
 }
 
 /// Live bytes held by a cache after `exporters` exporters each sent the message.
