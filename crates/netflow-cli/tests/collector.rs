@@ -362,6 +362,20 @@ fn rotate_every_second() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `netflow collector --config FILE` with `text` in FILE exits with status 1
+/// and an error mentioning `want`.
+fn assert_config_rejected(config: &std::path::Path, text: &str, want: &str) {
+    std::fs::write(config, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["collector", "-p", "0", "--config", config.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+    assert!(err.contains(want), "{text}: {err}");
+}
+
 #[test]
 fn config_file_with_flags_over_it() {
     let dir = tmp("config");
@@ -428,15 +442,7 @@ fn config_file_with_flags_over_it() {
         ("allow = [\"10.0.0.0/40\"]\n", "allow"),
         ("compression-level = 10\n", "compression-level"),
     ] {
-        std::fs::write(&config, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
-            .args(["collector", "-p", "0", "--config", config.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
-        assert!(err.contains(want), "{text}: {err}");
+        assert_config_rejected(&config, text, want);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -498,15 +504,7 @@ fn rate_limit_from_the_config_file_drops_and_counts_the_excess() {
             "max-templates-per-scope",
         ),
     ] {
-        std::fs::write(&config, text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
-            .args(["collector", "-p", "0", "--config", config.to_str().unwrap()])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
-        assert!(err.contains(want), "{text}: {err}");
+        assert_config_rejected(&config, text, want);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
