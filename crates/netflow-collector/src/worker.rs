@@ -717,31 +717,15 @@ impl DecodeLoop {
         // sink may block, e.g. a full channel, and `stats()` must not).
         self.update_stats(d, &result, &groups, sampling_learned > 0);
         let Ok(decoded) = result else { return };
-        let packet = &decoded.packet;
-        // The datagram itself (also with no data sets: the original writes a
-        // line per datagram), then the sets that waited, per datagram.
         let mut results = Vec::new();
         if self.batches {
             // Rows built here, without the lock (in parallel with several
             // workers); the sink appends them to its batch.
             self.builder.clear();
-            self.builder.add_export(&Export {
-                received,
-                exporter: d.from,
-                header: &packet.header,
-                sets: &packet.data_sets,
+            let builder = &mut self.builder;
+            for_each_export(d.from, received, &decoded, &groups, |e| {
+                builder.add_export(e);
             });
-            for &(i, j) in &groups {
-                let group = &decoded.replayed[i..j];
-                let first = &group[0].pending;
-                let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
-                self.builder.add_export(&Export {
-                    received: first.tag as f64 / 1e6,
-                    exporter: first.key.scope.exporter.0,
-                    header: &first.header,
-                    sets: &sets,
-                });
-            }
             if self.builder.batch().is_empty() {
                 return;
             }
@@ -759,33 +743,12 @@ impl DecodeLoop {
             // Formatted here, without the lock: with several workers the
             // formatting runs in parallel and the sink only stores.
             self.lines.clear();
-            let mut lines = write_export(
-                format,
-                &mut self.lines,
-                &Export {
-                    received,
-                    exporter: d.from,
-                    header: &packet.header,
-                    sets: &packet.data_sets,
-                },
-            ) as u64;
-            let mut records = record_count(&packet.data_sets);
-            for &(i, j) in &groups {
-                let group = &decoded.replayed[i..j];
-                let first = &group[0].pending;
-                let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
-                lines += write_export(
-                    format,
-                    &mut self.lines,
-                    &Export {
-                        received: first.tag as f64 / 1e6,
-                        exporter: first.key.scope.exporter.0,
-                        header: &first.header,
-                        sets: &sets,
-                    },
-                ) as u64;
-                records += record_count(&sets);
-            }
+            let (mut lines, mut records) = (0u64, 0u64);
+            let out = &mut self.lines;
+            for_each_export(d.from, received, &decoded, &groups, |e| {
+                lines += write_export(format, out, e) as u64;
+                records += record_count(e.sets);
+            });
             let start = Instant::now();
             let result = self
                 .sink
@@ -803,23 +766,9 @@ impl DecodeLoop {
         {
             let sink = self.sink.clone();
             let mut sink = sink.lock().unwrap_or_else(|e| e.into_inner());
-            results.push(sink.write(&Export {
-                received,
-                exporter: d.from,
-                header: &packet.header,
-                sets: &packet.data_sets,
-            }));
-            for &(i, j) in &groups {
-                let group = &decoded.replayed[i..j];
-                let first = &group[0].pending;
-                let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
-                results.push(sink.write(&Export {
-                    received: first.tag as f64 / 1e6,
-                    exporter: first.key.scope.exporter.0,
-                    header: &first.header,
-                    sets: &sets,
-                }));
-            }
+            for_each_export(d.from, received, &decoded, &groups, |e| {
+                results.push(sink.write(e))
+            });
         }
         self.observe_sink_wait(start.elapsed());
         for r in results {
@@ -964,6 +913,36 @@ impl DecodeLoop {
             }
             e.sequence = seq;
         }
+    }
+}
+
+/// The exports of one decoded datagram, in order: the datagram itself (also
+/// with no data sets: the original writes a line per datagram), then the sets
+/// that waited for their template, one export per datagram they came in
+/// (`groups`: ranges of `decoded.replayed`).
+fn for_each_export(
+    from: SocketAddr,
+    received: f64,
+    decoded: &Decoded<'_>,
+    groups: &[(usize, usize)],
+    mut f: impl FnMut(&Export<'_>),
+) {
+    f(&Export {
+        received,
+        exporter: from,
+        header: &decoded.packet.header,
+        sets: &decoded.packet.data_sets,
+    });
+    for &(i, j) in groups {
+        let group = &decoded.replayed[i..j];
+        let first = &group[0].pending;
+        let sets: Vec<DataSet<'_>> = group.iter().map(|r| r.data_set()).collect();
+        f(&Export {
+            received: first.tag as f64 / 1e6,
+            exporter: first.key.scope.exporter.0,
+            header: &first.header,
+            sets: &sets,
+        });
     }
 }
 
