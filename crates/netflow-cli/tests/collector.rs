@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod running;
 
-use running::{field, per_exporter, read_lines, Running, TIMEOUT};
+use running::{field, kill_9_mid_stream, per_exporter, read_lines, Running, TIMEOUT};
 
 fn generate(target: &str, args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
@@ -108,38 +108,12 @@ fn generate_then_sigterm_stores_every_record_per_exporter() {
 fn kill_9_mid_stream_leaves_a_readable_file() {
     let dir = tmp("kill9");
     let file = dir.join("original.gz");
-    let mut c = Running::start(&["-o", file.to_str().unwrap()]);
-    let addr = c.addr.clone();
-    // Send for up to 20 s in the background; the collector is killed long before.
-    let mut gen = Command::new(env!("CARGO_BIN_EXE_netflow"))
-        .args([
-            "generate",
-            "--target",
-            &addr,
-            "--version",
-            "5",
-            "--rate",
-            "200",
-        ])
-        .args(["--duration", "20", "--exporters", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("runs netflow generate");
-    // Wait until a first gzip member was flushed and more is arriving.
-    let first = c.wait_line("a flushed member", |l| {
-        l.starts_with("status ") && field(l, "written").is_some_and(|w| w > 0)
-    });
-    let written = field(&first, "written").unwrap();
-    c.wait_line("more data after the flush", |l| {
-        l.starts_with("status ") && field(l, "packets").is_some_and(|p| p > written + 20)
-    });
-    c.signal("-KILL");
-    let (code, _) = c.wait_exit();
-    assert_eq!(code, None, "killed by a signal");
-    let _ = gen.kill();
-    let _ = gen.wait();
+    let c = Running::start(&["-o", file.to_str().unwrap()]);
+    let written = kill_9_mid_stream(
+        c,
+        &["--version", "5", "--rate", "200", "--exporters", "2"],
+        |w, l| field(l, "packets").is_some_and(|p| p > w + 20),
+    );
     // Every member written reads back; the original layout has one line per datagram.
     let lines = read_lines(&file);
     assert!(

@@ -11,7 +11,7 @@ use netflow_store::columns::{flags, Column, ColumnFile};
 
 mod running;
 
-use running::{field, per_exporter, Running};
+use running::{field, kill_9_mid_stream, per_exporter, Running};
 
 fn generate(target: &str, args: &[&str]) -> Vec<String> {
     let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
@@ -93,27 +93,12 @@ fn kill_9_leaves_complete_blocks_and_a_restart_appends() {
     let dir = tmp("kill9");
     let file = dir.join("flows.nfcol");
     let path = file.to_str().unwrap();
-    let mut c = Running::start(&["-o", path, "--format", "columns"]);
-    let mut gen = Command::new(env!("CARGO_BIN_EXE_netflow"))
-        .args(["generate", "--target", &c.addr, "--version", "9"])
-        .args(["--rate", "500", "--duration", "20", "--exporters", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("runs netflow generate");
-    let first = c.wait_line("a flushed block", |l| {
-        l.starts_with("status ") && field(l, "written").is_some_and(|w| w > 0)
-    });
-    let written = field(&first, "written").unwrap();
-    c.wait_line("more rows after it", |l| {
-        l.starts_with("status ") && field(l, "records").is_some_and(|r| r > written + 500)
-    });
-    c.signal("-KILL");
-    let (code, _) = c.wait_exit();
-    assert_eq!(code, None, "killed by a signal");
-    let _ = gen.kill();
-    let _ = gen.wait();
+    let c = Running::start(&["-o", path, "--format", "columns"]);
+    let written = kill_9_mid_stream(
+        c,
+        &["--version", "9", "--rate", "500", "--exporters", "2"],
+        |w, l| field(l, "records").is_some_and(|r| r > w + 500),
+    );
     let f = ColumnFile::open(&file).unwrap();
     assert!(!f.is_complete(), "no footer after kill -9");
     assert!(f.rows() >= written, "{} rows, {written} flushed", f.rows());

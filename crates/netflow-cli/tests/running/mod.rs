@@ -177,6 +177,38 @@ impl Running {
     }
 }
 
+/// Feed the collector from `netflow generate --target ADDR GENERATE` (20 s
+/// at most, output discarded) until a first flush was written and then
+/// `more(written, status line)` holds; kill -9 it there, mid-stream, and stop
+/// the generator. Returns what the first flush seen had written.
+pub fn kill_9_mid_stream(
+    mut c: Running,
+    generate: &[&str],
+    more: impl Fn(u64, &str) -> bool,
+) -> u64 {
+    let mut gen = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["generate", "--target", &c.addr, "--duration", "20"])
+        .args(generate)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runs netflow generate");
+    let first = c.wait_line("a first flush", |l| {
+        l.starts_with("status ") && field(l, "written").is_some_and(|w| w > 0)
+    });
+    let written = field(&first, "written").unwrap();
+    c.wait_line("more data after the flush", |l| {
+        l.starts_with("status ") && more(written, l)
+    });
+    c.signal("-KILL");
+    let (code, _) = c.wait_exit();
+    assert_eq!(code, None, "killed by a signal");
+    let _ = gen.kill();
+    let _ = gen.wait();
+    written
+}
+
 /// A test that fails midway leaves no collector running behind it.
 impl Drop for Running {
     fn drop(&mut self) {
