@@ -15,7 +15,7 @@ use netflow_store::columns::{
 };
 use netflow_store::Export;
 
-use crate::sink::{next_rotated, NamePattern, Rotation, Sink, SinkCounters};
+use crate::sink::{check_directory_of, next_rotated, NamePattern, Rotation, Sink, SinkCounters};
 
 /// Records in columns files: one block per flush (every flush interval, 1 s
 /// in the collector, or when [`ColumnSink::flush_rows`] rows are buffered).
@@ -126,16 +126,7 @@ impl ColumnSink {
     ) -> io::Result<ColumnSink> {
         let named = rotation.is_enabled() || pattern.is_some();
         let (path, file, file_len) = if named {
-            let dir = match base.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            if !dir.is_dir() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("no directory {}", dir.display()),
-                ));
-            }
+            check_directory_of(base)?;
             (next_rotated(base, pattern.as_ref()), None, 0)
         } else {
             let (file, len, cut) = open_for_append(base)?;

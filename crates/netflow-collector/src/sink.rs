@@ -319,6 +319,23 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
     Ok((file, len))
 }
 
+/// Rotated files are created at their first write, in the directory of
+/// `base`: that directory must exist from the start.
+pub(crate) fn check_directory_of(base: &Path) -> io::Result<()> {
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("no directory {}", dir.display()),
+        ))
+    }
+}
+
 /// A rotated file name not taken yet.
 pub(crate) fn next_rotated(base: &Path, pattern: Option<&NamePattern>) -> PathBuf {
     let secs = unix_secs();
@@ -375,16 +392,7 @@ impl FileSink {
         let named = rotation.is_enabled() || pattern.is_some();
         let (path, file, file_len) = if named {
             // Created lazily; its directory must be there now, though.
-            let dir = match base.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            if !dir.is_dir() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("no directory {}", dir.display()),
-                ));
-            }
+            check_directory_of(&base)?;
             (next_rotated(&base, pattern.as_ref()), None, 0)
         } else {
             let (file, len) = open_append(&base)?;
