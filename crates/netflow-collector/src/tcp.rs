@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use crate::rate::TokenBuckets;
 use crate::stats::Stats;
 use crate::tls::TlsConfig;
-use crate::worker::{now_us, worker_for, Datagram, RateLimit, MAX_DENIED_SOURCES};
+use crate::worker::{normalize, now_us, worker_for, Datagram, RateLimit, MAX_DENIED_SOURCES};
 use crate::Cidr;
 
 /// Error kind of a session whose message header is not IPFIX (version not 10).
@@ -233,17 +233,6 @@ impl Shared {
                 Err(())
             }
         }
-    }
-}
-
-/// IPv4-mapped IPv6 peers (dual-stack listeners) as plain IPv4.
-fn normalize(addr: SocketAddr) -> SocketAddr {
-    match addr {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => addr,
-        },
-        v4 => v4,
     }
 }
 

@@ -53,8 +53,9 @@ pub(crate) fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// IPv4-mapped IPv6 source addresses (dual-stack sockets) as plain IPv4.
-fn normalize(addr: SocketAddr) -> SocketAddr {
+/// IPv4-mapped IPv6 source addresses (dual-stack sockets and listeners) as
+/// plain IPv4.
+pub(crate) fn normalize(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(v4.into(), v6.port()),
