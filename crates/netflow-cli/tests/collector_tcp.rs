@@ -185,25 +185,23 @@ fn generate_over_tcp_stores_every_record_per_exporter() {
     let dir = tmp("generate");
     let file = dir.join("flows.gz");
     let (mut c, tcp) = start(&file, &[]);
-    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
-        .args(["generate", "--target", &tcp, "--transport", "tcp"])
-        .args(["--version", "10", "--rate", "400", "--duration", "1"])
-        .args(["--exporters", "3", "--template-refresh", "0.3"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs netflow generate");
-    let sent = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "generate failed: {sent}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let (want, packets) = send_all(
+        &mut c,
+        &tcp,
+        &[
+            "--transport",
+            "tcp",
+            "--rate",
+            "400",
+            "--duration",
+            "1",
+            "--exporters",
+            "3",
+            "--template-refresh",
+            "0.3",
+        ],
+        3,
     );
-    let want = per_exporter(&sent.lines().map(String::from).collect::<Vec<_>>());
-    assert_eq!(want.len(), 3, "{sent}");
-    let packets: u64 = want.values().map(|w| w.0).sum();
-    wait_status(&mut c, "every message decoded", |l| {
-        field(l, "packets") == Some(packets)
-    });
     let stderr = c.terminate();
     let lines = read_lines(&file);
     let stored = flows_by_exporter(&lines);
@@ -259,20 +257,13 @@ fn no_udp_listens_on_tcp_only() {
         .and_then(|r| r.split_whitespace().next())
         .unwrap()
         .to_string();
-    let out = Command::new(env!("CARGO_BIN_EXE_netflow"))
-        .args(["generate", "--target", &tcp, "--transport", "tcp"])
-        .args(["--version", "10", "--rate", "200", "--duration", "1"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("runs netflow generate");
-    assert!(out.status.success(), "{out:?}");
-    let sent = String::from_utf8_lossy(&out.stdout).into_owned();
-    let want = per_exporter(&sent.lines().map(String::from).collect::<Vec<_>>());
-    let packets: u64 = want.values().map(|w| w.0).sum();
-    assert!(packets > 0, "{sent}");
-    wait_status(&mut c, "every message decoded", |l| {
-        field(l, "packets") == Some(packets)
-    });
+    let (_, packets) = send_all(
+        &mut c,
+        &tcp,
+        &["--transport", "tcp", "--rate", "200", "--duration", "1"],
+        1,
+    );
+    assert!(packets > 0);
     let stderr = stop(c);
     assert!(!stderr.iter().any(|l| l.contains("listening on 127.0.0.1")));
     // Nothing to listen on, or --no-udp with a UDP address: refused.
@@ -610,6 +601,31 @@ fn generate(tcp: &str, args: &[&str]) -> std::process::Output {
         .expect("runs netflow generate")
 }
 
+/// Run `generate` (IPFIX to `tcp`, `args`), expect `exporters` exporters in
+/// its report and wait until the collector decoded every message. Returns
+/// the report per exporter (packets, records, options) and the messages sent.
+fn send_all(
+    c: &mut Running,
+    tcp: &str,
+    args: &[&str],
+    exporters: usize,
+) -> (BTreeMap<String, (u64, u64, u64)>, u64) {
+    let out = generate(tcp, args);
+    let sent = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "generate failed: {sent}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = per_exporter(&sent.lines().map(String::from).collect::<Vec<_>>());
+    assert_eq!(want.len(), exporters, "{sent}");
+    let packets: u64 = want.values().map(|w| w.0).sum();
+    wait_status(c, "every message decoded", |l| {
+        field(l, "packets") == Some(packets)
+    });
+    (want, packets)
+}
+
 #[test]
 fn generate_over_tls_stores_every_record_per_exporter() {
     let dir = tmp("tls");
@@ -624,7 +640,8 @@ fn generate_over_tls_stores_every_record_per_exporter() {
             key.to_str().unwrap(),
         ],
     );
-    let out = generate(
+    let (want, packets) = send_all(
+        &mut c,
         &tcp,
         &[
             "--transport",
@@ -638,19 +655,8 @@ fn generate_over_tls_stores_every_record_per_exporter() {
             "--exporters",
             "2",
         ],
+        2,
     );
-    let sent = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "generate failed: {sent}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let want = per_exporter(&sent.lines().map(String::from).collect::<Vec<_>>());
-    assert_eq!(want.len(), 2, "{sent}");
-    let packets: u64 = want.values().map(|w| w.0).sum();
-    wait_status(&mut c, "every message decoded", |l| {
-        field(l, "packets") == Some(packets)
-    });
     // A plain-TCP exporter on the TLS port: the handshake fails, counted;
     // the TLS sessions are not disturbed.
     let mut plain = connect(&tcp);
