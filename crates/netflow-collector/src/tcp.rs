@@ -44,7 +44,9 @@ use std::time::{Duration, Instant};
 use crate::rate::TokenBuckets;
 use crate::stats::Stats;
 use crate::tls::TlsConfig;
-use crate::worker::{normalize, now_us, worker_for, Datagram, RateLimit, MAX_DENIED_SOURCES};
+use crate::worker::{
+    allowed, count_per_source, normalize, now_us, worker_for, Datagram, RateLimit,
+};
 use crate::Cidr;
 
 /// Error kind of a session whose message header is not IPFIX (version not 10).
@@ -282,13 +284,11 @@ impl Listener {
         log: &mut RateLimit,
     ) -> Option<JoinHandle<()>> {
         let shared = &self.shared;
-        if !shared.allow.is_empty() && !shared.allow.iter().any(|c| c.contains(peer.ip())) {
+        if !allowed(&shared.allow, peer.ip()) {
             let mut s = shared.stats();
             s.global.denied += 1;
             s.tcp.denied += 1;
-            if s.denied.len() < MAX_DENIED_SOURCES || s.denied.contains_key(&peer.ip()) {
-                *s.denied.entry(peer.ip()).or_insert(0) += 1;
-            }
+            count_per_source(&mut s.denied, peer.ip(), 1);
             drop(s);
             if log.allow(log::Level::Warn) {
                 log::warn!(

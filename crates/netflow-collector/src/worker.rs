@@ -1,6 +1,7 @@
 //! The receive threads (one per socket) and the decode thread.
 
 use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -26,8 +27,23 @@ use crate::recv;
 use crate::stats::{SequenceSummary, Stats};
 use crate::{Cidr, Config, Sink};
 
-/// Source addresses counted one by one in [`Stats::denied`] at most.
+/// Source addresses counted one by one in [`Stats::denied`] and
+/// [`Stats::rate_limited`] at most.
 pub(crate) const MAX_DENIED_SOURCES: usize = 4096;
+
+/// Add `n` to `source`'s count in `per_source`. Bounded: a flood from
+/// spoofed sources must not grow it without end (beyond
+/// [`MAX_DENIED_SOURCES`] sources only the caller's global counter counts).
+pub(crate) fn count_per_source(per_source: &mut BTreeMap<IpAddr, u64>, source: IpAddr, n: u64) {
+    if per_source.len() < MAX_DENIED_SOURCES || per_source.contains_key(&source) {
+        *per_source.entry(source).or_insert(0) += n;
+    }
+}
+
+/// Whether `ip` may send: no allowlist, or in one of its ranges.
+pub(crate) fn allowed(allow: &[Cidr], ip: IpAddr) -> bool {
+    allow.is_empty() || allow.iter().any(|c| c.contains(ip))
+}
 
 /// One received datagram.
 pub(crate) struct Datagram {
@@ -149,10 +165,7 @@ pub(crate) struct Receiver {
 pub(crate) fn count_rate_limited(stats: &Mutex<Stats>, from: IpAddr, n: u64) {
     let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
     s.global.rate_limited += n;
-    // Bounded like the allowlist's per-source counts.
-    if s.rate_limited.len() < MAX_DENIED_SOURCES || s.rate_limited.contains_key(&from) {
-        *s.rate_limited.entry(from).or_insert(0) += n;
-    }
+    count_per_source(&mut s.rate_limited, from, n);
 }
 
 impl Receiver {
@@ -160,11 +173,7 @@ impl Receiver {
     fn deny(&self, from: SocketAddr, log: &mut RateLimit) {
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         s.global.denied += 1;
-        // Bounded: a flood from spoofed sources must not grow it without end
-        // (beyond the limit only the global counter counts).
-        if s.denied.len() < MAX_DENIED_SOURCES || s.denied.contains_key(&from.ip()) {
-            *s.denied.entry(from.ip()).or_insert(0) += 1;
-        }
+        count_per_source(&mut s.denied, from.ip(), 1);
         drop(s);
         if log.allow(log::Level::Warn) {
             log::warn!(
@@ -175,7 +184,7 @@ impl Receiver {
     }
 
     fn allowed(&self, from: SocketAddr) -> bool {
-        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(from.ip()))
+        allowed(&self.allow, from.ip())
     }
 
     /// Which datagrams of the batch (allowed by the allowlist) are over
