@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 mod running;
 
-use running::{field, per_exporter, read_lines, Running, TIMEOUT};
+use running::{field, per_exporter, read_lines, word_after, Running, TIMEOUT};
 
 fn tmp(name: &str) -> PathBuf {
     running::tmp_dir("collector-tcp", name)
@@ -36,14 +36,7 @@ fn start(file: &Path, extra: &[&str]) -> (Running, String) {
     let line = c.wait_line("the tcp listening line", |l| {
         l.contains("listening on tcp ")
     });
-    let addr = line
-        .split("listening on tcp ")
-        .nth(1)
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let addr = word_after(&line, "listening on tcp ");
     (c, addr)
 }
 
@@ -251,12 +244,7 @@ fn no_udp_listens_on_tcp_only() {
     );
     assert_eq!(c.addr, "tcp");
     let line = c.stderr.last().unwrap().clone();
-    let tcp = line
-        .split("listening on tcp ")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let tcp = word_after(&line, "listening on tcp ");
     let (_, packets) = send_all(
         &mut c,
         &tcp,

@@ -77,14 +77,7 @@ impl Running {
             addr: String::new(),
         };
         let line = r.wait_line("the listening line", |l| l.contains("listening on "));
-        r.addr = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        r.addr = word_after(&line, "listening on ");
         r
     }
 
@@ -217,6 +210,16 @@ impl Drop for Running {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The word after `prefix` in `line` (e.g. the address of a
+/// `listening on ADDR ...` line).
+pub fn word_after(line: &str, prefix: &str) -> String {
+    line.split(prefix)
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no word after {prefix:?} in {line}"))
+        .to_string()
 }
 
 /// `key N` in a line.
