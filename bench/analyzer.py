@@ -127,12 +127,18 @@ def main():
     p.add_argument("--by", default="src", choices=("src", "proto"),
                    help="the query: top sources (nfdump -s srcip/bytes, the issue's) or protocols "
                         "(nfdump -s proto/bytes: few keys, so mostly reading)")
+    p.add_argument("--keep", metavar="DIR",
+                   help="keep both files in DIR (created; for profiling the same flows)")
     args = p.parse_args()
     for tool in (args.netflow, args.nfcapd, args.nfdump):
         if not os.access(tool, os.X_OK):
             sys.exit(f"{tool} not found (cargo build --release -p netflow-cli; apt-get install nfdump)")
 
-    work = tempfile.mkdtemp(prefix="bench-analyzer-")
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=False)
+        work = args.keep
+    else:
+        work = tempfile.mkdtemp(prefix="bench-analyzer-")
     try:
         # nfcapd
         nf_dir = os.path.join(work, "nfcapd")
@@ -210,7 +216,10 @@ def main():
         if not agree:
             sys.exit(1)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if args.keep:
+            print(f"files kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

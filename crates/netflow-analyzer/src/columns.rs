@@ -17,7 +17,7 @@ pub use netflow_store::columns::ColumnFile;
 use netflow_store::columns::{flags, time_unit, Batch, BlockScratch, Column};
 
 use crate::flow::{Entry, Flow, HeaderInfo, TimeBase};
-use crate::top::{Filter, TopBy, TopN};
+use crate::top::{Filter, FlowKey, TopBy, TopN};
 
 /// Whether the file at `path` starts with the columns magic.
 pub fn is_columns_path(path: &Path) -> bool {
@@ -321,19 +321,12 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
                         match file.read_block_with(bi, cols, pres, &mut b, &mut scratch) {
                             Ok(()) => {
                                 rows += b.rows() as u64;
-                                for r in 0..b.rows() {
-                                    if let Some(f) = flow_from_row(&b, r) {
-                                        if outside {
-                                            mine.seen += 1;
-                                        } else {
-                                            mine.add(&f);
-                                        }
-                                    }
-                                }
+                                add_block(&b, &mut mine, outside);
                             }
                             Err(e) => problems.push(e.to_string()),
                         }
                     }
+                    mine.flush();
                     (mine, rows, skipped, problems)
                 })
             })
@@ -350,4 +343,162 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
         summary.problems.extend(problems);
     }
     summary
+}
+
+/// One fixed-width column of a read block as slices: a value per row
+/// (null rows hold zeros) and the validity bitmap. A column read for its
+/// presence only has no values; one the block lacks has neither.
+#[derive(Clone, Copy)]
+struct Fixed<'a, const W: usize> {
+    values: &'a [u8],
+    valid: &'a [u8],
+}
+
+impl<'a, const W: usize> Fixed<'a, W> {
+    fn of(b: &'a Batch, c: Column) -> Self {
+        debug_assert_eq!(c.width(), W, "{}", c.name());
+        match b.column(c) {
+            Some(d) => Fixed {
+                values: if d.values.len() == b.rows() * W {
+                    &d.values
+                } else {
+                    &[]
+                },
+                valid: &d.valid,
+            },
+            None => Fixed {
+                values: &[],
+                valid: &[],
+            },
+        }
+    }
+
+    #[inline]
+    fn present(&self, row: usize) -> bool {
+        self.valid
+            .get(row >> 3)
+            .is_some_and(|b| b >> (row & 7) & 1 != 0)
+    }
+
+    #[inline]
+    fn get(&self, row: usize) -> Option<&'a [u8; W]> {
+        if self.present(row) {
+            self.values
+                .get(row * W..row * W + W)
+                .and_then(|v| v.try_into().ok())
+        } else {
+            None
+        }
+    }
+}
+
+impl Fixed<'_, 16> {
+    #[inline]
+    fn addr(&self, row: usize, v6: bool) -> Option<std::net::IpAddr> {
+        let b = self.get(row)?;
+        Some(if v6 {
+            std::net::Ipv6Addr::from(*b).into()
+        } else {
+            std::net::Ipv4Addr::new(b[12], b[13], b[14], b[15]).into()
+        })
+    }
+}
+
+impl Fixed<'_, 8> {
+    #[inline]
+    fn u64(&self, row: usize) -> Option<u64> {
+        self.get(row).map(|b| u64::from_le_bytes(*b))
+    }
+}
+
+impl Fixed<'_, 2> {
+    #[inline]
+    fn u16(&self, row: usize) -> Option<u16> {
+        self.get(row).map(|b| u16::from_le_bytes(*b))
+    }
+}
+
+/// Count a block's flows into `top` straight from its column slices, as
+/// [`flow_from_row`] then [`TopN::add`] would (same flows, same filter,
+/// same keys) without making a [`Flow`] per row. `outside`: the block is
+/// outside the time window, its flows are only seen.
+fn add_block(b: &Batch, top: &mut TopN, outside: bool) {
+    let flag_col = Fixed::<2>::of(b, Column::Flags);
+    let src = Fixed::<16>::of(b, Column::SrcAddr);
+    let dst = Fixed::<16>::of(b, Column::DstAddr);
+    let bytes = Fixed::<8>::of(b, Column::Bytes);
+    let packets = Fixed::<8>::of(b, Column::Packets);
+    let reverse_bytes = Fixed::<8>::of(b, Column::ReverseBytes);
+    let reverse_packets = Fixed::<8>::of(b, Column::ReversePackets);
+    let src_port = Fixed::<2>::of(b, Column::SrcPort);
+    let dst_port = Fixed::<2>::of(b, Column::DstPort);
+    let protocol = Fixed::<1>::of(b, Column::Protocol);
+    let exporter_addr = Fixed::<16>::of(b, Column::ExporterAddr);
+    let exporter_port = Fixed::<2>::of(b, Column::ExporterPort);
+    let start_ms = Fixed::<8>::of(b, Column::StartMs);
+    let received = Fixed::<8>::of(b, Column::Received);
+    let filter = top.filter().clone();
+    let by = top.by();
+    let timed = filter.since_ms.is_some() || filter.until_ms.is_some();
+    for r in 0..b.rows() {
+        let fl = flag_col.u16(r).unwrap_or(0);
+        if fl & flags::OPTIONS != 0 || !(src.present(r) || dst.present(r)) {
+            continue;
+        }
+        top.seen += 1;
+        if outside {
+            continue;
+        }
+        let src_addr = || src.addr(r, fl & flags::SRC_V6 != 0);
+        let dst_addr = || dst.addr(r, fl & flags::DST_V6 != 0);
+        // Filter::matches, column by column.
+        if timed {
+            let t = start_ms
+                .u64(r)
+                .map(|v| v as i64)
+                .unwrap_or_else(|| (received.u64(r).map_or(0.0, f64::from_bits) * 1000.0) as i64);
+            if filter.since_ms.is_some_and(|s| t < s) || filter.until_ms.is_some_and(|u| t >= u) {
+                continue;
+            }
+        }
+        if let Some(h) = filter.host {
+            if !src_addr().is_some_and(|a| h.contains(a))
+                && !dst_addr().is_some_and(|a| h.contains(a))
+            {
+                continue;
+            }
+        }
+        if let Some(p) = filter.port {
+            if src_port.u16(r) != Some(p) && dst_port.u16(r) != Some(p) {
+                continue;
+            }
+        }
+        if let Some(p) = filter.proto {
+            if protocol.get(r).map(|b| b[0]) != Some(p) {
+                continue;
+            }
+        }
+        let key = match by {
+            TopBy::Src => FlowKey::Addr(src_addr()),
+            TopBy::Dst => FlowKey::Addr(dst_addr()),
+            TopBy::Pair => FlowKey::Pair(src_addr(), dst_addr()),
+            TopBy::Port => FlowKey::Ports(src_port.u16(r), dst_port.u16(r)),
+            TopBy::Proto => FlowKey::Proto(protocol.get(r).map(|b| b[0])),
+            TopBy::Exporter => FlowKey::Exporter(
+                exporter_addr
+                    .addr(r, fl & flags::EXPORTER_V6 != 0)
+                    .zip(exporter_port.u16(r))
+                    .map(|(a, p)| std::net::SocketAddr::new(a, p)),
+            ),
+        };
+        let total_packets = packets
+            .u64(r)
+            .unwrap_or(0)
+            .saturating_add(reverse_packets.u64(r).unwrap_or(0));
+        let total_bytes = bytes
+            .u64(r)
+            .unwrap_or(0)
+            .saturating_add(reverse_bytes.u64(r).unwrap_or(0));
+        top.stage_matching(key, total_packets, total_bytes);
+    }
 }
