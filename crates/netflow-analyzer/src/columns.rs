@@ -423,6 +423,9 @@ impl Fixed<'_, 2> {
 /// same keys) without making a [`Flow`] per row. `outside`: the block is
 /// outside the time window, its flows are only seen.
 fn add_block(b: &Batch, top: &mut TopN, outside: bool) {
+    if !outside && add_block_by_address(b, top) {
+        return;
+    }
     let flag_col = Fixed::<2>::of(b, Column::Flags);
     let src = Fixed::<16>::of(b, Column::SrcAddr);
     let dst = Fixed::<16>::of(b, Column::DstAddr);
@@ -501,4 +504,115 @@ fn add_block(b: &Batch, top: &mut TopN, outside: bool) {
             .saturating_add(reverse_bytes.u64(r).unwrap_or(0));
         top.stage_matching(key, total_packets, total_bytes);
     }
+}
+
+/// A counter column (u64) read as 0 where null, like
+/// `Batch::u64(..).unwrap_or(0)`: the bitmap is consulted only when some
+/// rows are null.
+#[derive(Clone, Copy)]
+struct Counter<'a> {
+    values: &'a [u8],
+    /// Validity bitmap when some rows are null; `None` when all are valid.
+    valid: Option<&'a [u8]>,
+}
+
+impl<'a> Counter<'a> {
+    /// `None` when the column's values do not cover the rows (a column
+    /// without values reads as zeros only if no row claims one).
+    fn of(b: &'a Batch, c: Column) -> Option<Counter<'a>> {
+        let rows = b.rows();
+        match b.column(c) {
+            None => Some(Counter {
+                values: &[],
+                valid: None,
+            }),
+            Some(d) if d.nulls == rows || d.valid.iter().all(|b| *b == 0) => Some(Counter {
+                values: &[],
+                valid: None,
+            }),
+            Some(d) if d.values.len() == rows * 8 => Some(Counter {
+                values: &d.values,
+                valid: (d.nulls > 0).then_some(&d.valid[..]),
+            }),
+            Some(_) => None,
+        }
+    }
+
+    #[inline]
+    fn get(&self, row: usize) -> u64 {
+        if self.values.is_empty() {
+            return 0;
+        }
+        if let Some(valid) = self.valid {
+            if valid.get(row >> 3).is_none_or(|b| b >> (row & 7) & 1 == 0) {
+                return 0;
+            }
+        }
+        u64::from_le_bytes(
+            self.values[row * 8..row * 8 + 8]
+                .try_into()
+                .expect("8 bytes"),
+        )
+    }
+}
+
+/// The common query, `top --by src|dst` without a filter, in one loop over
+/// the values of the few columns it needs; `false` (nothing counted) when
+/// the query or the block does not fit (counters null in some rows only),
+/// for [`add_block`]'s general loop.
+fn add_block_by_address(b: &Batch, top: &mut TopN) -> bool {
+    let f = top.filter();
+    if f.since_ms.is_some() || f.until_ms.is_some() || f.host.is_some() || f.port.is_some() {
+        return false;
+    }
+    if f.proto.is_some() {
+        return false;
+    }
+    let (key_col, other_col, v6_flag) = match top.by() {
+        TopBy::Src => (Column::SrcAddr, Column::DstAddr, flags::SRC_V6),
+        TopBy::Dst => (Column::DstAddr, Column::SrcAddr, flags::DST_V6),
+        _ => return false,
+    };
+    let rows = b.rows();
+    let flag_values = match b.column(Column::Flags) {
+        Some(d) if d.nulls == 0 && d.values.len() == rows * 2 => &d.values[..],
+        _ => return false,
+    };
+    let (Some(bytes), Some(packets), Some(r_bytes), Some(r_packets)) = (
+        Counter::of(b, Column::Bytes),
+        Counter::of(b, Column::Packets),
+        Counter::of(b, Column::ReverseBytes),
+        Counter::of(b, Column::ReversePackets),
+    ) else {
+        return false;
+    };
+    let key = Fixed::<16>::of(b, key_col);
+    let other = Fixed::<16>::of(b, other_col);
+    if key.values.len() != rows * 16 && !key.valid.iter().all(|v| *v == 0) {
+        return false;
+    }
+    for r in 0..rows {
+        let fl = u16::from_le_bytes([flag_values[r * 2], flag_values[r * 2 + 1]]);
+        let has_key = key.present(r);
+        if fl & flags::OPTIONS != 0 || !(has_key || other.present(r)) {
+            continue;
+        }
+        top.seen += 1;
+        let packets = packets.get(r).saturating_add(r_packets.get(r));
+        let bytes = bytes.get(r).saturating_add(r_bytes.get(r));
+        let addr = if !has_key {
+            None
+        } else {
+            let a: &[u8; 16] = key.values[r * 16..r * 16 + 16]
+                .try_into()
+                .expect("16 bytes");
+            Some(if fl & v6_flag != 0 {
+                std::net::Ipv6Addr::from(*a).into()
+            } else {
+                std::net::Ipv4Addr::new(a[12], a[13], a[14], a[15]).into()
+            })
+        };
+        top.stage_matching(FlowKey::Addr(addr), packets, bytes);
+    }
+    true
 }
