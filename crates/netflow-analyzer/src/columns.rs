@@ -279,6 +279,22 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
     }
     let filter = top.filter().clone();
     let (columns, presence) = top_columns(top.by(), &filter);
+    // Addresses needed for their presence only: the first is read with
+    // the block, the second (16 bytes a row to decompress for a bitmap)
+    // only for blocks where some record lacks the first.
+    let (first, eager, lazy): (Column, &[Column], Option<Column>) = match presence[..] {
+        [] => (Column::SrcAddr, &[], None),
+        [one] => (
+            if one == Column::SrcAddr {
+                Column::DstAddr
+            } else {
+                Column::SrcAddr
+            },
+            &[],
+            Some(one),
+        ),
+        _ => (Column::SrcAddr, &[Column::SrcAddr], Some(Column::DstAddr)),
+    };
     // Blocks whose time range is outside the window hold no matching flow,
     // but their flows are still seen (TopN::seen counts every flow).
     let work: Vec<(usize, usize)> = files
@@ -292,8 +308,7 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
     let results: Vec<(TopN, u64, usize, Vec<String>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
-                let (work, next, columns, presence, filter) =
-                    (&work, &next, &columns, &presence, &filter);
+                let (work, next, columns, filter) = (&work, &next, &columns, &filter);
                 let by = top.by();
                 s.spawn(move || {
                     let mut mine = TopN::new(by, filter.clone());
@@ -311,14 +326,30 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
                             filter.since_ms.is_some_and(|s| b.max_time_ms < s)
                                 || filter.until_ms.is_some_and(|u| b.min_time_ms >= u)
                         });
-                        const ROWS_ONLY: &[Column] = &[Column::SrcAddr, Column::DstAddr];
                         let (cols, pres): (&[Column], &[Column]) = if outside {
                             skipped += 1;
-                            (&[Column::Flags], ROWS_ONLY)
+                            (&[Column::Flags], &[Column::SrcAddr])
                         } else {
-                            (columns, presence)
+                            (columns, eager)
                         };
-                        match file.read_block_with(bi, cols, pres, &mut b, &mut scratch) {
+                        let read = file
+                            .read_block_with(bi, cols, pres, &mut b, &mut scratch)
+                            .and_then(|()| {
+                                // Whether a row is a flow needs the other
+                                // address only where the first is null.
+                                let (first, second) = if outside {
+                                    (Column::SrcAddr, Some(Column::DstAddr))
+                                } else {
+                                    (first, lazy)
+                                };
+                                match second {
+                                    Some(c) if some_record_lacks(&b, first) => {
+                                        file.read_presence_into(bi, c, &mut b, &mut scratch)
+                                    }
+                                    _ => Ok(()),
+                                }
+                            });
+                        match read {
                             Ok(()) => {
                                 rows += b.rows() as u64;
                                 add_block(&b, &mut mine, outside);
@@ -416,6 +447,19 @@ impl Fixed<'_, 2> {
     fn u16(&self, row: usize) -> Option<u16> {
         self.get(row).map(|b| u16::from_le_bytes(*b))
     }
+}
+
+/// Whether a record that is not an options record has no value in `c`.
+fn some_record_lacks(b: &Batch, c: Column) -> bool {
+    let Some(col) = b.column(c) else {
+        return true;
+    };
+    if col.nulls == 0 && col.valid.len() * 8 >= b.rows() {
+        return false;
+    }
+    let flag_col = Fixed::<2>::of(b, Column::Flags);
+    let present = Fixed::<16>::of(b, c);
+    (0..b.rows()).any(|r| flag_col.u16(r).unwrap_or(0) & flags::OPTIONS == 0 && !present.present(r))
 }
 
 /// Count a block's flows into `top` straight from its column slices, as

@@ -568,11 +568,6 @@ impl ColumnFile {
                 }
             }
         }
-        let err = |at: u64, message: String| ColumnError {
-            path: self.path.clone(),
-            offset: at,
-            message,
-        };
         let wanted = values.iter().map(|c| (*c, false)).chain(
             presence
                 .iter()
@@ -584,119 +579,172 @@ impl ColumnFile {
                 .take()
                 .or_else(|| scratch.spare.pop())
                 .unwrap_or_default();
-            col.values.clear();
-            col.valid.clear();
-            col.offsets.clear();
-            col.nulls = 0;
-            let Some(d) = dir.iter().find(|d| d.id == c as u16) else {
-                // Not in this block: every row null (no values, no bits).
-                col.nulls = rows;
-                batch.cols[c as usize] = Some(col);
-                continue;
-            };
-            if presence_only && d.flags & HAS_BITMAP == 0 {
-                col.valid.resize(rows.div_ceil(8), 0xff);
-                batch.cols[c as usize] = Some(col);
-                continue;
-            }
-            let stored = &mut scratch.stored;
-            read_exact_into(&self.file, d.at, d.stored_len as usize, stored)
-                .map_err(|e| err(d.at, format!("column {}: {e}", c.name())))?;
-            if crc32fast::hash(stored) != d.crc {
-                return Err(err(
-                    d.at,
-                    format!(
-                        "column {} of the block at {}: checksum mismatch (damaged)",
-                        c.name(),
-                        info.offset
-                    ),
-                ));
-            }
-            let bitmap_len = if d.flags & HAS_BITMAP != 0 {
-                rows.div_ceil(8)
-            } else {
-                0
-            };
-            let raw_len = d.raw_len as usize;
-            let ok_len = match c.width() {
-                0 => raw_len >= bitmap_len + (rows + 1) * 4 && raw_len <= MAX_VAR_COLUMN,
-                w => raw_len == bitmap_len + rows * w,
-            };
-            if !ok_len {
-                return Err(err(
-                    d.at,
-                    format!(
-                        "column {}: {} bytes do not fit {rows} rows",
-                        c.name(),
-                        raw_len
-                    ),
-                ));
-            }
-            let raw: &[u8] = match d.codec {
-                CODEC_RAW if stored.len() == raw_len => stored,
-                CODEC_RAW => {
-                    return Err(err(d.at, format!("column {}: length mismatch", c.name())))
-                }
-                CODEC_LZ4 => {
-                    // Grown, never cleared: zeroing what LZ4 overwrites
-                    // anyway was a tenth of a scan.
-                    let out = &mut scratch.raw;
-                    if out.len() < raw_len {
-                        out.resize(raw_len, 0);
-                    }
-                    let out = &mut out[..raw_len];
-                    match lz4_flex::block::decompress_into(stored, out) {
-                        Ok(n) if n == raw_len => out,
-                        Ok(n) => {
-                            return Err(err(
-                                d.at,
-                                format!(
-                                    "column {}: {n} bytes after LZ4, expected {raw_len}",
-                                    c.name()
-                                ),
-                            ))
-                        }
-                        Err(e) => return Err(err(d.at, format!("column {}: LZ4: {e}", c.name()))),
-                    }
-                }
-                other => {
-                    return Err(err(
-                        d.at,
-                        format!("column {}: unknown codec {other}", c.name()),
-                    ))
-                }
-            };
-            if bitmap_len > 0 {
-                col.valid.extend_from_slice(&raw[..bitmap_len]);
-                col.nulls = rows - set_bits(&col.valid, rows);
-            } else {
-                col.valid.resize(rows.div_ceil(8), 0xff);
-            }
-            let raw = &raw[bitmap_len..];
-            if presence_only {
-                // Only the bitmap was wanted.
-            } else if c.width() == 0 {
-                let (offs, values) = raw.split_at((rows + 1) * 4);
-                col.offsets.extend(
-                    offs.chunks_exact(4)
-                        .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
-                );
-                let monotonic = col.offsets.first() == Some(&0)
-                    && col.offsets.windows(2).all(|w| w[0] <= w[1])
-                    && col
-                        .offsets
-                        .last()
-                        .is_some_and(|l| *l as usize == values.len());
-                if !monotonic {
-                    return Err(err(d.at, format!("column {}: bad offsets", c.name())));
-                }
-                col.values.extend_from_slice(values);
-            } else {
-                col.values.extend_from_slice(raw);
-            }
+            let read = self.read_column(info, dir, c, presence_only, &mut col, scratch);
             batch.cols[c as usize] = Some(col);
+            read?;
         }
         batch.rows = rows;
+        Ok(())
+    }
+
+    /// Add to `batch`, which holds block `index` as read by
+    /// [`read_block_with`](Self::read_block_with), which of its rows have a
+    /// value in column `c` (when the batch does not have `c` already): for
+    /// a reader that finds it needs the presence of a column only after
+    /// looking at the others (an address column is 16 bytes a row to
+    /// decompress for a bitmap).
+    pub fn read_presence_into(
+        &self,
+        index: usize,
+        c: Column,
+        batch: &mut Batch,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
+        if batch.cols.get(c as usize).is_some_and(|col| col.is_some()) {
+            return Ok(());
+        }
+        let (info, dir) = self.blocks.get(index).ok_or_else(|| ColumnError {
+            path: self.path.clone(),
+            offset: 0,
+            message: format!("no block {index}"),
+        })?;
+        if info.rows as usize != batch.rows {
+            return Err(ColumnError {
+                path: self.path.clone(),
+                offset: info.offset,
+                message: format!("the batch does not hold block {index}"),
+            });
+        }
+        batch.cols.resize(COLUMNS, None);
+        let mut col = scratch.spare.pop().unwrap_or_default();
+        let read = self.read_column(info, dir, c, true, &mut col, scratch);
+        batch.cols[c as usize] = Some(col);
+        read
+    }
+
+    /// Read column `c` of a block into `col` (its bitmap only when
+    /// `presence_only`).
+    fn read_column(
+        &self,
+        info: &BlockInfo,
+        dir: &[DirEntry],
+        c: Column,
+        presence_only: bool,
+        col: &mut ColumnData,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
+        let rows = info.rows as usize;
+        let err = |at: u64, message: String| ColumnError {
+            path: self.path.clone(),
+            offset: at,
+            message,
+        };
+        col.values.clear();
+        col.valid.clear();
+        col.offsets.clear();
+        col.nulls = 0;
+        let Some(d) = dir.iter().find(|d| d.id == c as u16) else {
+            // Not in this block: every row null (no values, no bits).
+            col.nulls = rows;
+            return Ok(());
+        };
+        if presence_only && d.flags & HAS_BITMAP == 0 {
+            col.valid.resize(rows.div_ceil(8), 0xff);
+            return Ok(());
+        }
+        let stored = &mut scratch.stored;
+        read_exact_into(&self.file, d.at, d.stored_len as usize, stored)
+            .map_err(|e| err(d.at, format!("column {}: {e}", c.name())))?;
+        if crc32fast::hash(stored) != d.crc {
+            return Err(err(
+                d.at,
+                format!(
+                    "column {} of the block at {}: checksum mismatch (damaged)",
+                    c.name(),
+                    info.offset
+                ),
+            ));
+        }
+        let bitmap_len = if d.flags & HAS_BITMAP != 0 {
+            rows.div_ceil(8)
+        } else {
+            0
+        };
+        let raw_len = d.raw_len as usize;
+        let ok_len = match c.width() {
+            0 => raw_len >= bitmap_len + (rows + 1) * 4 && raw_len <= MAX_VAR_COLUMN,
+            w => raw_len == bitmap_len + rows * w,
+        };
+        if !ok_len {
+            return Err(err(
+                d.at,
+                format!(
+                    "column {}: {} bytes do not fit {rows} rows",
+                    c.name(),
+                    raw_len
+                ),
+            ));
+        }
+        let raw: &[u8] = match d.codec {
+            CODEC_RAW if stored.len() == raw_len => stored,
+            CODEC_RAW => return Err(err(d.at, format!("column {}: length mismatch", c.name()))),
+            CODEC_LZ4 => {
+                // Grown, never cleared: zeroing what LZ4 overwrites
+                // anyway was a tenth of a scan.
+                let out = &mut scratch.raw;
+                if out.len() < raw_len {
+                    out.resize(raw_len, 0);
+                }
+                let out = &mut out[..raw_len];
+                match lz4_flex::block::decompress_into(stored, out) {
+                    Ok(n) if n == raw_len => out,
+                    Ok(n) => {
+                        return Err(err(
+                            d.at,
+                            format!(
+                                "column {}: {n} bytes after LZ4, expected {raw_len}",
+                                c.name()
+                            ),
+                        ))
+                    }
+                    Err(e) => return Err(err(d.at, format!("column {}: LZ4: {e}", c.name()))),
+                }
+            }
+            other => {
+                return Err(err(
+                    d.at,
+                    format!("column {}: unknown codec {other}", c.name()),
+                ))
+            }
+        };
+        if bitmap_len > 0 {
+            col.valid.extend_from_slice(&raw[..bitmap_len]);
+            col.nulls = rows - set_bits(&col.valid, rows);
+        } else {
+            col.valid.resize(rows.div_ceil(8), 0xff);
+        }
+        let raw = &raw[bitmap_len..];
+        if presence_only {
+            // Only the bitmap was wanted.
+        } else if c.width() == 0 {
+            let (offs, values) = raw.split_at((rows + 1) * 4);
+            col.offsets.extend(
+                offs.chunks_exact(4)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes"))),
+            );
+            let monotonic = col.offsets.first() == Some(&0)
+                && col.offsets.windows(2).all(|w| w[0] <= w[1])
+                && col
+                    .offsets
+                    .last()
+                    .is_some_and(|l| *l as usize == values.len());
+            if !monotonic {
+                return Err(err(d.at, format!("column {}: bad offsets", c.name())));
+            }
+            col.values.extend_from_slice(values);
+        } else {
+            col.values.extend_from_slice(raw);
+        }
         Ok(())
     }
 }
