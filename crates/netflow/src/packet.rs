@@ -278,7 +278,8 @@ struct Walk<'a, 'c> {
     bytes: &'a [u8],
     cache: &'c mut TemplateCache,
     scope_key: ScopeKey,
-    /// Snapshot of the scope, refreshed after template changes.
+    /// Snapshot of the scope for sub-template lists, taken in `finish`
+    /// (data sets look their template up in the cache: no snapshot).
     scope: Option<Arc<TemplateScope>>,
     packet: ExportPacket<'a>,
     /// Data sets whose template was unknown when reached: retried after the walk.
@@ -341,7 +342,7 @@ impl<'a> Walk<'a, '_> {
 
     /// Decode a data set now, or defer it if its template is not known yet.
     fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
-        match self.scope().get(template_id).cloned() {
+        match self.cache.template_for_data(&self.scope_key, template_id) {
             Some(template) => self.push_data_set(template, offset, body),
             None => self.deferred.push(MissingSet {
                 key: TemplateKey {
@@ -377,7 +378,10 @@ impl<'a> Walk<'a, '_> {
             let deferred = std::mem::take(&mut self.deferred);
             let mut resolved = false;
             for m in deferred {
-                match self.scope().get(m.key.template_id).cloned() {
+                match self
+                    .cache
+                    .template_for_data(&self.scope_key, m.key.template_id)
+                {
                     Some(t) => {
                         self.push_data_set(t, m.offset, m.body);
                         resolved = true;
