@@ -484,6 +484,9 @@ pub struct TemplateCache {
     clock: u64,
     limits: Limits,
     stats: CacheStats,
+    /// See [`take_spec_buffer`](Self::take_spec_buffer). Holds at most
+    /// `max_fields_per_template` specifiers.
+    spec_buffer: Vec<FieldSpec>,
 }
 
 impl TemplateCache {
@@ -576,17 +579,33 @@ impl TemplateCache {
         }
     }
 
-    /// The template to decode a data set with: marks the scope and the
-    /// template used. Unlike [`snapshot`](Self::snapshot) it takes no
-    /// reference to the scope, so later template changes in the same packet
-    /// need not copy it.
+    /// Position of a scope, marked used, for [`template_in`](Self::template_in).
+    /// Valid until the cache changes (storing, withdrawing, removing).
     #[inline]
-    pub(crate) fn template_for_data(
-        &mut self,
-        key: &ScopeKey,
-        template_id: u16,
-    ) -> Option<Arc<Template>> {
-        self.touch_scope(key)?.scope.get(template_id).cloned()
+    pub(crate) fn use_scope(&mut self, key: &ScopeKey) -> Option<usize> {
+        let at = self.scopes.find(key)?;
+        self.clock += 1;
+        self.scopes.slots[at].last_used = self.clock;
+        Some(at)
+    }
+
+    /// The template to decode a data set with, from the scope at a position
+    /// [`use_scope`](Self::use_scope) gave: marks it used. Takes no
+    /// reference to the scope (as a snapshot would), so later template
+    /// changes in the same packet need not copy it.
+    #[inline]
+    pub(crate) fn template_in(&self, at: usize, template_id: u16) -> Option<Arc<Template>> {
+        self.scopes.slots.get(at)?.scope.get(template_id).cloned()
+    }
+
+    /// A buffer for the field specifiers of template records being read, lent
+    /// to a packet walk so it need not allocate one per packet.
+    pub(crate) fn take_spec_buffer(&mut self) -> Vec<FieldSpec> {
+        std::mem::take(&mut self.spec_buffer)
+    }
+
+    pub(crate) fn return_spec_buffer(&mut self, buffer: Vec<FieldSpec>) {
+        self.spec_buffer = buffer;
     }
 
     /// Make room for one more scope: evict the least recently used one.
