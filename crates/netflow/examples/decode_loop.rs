@@ -4,9 +4,12 @@
 //! `cargo run --release -p netflow --example decode_loop -- testdata/captures/softflowd-v9.pcap 1000 [MODE]`
 //!
 //! MODE: `fields` (default, the `Record::fields` iterator), `visit`
-//! (`Record::for_each_field`), `columns` (`DataSet::columns`), `v5view` (`ExportPacket::v5_records`, v5 only)
-//! or `count` (prints the number of fields as the checksum). Each mode is its
-//! own function, so one does not change how the others are compiled.
+//! (`Record::for_each_field`), `columns` (`DataSet::columns`), `v5view` (`ExportPacket::v5_records`, v5 only),
+//! `netflow_parser` (the crates.io `netflow_parser` 1.0.6 the decode bench
+//! compares against, every value read: its instruction count per record is
+//! the reference for the bench's ratios) or `count` (prints the number of
+//! fields as the checksum). Each mode is its own function, so one does not
+//! change how the others are compiled.
 
 use netflow::{parse_packet, TemplateCache, Value};
 
@@ -29,6 +32,19 @@ fn main() {
         "columns" => columns,
         "v5view" => v5view,
         "count" => count,
+        "netflow_parser" => {
+            let mut parser = netflow_parser::NetflowParser::default();
+            let (mut records, mut acc) = (0usize, 0u64);
+            for _ in 0..rounds {
+                for p in &packets {
+                    let (r, a) = theirs(p, &mut parser);
+                    records += r;
+                    acc = acc.wrapping_add(a);
+                }
+            }
+            println!("{records} records, checksum {acc}");
+            return;
+        }
         m => panic!("unknown mode {m}"),
     };
     let mut cache = TemplateCache::new();
@@ -126,6 +142,87 @@ fn count(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
     for r in packet.records() {
         records += 1;
         acc += r.fields().count() as u64;
+    }
+    (records, acc)
+}
+
+/// netflow_parser 1.0.6: decode, then read every value of every record
+/// (v5 structs: every field; v9/IPFIX: every `(field, FieldValue)` pair),
+/// folded as the decode bench folds them.
+#[inline(never)]
+fn theirs(p: &[u8], parser: &mut netflow_parser::NetflowParser) -> (usize, u64) {
+    use netflow_parser::variable_versions::ipfix::FlowSetBody as IpfixBody;
+    use netflow_parser::variable_versions::v9::FlowSetBody as V9Body;
+    use netflow_parser::{DataNumber, FieldValue, NetflowPacket};
+    fn fold(v: &FieldValue) -> u64 {
+        match v {
+            FieldValue::DataNumber(DataNumber::U8(x)) => *x as u64,
+            FieldValue::DataNumber(DataNumber::U16(x)) => *x as u64,
+            FieldValue::DataNumber(DataNumber::U32(x)) => *x as u64,
+            FieldValue::DataNumber(DataNumber::U64(x)) => *x,
+            FieldValue::Ip4Addr(a) => u32::from(*a) as u64,
+            _ => 1,
+        }
+    }
+    let result = parser.parse_bytes(p);
+    let (mut records, mut acc) = (0, 0u64);
+    let mut record = |extra: u64, values: &mut dyn Iterator<Item = &FieldValue>| {
+        records += 1;
+        acc = acc.wrapping_add(extra);
+        values.for_each(|v| acc = acc.wrapping_add(fold(v)));
+    };
+    for packet in &result.packets {
+        match packet {
+            NetflowPacket::V5(v5) => {
+                for f in &v5.flowsets {
+                    let sum = (u32::from(f.src_addr) as u64 + u32::from(f.dst_addr) as u64)
+                        .wrapping_add(u32::from(f.next_hop) as u64)
+                        .wrapping_add(f.input as u64 + f.output as u64)
+                        .wrapping_add(f.d_pkts as u64 + f.d_octets as u64)
+                        .wrapping_add(f.first as u64 + f.last as u64)
+                        .wrapping_add(f.src_port as u64 + f.dst_port as u64)
+                        .wrapping_add(f.tcp_flags as u64 + f.protocol_number as u64)
+                        .wrapping_add(f.tos as u64 + f.src_as as u64 + f.dst_as as u64)
+                        .wrapping_add(f.src_mask as u64 + f.dst_mask as u64);
+                    record(sum, &mut std::iter::empty());
+                }
+            }
+            NetflowPacket::V9(v9) => {
+                for set in &v9.flowsets {
+                    match &set.body {
+                        V9Body::Data(d) => {
+                            for r in &d.fields {
+                                record(0, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        V9Body::OptionsData(d) => {
+                            for r in &d.fields {
+                                record(0, &mut r.options_fields.iter().map(|(_, v)| v));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            NetflowPacket::IPFix(ipfix) => {
+                for set in &ipfix.flowsets {
+                    match &set.body {
+                        IpfixBody::Data(d) => {
+                            for r in &d.fields {
+                                record(0, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        IpfixBody::OptionsData(d) => {
+                            for r in &d.fields {
+                                record(0, &mut r.iter().map(|(_, v)| v));
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
     }
     (records, acc)
 }

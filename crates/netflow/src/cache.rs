@@ -370,6 +370,7 @@ pub struct CacheStats {
 /// One scope and its bookkeeping.
 #[derive(Debug, Clone)]
 struct ScopeSlot {
+    key: ScopeKey,
     scope: Arc<TemplateScope>,
     /// Tick of the cache's clock when a packet last used this scope.
     last_used: u64,
@@ -377,16 +378,115 @@ struct ScopeSlot {
     lru: LruIndex<u16>,
 }
 
+/// No position: [`ScopeTable::last`] remembers nothing.
+const NO_SLOT: usize = usize::MAX;
+
+/// The scopes, stored densely and found through a keyed hash of their key,
+/// with the position of the last scope found in front of the hash.
+///
+/// The index keeps the std `HashMap`'s randomly keyed SipHash: exporter
+/// addresses can be spoofed, and an unkeyed hash would let a sender fill
+/// one bucket. But SipHash of a scope key is ~270 instructions, and every
+/// packet needs its scope (several times with templates in it): a router
+/// sends packet after packet from one address, port and domain, so checking
+/// the last scope found first (a key comparison) skips the hash for nearly
+/// all of them. Any removal moves slots, so it forgets the last position.
+#[derive(Debug, Clone)]
+struct ScopeTable {
+    slots: Vec<ScopeSlot>,
+    /// Position in `slots` of each key.
+    index: HashMap<ScopeKey, usize>,
+    /// Position of the scope last found by [`ScopeTable::find`], or `NO_SLOT`.
+    last: usize,
+}
+
+impl Default for ScopeTable {
+    fn default() -> Self {
+        ScopeTable {
+            slots: Vec::new(),
+            index: HashMap::new(),
+            last: NO_SLOT,
+        }
+    }
+}
+
+impl ScopeTable {
+    /// Position of `key`, without remembering it.
+    #[inline]
+    fn position(&self, key: &ScopeKey) -> Option<usize> {
+        match self.slots.get(self.last) {
+            Some(slot) if slot.key == *key => Some(self.last),
+            _ => self.index.get(key).copied(),
+        }
+    }
+
+    /// Position of `key`, remembered for the next lookup.
+    #[inline]
+    fn find(&mut self, key: &ScopeKey) -> Option<usize> {
+        let at = self.position(key)?;
+        self.last = at;
+        Some(at)
+    }
+
+    fn get(&self, key: &ScopeKey) -> Option<&ScopeSlot> {
+        self.position(key).map(|at| &self.slots[at])
+    }
+
+    fn contains(&self, key: &ScopeKey) -> bool {
+        self.position(key).is_some()
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn iter(&self) -> core::slice::Iter<'_, ScopeSlot> {
+        self.slots.iter()
+    }
+
+    /// Add a scope whose key is not held; returns its position.
+    fn push(&mut self, slot: ScopeSlot) -> usize {
+        let at = self.slots.len();
+        self.index.insert(slot.key, at);
+        self.slots.push(slot);
+        self.last = at;
+        at
+    }
+
+    fn remove(&mut self, key: &ScopeKey) -> Option<ScopeSlot> {
+        let at = self.index.remove(key)?;
+        self.last = NO_SLOT;
+        let gone = self.slots.swap_remove(at);
+        if let Some(moved) = self.slots.get(at) {
+            self.index.insert(moved.key, at);
+        }
+        Some(gone)
+    }
+
+    fn retain(&mut self, keep: impl Fn(&ScopeKey) -> bool) {
+        self.last = NO_SLOT;
+        self.slots.retain(|s| keep(&s.key));
+        self.index.retain(|k, _| keep(k));
+        for (at, slot) in self.slots.iter().enumerate() {
+            self.index.insert(slot.key, at);
+        }
+    }
+}
+
 /// Template state for any number of exporters.
 #[derive(Debug, Clone, Default)]
 pub struct TemplateCache {
-    scopes: HashMap<ScopeKey, ScopeSlot>,
+    scopes: ScopeTable,
     /// Eviction order of scopes (ticks of `clock`).
     scope_lru: LruIndex<ScopeKey>,
-    /// Use clock of scopes: one tick per packet that uses a scope.
+    /// Use clock of scopes: one tick per use of a scope (a packet's data
+    /// set or template record).
     clock: u64,
     limits: Limits,
     stats: CacheStats,
+    /// See [`take_spec_buffer`](Self::take_spec_buffer). Holds at most
+    /// `max_fields_per_template` specifiers.
+    spec_buffer: Vec<FieldSpec>,
 }
 
 impl TemplateCache {
@@ -421,7 +521,7 @@ impl TemplateCache {
 
     /// All scopes (in no particular order).
     pub fn scopes(&self) -> impl Iterator<Item = (&ScopeKey, &Arc<TemplateScope>)> {
-        self.scopes.iter().map(|(k, s)| (k, &s.scope))
+        self.scopes.iter().map(|s| (&s.key, &s.scope))
     }
 
     /// Number of scopes held.
@@ -432,37 +532,39 @@ impl TemplateCache {
     /// Scopes from least to most recently used (the eviction order).
     pub fn scopes_by_last_use(&self) -> Vec<ScopeKey> {
         let mut keys: Vec<(u64, ScopeKey)> =
-            self.scopes.iter().map(|(k, s)| (s.last_used, *k)).collect();
+            self.scopes.iter().map(|s| (s.last_used, s.key)).collect();
         keys.sort_unstable();
         keys.into_iter().map(|(_, k)| k).collect()
     }
 
     /// Total number of templates stored.
     pub fn template_count(&self) -> usize {
-        self.scopes.values().map(|s| s.scope.len()).sum()
+        self.scopes.iter().map(|s| s.scope.len()).sum()
     }
 
     /// Total number of template fields stored (the bulk of the cache's memory).
     pub fn field_count(&self) -> usize {
-        self.scopes.values().map(|s| s.scope.field_count()).sum()
+        self.scopes.iter().map(|s| s.scope.field_count()).sum()
     }
 
     /// Forget everything an exporter announced (e.g. when its TCP session closes).
     pub fn remove_exporter(&mut self, exporter: ExporterId) {
-        self.scopes.retain(|k, _| k.exporter != exporter);
+        self.scopes.retain(|k| k.exporter != exporter);
         self.compact_scope_index();
     }
 
     fn compact_scope_index(&mut self) {
         let scopes = &self.scopes;
         self.scope_lru.compact_if_stale(scopes.len(), || {
-            scopes.iter().map(|(k, s)| (s.last_used, *k)).collect()
+            scopes.iter().map(|s| (s.last_used, s.key)).collect()
         });
     }
 
-    /// Mark a scope used by this packet.
+    /// Mark a scope used.
+    #[inline]
     fn touch_scope(&mut self, key: &ScopeKey) -> Option<&mut ScopeSlot> {
-        let slot = self.scopes.get_mut(key)?;
+        let at = self.scopes.find(key)?;
+        let slot = &mut self.scopes.slots[at];
         self.clock += 1;
         slot.last_used = self.clock;
         Some(slot)
@@ -477,6 +579,35 @@ impl TemplateCache {
         }
     }
 
+    /// Position of a scope, marked used, for [`template_in`](Self::template_in).
+    /// Valid until the cache changes (storing, withdrawing, removing).
+    #[inline]
+    pub(crate) fn use_scope(&mut self, key: &ScopeKey) -> Option<usize> {
+        let at = self.scopes.find(key)?;
+        self.clock += 1;
+        self.scopes.slots[at].last_used = self.clock;
+        Some(at)
+    }
+
+    /// The template to decode a data set with, from the scope at a position
+    /// [`use_scope`](Self::use_scope) gave: marks it used. Takes no
+    /// reference to the scope (as a snapshot would), so later template
+    /// changes in the same packet need not copy it.
+    #[inline]
+    pub(crate) fn template_in(&self, at: usize, template_id: u16) -> Option<Arc<Template>> {
+        self.scopes.slots.get(at)?.scope.get(template_id).cloned()
+    }
+
+    /// A buffer for the field specifiers of template records being read, lent
+    /// to a packet walk so it need not allocate one per packet.
+    pub(crate) fn take_spec_buffer(&mut self) -> Vec<FieldSpec> {
+        std::mem::take(&mut self.spec_buffer)
+    }
+
+    pub(crate) fn return_spec_buffer(&mut self, buffer: Vec<FieldSpec>) {
+        self.spec_buffer = buffer;
+    }
+
     /// Make room for one more scope: evict the least recently used one.
     fn evict_scope(&mut self) -> bool {
         let scopes = &self.scopes;
@@ -486,7 +617,7 @@ impl TemplateCache {
             .or_else(|| {
                 // Every live key has an entry, so this is unreachable; rebuild anyway.
                 self.scope_lru
-                    .rebuild(scopes.iter().map(|(k, s)| (s.last_used, *k)).collect());
+                    .rebuild(scopes.iter().map(|s| (s.last_used, s.key)).collect());
                 self.scope_lru
                     .pop_least_recent(|k| scopes.get(k).map(|s| s.last_used))
             });
@@ -530,26 +661,25 @@ impl TemplateCache {
             });
         }
         let template = Template::compile(key.protocol, template_id, kind, scope_count, specs)?;
-        if !self.scopes.contains_key(&key) {
+        if !self.scopes.contains(&key) {
             if self.limits.max_scopes == 0 {
                 self.stats.rejected_scope_limit += 1;
                 return Err(ErrorKind::ScopeLimit { limit: 0 });
             }
             while self.scopes.len() >= self.limits.max_scopes && self.evict_scope() {}
             self.clock += 1;
-            self.scopes.insert(
+            self.scopes.push(ScopeSlot {
                 key,
-                ScopeSlot {
-                    scope: Arc::new(TemplateScope::empty(self.limits.max_list_depth)),
-                    last_used: self.clock,
-                    lru: LruIndex::default(),
-                },
-            );
+                scope: Arc::new(TemplateScope::empty(self.limits.max_list_depth)),
+                last_used: self.clock,
+                lru: LruIndex::default(),
+            });
             self.scope_lru.insert(self.clock, key);
             self.compact_scope_index();
         }
         let max = self.limits.max_templates_per_scope;
-        let slot = self.scopes.get_mut(&key).expect("inserted above");
+        let at = self.scopes.find(&key).expect("inserted above");
+        let slot = &mut self.scopes.slots[at];
         let scope = Arc::make_mut(&mut slot.scope);
         let change = if scope.templates.contains_key(&template_id) {
             TemplateChange::Redefined
@@ -602,9 +732,10 @@ impl TemplateCache {
 
     /// Withdraw one template (RFC 7011 section 8.1). Returns whether it existed.
     pub(crate) fn withdraw(&mut self, key: ScopeKey, template_id: u16) -> bool {
-        let Some(slot) = self.scopes.get_mut(&key) else {
+        let Some(at) = self.scopes.find(&key) else {
             return false;
         };
+        let slot = &mut self.scopes.slots[at];
         if slot.scope.peek(template_id).is_none() {
             return false;
         }
@@ -619,9 +750,10 @@ impl TemplateCache {
     /// Withdraw every template of one kind in a scope (RFC 7011 section 8.1,
     /// template ID 2 or 3 with field count 0). Returns the withdrawn ids.
     pub(crate) fn withdraw_all(&mut self, key: ScopeKey, kind: TemplateKind) -> Vec<u16> {
-        let Some(slot) = self.scopes.get_mut(&key) else {
+        let Some(at) = self.scopes.find(&key) else {
             return Vec::new();
         };
+        let slot = &mut self.scopes.slots[at];
         let ids: Vec<u16> = slot
             .scope
             .iter()
@@ -646,7 +778,7 @@ impl TemplateCache {
     pub fn index_sizes(&self) -> (usize, usize) {
         (
             self.scope_lru.len(),
-            self.scopes.values().map(|s| s.lru.len()).sum(),
+            self.scopes.iter().map(|s| s.lru.len()).sum(),
         )
     }
 }

@@ -273,20 +273,66 @@ fn parse_fixed(
     })
 }
 
+/// Where a packet's scope is in the cache, once looked up. Positions hold
+/// until the cache changes (storing a template can evict a scope, which
+/// moves another), so a walk forgets it whenever it stores or withdraws.
+#[derive(Debug, Clone, Copy)]
+enum ScopeAt {
+    NotLookedUp,
+    Absent,
+    At(usize),
+}
+
 /// State of one set walk.
 struct Walk<'a, 'c> {
     bytes: &'a [u8],
     cache: &'c mut TemplateCache,
     scope_key: ScopeKey,
-    /// Snapshot of the scope, refreshed after template changes.
+    /// The scope's position, looked up (and marked used) at the first data
+    /// set rather than hashed again for every set.
+    scope_at: ScopeAt,
+    /// Snapshot of the scope for sub-template lists, taken in `finish`.
     scope: Option<Arc<TemplateScope>>,
-    packet: ExportPacket<'a>,
+    /// What becomes the packet's lists (see [`ExportPacket`]); the packet
+    /// itself is built once, at the end (it was built first and moved in
+    /// and out of the walk).
+    data_sets: Vec<DataSet<'a>>,
+    missing: Vec<MissingSet<'a>>,
+    templates: Vec<TemplateEvent>,
+    errors: Vec<Error>,
     /// Data sets whose template was unknown when reached: retried after the walk.
     deferred: Vec<MissingSet<'a>>,
+    /// The field specifiers of the template record being read (the cache's
+    /// buffer, lent for the walk: no allocation per packet).
     specs: Vec<FieldSpec>,
 }
 
-impl<'a> Walk<'a, '_> {
+impl<'a, 'c> Walk<'a, 'c> {
+    /// A walk over the sets of `bytes[header_len..end]`, in `scope_key`.
+    /// Always inlined: returned out of line, the 232-byte walk was copied.
+    #[inline(always)]
+    fn new(
+        scope_key: ScopeKey,
+        bytes: &'a [u8],
+        (header_len, end): (usize, usize),
+        cache: &'c mut TemplateCache,
+    ) -> Self {
+        let specs = cache.take_spec_buffer();
+        Walk {
+            bytes,
+            cache,
+            scope_key,
+            scope_at: ScopeAt::NotLookedUp,
+            scope: None,
+            data_sets: Vec::with_capacity(count_data_sets(bytes, header_len, end)),
+            missing: Vec::new(),
+            templates: Vec::new(),
+            errors: Vec::new(),
+            deferred: Vec::new(),
+            specs,
+        }
+    }
+
     fn scope(&mut self) -> &Arc<TemplateScope> {
         if self.scope.is_none() {
             self.scope = Some(self.cache.snapshot(&self.scope_key));
@@ -294,8 +340,30 @@ impl<'a> Walk<'a, '_> {
         self.scope.as_ref().expect("set above")
     }
 
+    /// The template of a data set, if known (marks it used).
+    #[inline(always)]
+    fn template(&mut self, template_id: u16) -> Option<Arc<Template>> {
+        if let ScopeAt::NotLookedUp = self.scope_at {
+            self.scope_at = match self.cache.use_scope(&self.scope_key) {
+                Some(at) => ScopeAt::At(at),
+                None => ScopeAt::Absent,
+            };
+        }
+        match self.scope_at {
+            ScopeAt::At(at) => self.cache.template_in(at, template_id),
+            _ => None,
+        }
+    }
+
+    /// The cache is about to change: positions and snapshots go stale (and
+    /// a shared snapshot would make the change copy the scope).
+    fn forget_scope(&mut self) {
+        self.scope_at = ScopeAt::NotLookedUp;
+        self.scope = None;
+    }
+
     fn error(&mut self, kind: ErrorKind, offset: usize) {
-        self.packet.errors.push(Error::new(kind, offset));
+        self.errors.push(Error::new(kind, offset));
     }
 
     fn store_template(
@@ -309,14 +377,13 @@ impl<'a> Walk<'a, '_> {
             self.error(ErrorKind::ReservedTemplateId(template_id), offset);
             return;
         }
-        // Release our snapshot first: a shared scope would be copied by the change.
-        self.scope = None;
+        self.forget_scope();
         match self
             .cache
             .insert(self.scope_key, template_id, kind, scope_count, &self.specs)
         {
             Ok(change) => {
-                self.packet.templates.push(TemplateEvent {
+                self.templates.push(TemplateEvent {
                     template_id,
                     kind,
                     change,
@@ -328,10 +395,9 @@ impl<'a> Walk<'a, '_> {
     }
 
     fn withdraw(&mut self, template_id: u16, kind: TemplateKind, offset: usize) {
-        if self.cache.withdraw(self.scope_key, template_id) {
-            self.scope = None;
-        }
-        self.packet.templates.push(TemplateEvent {
+        self.forget_scope();
+        self.cache.withdraw(self.scope_key, template_id);
+        self.templates.push(TemplateEvent {
             template_id,
             kind,
             change: TemplateChange::Withdrawn,
@@ -339,9 +405,22 @@ impl<'a> Walk<'a, '_> {
         });
     }
 
+    /// RFC 7011 section 8.1: withdraw all (options) templates of the scope.
+    fn withdraw_all(&mut self, kind: TemplateKind, offset: usize) {
+        self.forget_scope();
+        for template_id in self.cache.withdraw_all(self.scope_key, kind) {
+            self.templates.push(TemplateEvent {
+                template_id,
+                kind,
+                change: TemplateChange::Withdrawn,
+                offset,
+            });
+        }
+    }
+
     /// Decode a data set now, or defer it if its template is not known yet.
     fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
-        match self.scope().get(template_id).cloned() {
+        match self.template(template_id) {
             Some(template) => self.push_data_set(template, offset, body),
             None => self.deferred.push(MissingSet {
                 key: TemplateKey {
@@ -362,7 +441,7 @@ impl<'a> Walk<'a, '_> {
         if let Some(kind) = scan.problem {
             self.error(kind, offset + 4 + scan.used);
         }
-        self.packet.data_sets.push(DataSet::new(
+        self.data_sets.push(DataSet::new(
             template,
             None,
             offset,
@@ -371,39 +450,69 @@ impl<'a> Walk<'a, '_> {
         ));
     }
 
-    /// Retry deferred sets against the templates known at the end of the packet.
-    fn finish(mut self) -> ExportPacket<'a> {
+    /// Retry deferred sets against the templates known at the end of the
+    /// packet, and give the packet's lists to it.
+    fn finish(mut self, exporter: ExporterId, header: Header) -> ExportPacket<'a> {
+        self.cache
+            .return_spec_buffer(std::mem::take(&mut self.specs));
         if !self.deferred.is_empty() {
             let deferred = std::mem::take(&mut self.deferred);
             let mut resolved = false;
             for m in deferred {
-                match self.scope().get(m.key.template_id).cloned() {
+                match self.template(m.key.template_id) {
                     Some(t) => {
                         self.push_data_set(t, m.offset, m.body);
                         resolved = true;
                     }
-                    None => self.packet.missing.push(m),
+                    None => self.missing.push(m),
                 }
             }
             if resolved {
-                self.packet.data_sets.sort_by_key(|s| s.offset);
+                self.data_sets.sort_by_key(|s| s.offset);
             }
         }
         // Sub-template lists resolve against the templates known at the end of the packet.
-        if self.packet.data_sets.iter().any(|s| s.template.has_lists) {
+        if self.data_sets.iter().any(|s| s.template.has_lists) {
             let scope = self.scope().clone();
-            for set in self
-                .packet
-                .data_sets
-                .iter_mut()
-                .filter(|s| s.template.has_lists)
-            {
+            for set in self.data_sets.iter_mut().filter(|s| s.template.has_lists) {
                 set.scope = Some(scope.clone());
             }
         }
-        self.packet
+        ExportPacket {
+            exporter,
+            header,
+            data_sets: self.data_sets,
+            missing: self.missing,
+            templates: self.templates,
+            errors: self.errors,
+        }
     }
 }
+
+/// Number of data sets (set ID >= 256, in v9 and IPFIX alike) in the sets
+/// of `bytes[header_len..end]`, up to the first set that cannot be walked,
+/// at most [`PRESIZED_DATA_SETS`]: the capacity of the packet's data set
+/// list, so that it is allocated once. Costs a few instructions a set; a
+/// `Vec` that grows reallocates (softflowd sends 7 or 8 sets a datagram).
+fn count_data_sets(bytes: &[u8], header_len: usize, end: usize) -> usize {
+    let mut offset = header_len;
+    let mut count = 0;
+    while let Some(set) = bytes
+        .get(offset..end)
+        .and_then(|b| SetHeader::parse(b).ok())
+    {
+        if set.length < 4 || count == PRESIZED_DATA_SETS {
+            break;
+        }
+        count += (set.id >= 256) as usize;
+        offset += set.length as usize;
+    }
+    count
+}
+
+/// A datagram of empty data sets (4 bytes each) of templates not known
+/// must not reserve room for thousands of sets it will not hold.
+const PRESIZED_DATA_SETS: usize = 64;
 
 fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
@@ -416,26 +525,13 @@ fn parse_v9<'a>(
 ) -> Result<ExportPacket<'a>, Error> {
     let header = v9::V9Header::parse(bytes)?;
     let max_fields = cache.limits().max_fields_per_template;
-    let mut w = Walk {
-        bytes,
-        cache,
-        scope_key: ScopeKey {
-            exporter,
-            protocol: Protocol::V9,
-            domain: header.source_id,
-        },
-        scope: None,
-        packet: ExportPacket {
-            exporter,
-            header: Header::V9(header),
-            data_sets: Vec::new(),
-            missing: Vec::new(),
-            templates: Vec::new(),
-            errors: Vec::new(),
-        },
-        deferred: Vec::new(),
-        specs: Vec::new(),
+    let scope_key = ScopeKey {
+        exporter,
+        protocol: Protocol::V9,
+        domain: header.source_id,
     };
+    let span = (v9::V9Header::LEN, bytes.len());
+    let mut w = Walk::new(scope_key, bytes, span, cache);
     let end = bytes.len();
     let mut offset = v9::V9Header::LEN;
     while offset < end {
@@ -501,7 +597,7 @@ fn parse_v9<'a>(
         }
         offset += length;
     }
-    Ok(w.finish())
+    Ok(w.finish(exporter, Header::V9(header)))
 }
 
 fn v9_template_error(e: v9::TemplateParse, limit: usize) -> ErrorKind {
@@ -561,26 +657,13 @@ fn parse_ipfix<'a>(
         ));
     }
     let max_fields = cache.limits().max_fields_per_template;
-    let mut w = Walk {
-        bytes,
-        cache,
-        scope_key: ScopeKey {
-            exporter,
-            protocol: Protocol::Ipfix,
-            domain: header.observation_domain,
-        },
-        scope: None,
-        packet: ExportPacket {
-            exporter,
-            header: Header::Ipfix(header),
-            data_sets: Vec::new(),
-            missing: Vec::new(),
-            templates: Vec::new(),
-            errors: Vec::new(),
-        },
-        deferred: Vec::new(),
-        specs: Vec::new(),
+    let scope_key = ScopeKey {
+        exporter,
+        protocol: Protocol::Ipfix,
+        domain: header.observation_domain,
     };
+    let span = (ipfix::IpfixHeader::LEN, length);
+    let mut w = Walk::new(scope_key, bytes, span, cache);
     if !all_zero(&bytes[length..]) {
         w.error(ErrorKind::TrailingBytes(bytes.len() - length), length);
     }
@@ -629,16 +712,7 @@ fn parse_ipfix<'a>(
                             if !w.specs.is_empty() {
                                 w.store_template(id, kind, scopes, at);
                             } else if id == set.id {
-                                // RFC 7011 section 8.1: withdraw all (options) templates.
-                                for tid in w.cache.withdraw_all(w.scope_key, kind) {
-                                    w.packet.templates.push(TemplateEvent {
-                                        template_id: tid,
-                                        kind,
-                                        change: TemplateChange::Withdrawn,
-                                        offset: at,
-                                    });
-                                }
-                                w.scope = None;
+                                w.withdraw_all(kind, at);
                             } else if id >= 256 {
                                 w.withdraw(id, kind, at);
                             } else {
@@ -657,7 +731,7 @@ fn parse_ipfix<'a>(
         }
         offset += set_len;
     }
-    Ok(w.finish())
+    Ok(w.finish(exporter, Header::Ipfix(header)))
 }
 
 /// Decode a data set body that waited for its template (see [`crate::Decoder`]).

@@ -997,6 +997,83 @@ fn template_used_by_data_is_not_the_one_evicted() {
     assert_eq!(p.missing[0].key, key(e, 0, 257));
 }
 
+/// The cache remembers the last scope found to skip the keyed hash; scopes
+/// are stored densely, so evicting or removing one moves another. Each
+/// exporter's (and protocol's, and domain's) data must still decode with its
+/// own template, whatever was looked up just before.
+#[test]
+fn scope_lookups_follow_scopes_moved_by_eviction_and_removal() {
+    let (a, b, c) = (exporter(1), exporter(2), exporter(3));
+    // Template 256 of each exporter names a different element, so the name
+    // of the decoded field tells whose template decoded it.
+    let element = |e: ExporterId| {
+        if e == a {
+            8
+        } else if e == b {
+            12
+        } else {
+            7
+        }
+    };
+    let learn = |cache: &mut TemplateCache, e: ExporterId| {
+        let msg = ipfix(
+            0,
+            &[ipfix_templates(&[template_record(256, &[(element(e), 4)])])],
+        );
+        let p = parse_packet_from(e, &msg, cache).unwrap();
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+    };
+    let decoded_element = |cache: &mut TemplateCache, e: ExporterId| -> Option<u16> {
+        let msg = ipfix(0, &[set(256, &[10, 0, 0, 1])]);
+        let p = parse_packet_from(e, &msg, cache).unwrap();
+        let r = p.records().next()?;
+        let f = r.fields().next().expect("one field").0;
+        Some(f.spec.field.id)
+    };
+    let mut cache = small_cache(2, 4);
+    learn(&mut cache, a);
+    learn(&mut cache, b);
+    assert_eq!(decoded_element(&mut cache, b), Some(12));
+    assert_eq!(decoded_element(&mut cache, a), Some(8));
+    assert_eq!(decoded_element(&mut cache, b), Some(12)); // a is now the least recently used
+                                                          // c evicts a, the first scope stored: b moves into its place.
+    learn(&mut cache, c);
+    assert_eq!(cache.stats().evicted_scopes, 1);
+    assert_eq!(decoded_element(&mut cache, c), Some(7));
+    assert_eq!(decoded_element(&mut cache, b), Some(12));
+    assert_eq!(decoded_element(&mut cache, c), Some(7));
+    assert_eq!(decoded_element(&mut cache, a), None);
+    // Removing b moves c.
+    assert_eq!(decoded_element(&mut cache, b), Some(12));
+    cache.remove_exporter(b);
+    assert_eq!(decoded_element(&mut cache, b), None);
+    assert_eq!(decoded_element(&mut cache, c), Some(7));
+    assert_eq!(cache.scope_count(), 1);
+    // The same exporter in another domain, then in v9 with the same id:
+    // each a scope of its own, looked up alternately.
+    let t = template_record(256, &[(12, 4)]);
+    parse_packet_from(c, &ipfix(5, &[ipfix_templates(&[t])]), &mut cache).unwrap();
+    let v9_template = v9(0, 1, &[set(0, &template_record(256, &[(15, 4)]))]);
+    parse_packet_from(c, &v9_template, &mut cache).unwrap();
+    let v9_data = v9(0, 1, &[set(256, &[10, 0, 0, 1])]);
+    let ids = |p: ExportPacket<'_>| -> Vec<u16> {
+        p.records()
+            .flat_map(|r| r.fields().map(|(f, _)| f.spec.field.id).collect::<Vec<_>>())
+            .collect()
+    };
+    for _ in 0..2 {
+        let data5 = ipfix(5, &[set(256, &[10, 0, 0, 1])]);
+        assert_eq!(
+            ids(parse_packet_from(c, &v9_data, &mut cache).unwrap()),
+            [15]
+        );
+        assert_eq!(ids(parse_packet_from(c, &data5, &mut cache).unwrap()), [12]);
+    }
+    // The cap is 2 scopes: v9 and domain 5 stay, domain 0 went.
+    assert_eq!(decoded_element(&mut cache, c), None);
+    assert_within_caps(&cache);
+}
+
 #[test]
 fn template_refresh_counts_as_use() {
     let mut cache = small_cache(16, 3);
