@@ -7,6 +7,10 @@ fields read. Prints records/s per case and the records decoded per pass (to
 compare with the bench's record counts).
 
     pip install netflow==0.12.2 && python3 bench/python_original.py
+
+Separate run, so its figures compare with the bench's only roughly; for the
+ratio to netflow-rs measured in the same run on the same payloads see
+bench/decode_vs_python.py.
 """
 import json
 import os
@@ -89,7 +93,15 @@ def run(case, warm, payloads, seconds=2.0):
           f"{records} records in {elapsed:.2f} s)")
 
 
-for name in CAPTURES:
-    run(name, [], udp_payloads(os.path.join(HERE, "..", "testdata", "captures", name + ".pcap")))
-for case, warm, packets in CASES:
-    run(case, [VECTORS[w] for w in warm], [VECTORS[p] for p in packets])
+def inputs():
+    """(name, warm-up payloads, payloads) of every input, in table order;
+    bench/decode_vs_python.py measures the same."""
+    for name in CAPTURES:
+        yield name, [], udp_payloads(os.path.join(HERE, "..", "testdata", "captures", name + ".pcap"))
+    for case, warm, packets in CASES:
+        yield case, [VECTORS[w] for w in warm], [VECTORS[p] for p in packets]
+
+
+if __name__ == "__main__":
+    for name, warm, payloads in inputs():
+        run(name, warm, payloads)

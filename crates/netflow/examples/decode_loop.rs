@@ -1,62 +1,155 @@
 //! Decode one capture's UDP payloads in a loop, touching every field: a fixed
-//! workload for profilers (`valgrind --tool=callgrind`, `perf record`).
+//! workload for profilers (`valgrind --tool=callgrind`, `perf record`), and,
+//! with a duration instead of a round count, a records/s measurement.
 //!
 //! `cargo run --release -p netflow --example decode_loop -- testdata/captures/softflowd-v9.pcap 1000 [MODE]`
 //!
 //! MODE: `fields` (default, the `Record::fields` iterator), `visit`
-//! (`Record::for_each_field`), `columns` (`DataSet::columns`), `v5view` (`ExportPacket::v5_records`, v5 only),
+//! (`Record::for_each_field`), `columns` (`DataSet::columns`), `columns_bench`
+//! (`DataSet::columns`, values folded exactly as `benches/decode.rs` folds
+//! them: every value's content is read, MACs and IPv6 addresses included),
+//! `v5view` (`ExportPacket::v5_records`, v5 only),
 //! `netflow_parser` (the crates.io `netflow_parser` 1.0.6 the decode bench
 //! compares against, every value read: its instruction count per record is
 //! the reference for the bench's ratios) or `count` (prints the number of
 //! fields as the checksum). Each mode is its own function, so one does not
 //! change how the others are compiled.
+//!
+//! ROUNDS given as a duration (`1.5s`): one untimed pass over the payloads
+//! to warm the templates and count the records, then passes over them until
+//! that much wall-clock time has gone by; prints one line
+//! `timed: records_per_pass=R passes=P records=N seconds=S records_per_s=X checksum=C`
+//! (`bench/decode_vs_python.py` reads it).
+//!
+//! The payloads are a capture (`.pcap`) or a `.payloads` file: a sequence of
+//! `[kind: u8][length: u32 big-endian][payload]`, kind 0 for a warm-up
+//! payload (decoded once before the loop, e.g. a template packet; not
+//! counted) and 1 for a payload of the loop (`bench/decode_vs_python.py`
+//! writes them, for the seed vectors).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use netflow::{parse_packet, TemplateCache, Value};
+
+/// How long to run or how many rounds.
+enum Rounds {
+    Count(usize),
+    For(Duration),
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args
         .next()
-        .expect("usage: decode_loop CAPTURE [ROUNDS] [MODE]");
-    let rounds: usize = args.next().map_or(1000, |r| r.parse().expect("rounds"));
+        .expect("usage: decode_loop PAYLOADS [ROUNDS | SECONDSs] [MODE]");
+    let rounds = match args.next() {
+        None => Rounds::Count(1000),
+        Some(r) => match r.strip_suffix('s') {
+            Some(s) => Rounds::For(Duration::from_secs_f64(s.parse().expect("seconds"))),
+            None => Rounds::Count(r.parse().expect("rounds")),
+        },
+    };
     let mode = args.next().unwrap_or_else(|| "fields".into());
-    let mut reader =
-        netflow_capture::CaptureReader::open(path.as_ref(), Default::default()).expect("open");
-    let mut packets = Vec::new();
-    while let Some(d) = reader.next_datagram() {
-        packets.push(d.expect("datagram").payload.to_vec());
-    }
+    let (warm, packets) = load(&path);
     let pass = match mode.as_str() {
         "fields" => fields,
         "visit" => visit,
         "columns" => columns,
+        "columns_bench" => columns_bench,
         "v5view" => v5view,
         "count" => count,
         "netflow_parser" => {
             let mut parser = netflow_parser::NetflowParser::default();
-            let (mut records, mut acc) = (0usize, 0u64);
-            for _ in 0..rounds {
-                for p in &packets {
-                    let (r, a) = theirs(p, &mut parser);
-                    records += r;
-                    acc = acc.wrapping_add(a);
-                }
-            }
-            println!("{records} records, checksum {acc}");
+            run(&warm, &packets, rounds, |p| theirs(p, &mut parser));
             return;
         }
         m => panic!("unknown mode {m}"),
     };
     let mut cache = TemplateCache::new();
-    let (mut records, mut acc) = (0usize, 0u64);
-    for _ in 0..rounds {
-        for p in &packets {
-            let (r, a) = pass(p, &mut cache);
-            records += r;
-            acc = acc.wrapping_add(a);
+    run(&warm, &packets, rounds, |p| pass(p, &mut cache));
+}
+
+/// The warm-up payloads and the payloads of the loop.
+fn load(path: &str) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+    let (mut warm, mut packets) = (Vec::new(), Vec::new());
+    if path.ends_with(".payloads") {
+        let data = std::fs::read(path).expect("read payloads");
+        let mut rest = &data[..];
+        while !rest.is_empty() {
+            assert!(rest.len() >= 5, "{path}: truncated");
+            let len = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+            assert!(rest.len() >= 5 + len, "{path}: truncated");
+            let payload = rest[5..5 + len].to_vec();
+            match rest[0] {
+                0 => warm.push(payload),
+                1 => packets.push(payload),
+                k => panic!("{path}: payload kind {k}"),
+            }
+            rest = &rest[5 + len..];
+        }
+    } else {
+        let mut reader =
+            netflow_capture::CaptureReader::open(path.as_ref(), Default::default()).expect("open");
+        while let Some(d) = reader.next_datagram() {
+            packets.push(d.expect("datagram").payload.to_vec());
         }
     }
-    println!("{records} records, checksum {acc}");
+    (warm, packets)
+}
+
+/// Decode the warm-up payloads once, then `packets` for `rounds`, and print
+/// what `pass` counted.
+fn run(
+    warm: &[Vec<u8>],
+    packets: &[Vec<u8>],
+    rounds: Rounds,
+    mut pass: impl FnMut(&[u8]) -> (usize, u64),
+) {
+    for p in warm {
+        pass(p);
+    }
+    let (mut records, mut acc) = (0usize, 0u64);
+    match rounds {
+        Rounds::Count(rounds) => {
+            for _ in 0..rounds {
+                for p in packets {
+                    let (r, a) = pass(p);
+                    records += r;
+                    acc = acc.wrapping_add(a);
+                }
+            }
+            println!("{records} records, checksum {acc}");
+        }
+        Rounds::For(duration) => {
+            // Warm pass: templates that come after their data in a capture
+            // are known from here on; the records are counted on the next.
+            for p in packets {
+                pass(p);
+            }
+            let per_pass: usize = packets.iter().map(|p| pass(p).0).sum();
+            let mut passes = 0u64;
+            let start = Instant::now();
+            let elapsed = loop {
+                for p in packets {
+                    let (r, a) = pass(black_box(p.as_slice()));
+                    records += r;
+                    acc = acc.wrapping_add(a);
+                }
+                passes += 1;
+                let elapsed = start.elapsed();
+                if elapsed >= duration {
+                    break elapsed.as_secs_f64();
+                }
+            };
+            println!(
+                "timed: records_per_pass={per_pass} passes={passes} records={records} \
+                 seconds={elapsed:.6} records_per_s={:.1} checksum={}",
+                records as f64 / elapsed,
+                black_box(acc)
+            );
+        }
+    }
 }
 
 #[inline(always)]
@@ -107,6 +200,46 @@ fn columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
             None => {
                 for r in set.records() {
                     r.for_each_field(|_, v| acc = acc.wrapping_add(fold(v)));
+                }
+            }
+        }
+    }
+    (records, acc)
+}
+
+/// How `benches/decode.rs` folds every value (`fold_ours`): the content of
+/// every value is read, MACs and IPv6 addresses included.
+#[inline(always)]
+fn fold_bench(v: Value<'_>) -> u64 {
+    match v {
+        Value::Unsigned(x) | Value::DateTimeMilliseconds(x) | Value::DateTimeSeconds(x) => x,
+        Value::Ipv4(a) => u32::from(a) as u64,
+        Value::Ipv6(a) => u128::from(a) as u64,
+        Value::Mac(m) => m[5] as u64,
+        Value::String(s) => s.len() as u64,
+        Value::Bytes(b) => b.len() as u64,
+        _ => 1,
+    }
+}
+
+/// `benches/decode.rs`'s `decode_columns`: every field of every record, column
+/// by column, folded with [`fold_bench`]; sets without columns (variable-length
+/// fields, lists) through the visitor.
+#[inline(never)]
+fn columns_bench(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    let packet = parse_packet(p, cache).expect("decode");
+    let (mut records, mut acc) = (0, 0u64);
+    for set in &packet.data_sets {
+        records += set.record_count;
+        match set.columns() {
+            Some(columns) => {
+                for c in columns {
+                    c.for_each(|v| acc = acc.wrapping_add(fold_bench(v)));
+                }
+            }
+            None => {
+                for r in set.records() {
+                    r.for_each_field(|_, v| acc = acc.wrapping_add(fold_bench(v)));
                 }
             }
         }

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""Decode throughput of the Python original (PyPI netflow==0.12.2) and of
+netflow-rs, measured in the same run on the same payloads, with their ratio
+(issue 5 target: netflow-rs >= 1000x the Python original on v9/IPFIX).
+
+Inputs: those of bench/python_original.py (the UDP payloads of the
+real-exporter captures in testdata/captures/ and the seed packets of
+testdata/seed_vectors.json, template packets decoded first, not counted).
+The payloads extracted here are written to `.payloads` files, so both sides
+decode exactly the same bytes.
+
+- Python original: `netflow.parse_packet` on every payload, every field value
+  of every record read (`python_original.count_and_read`), templates warm.
+- netflow-rs: `crates/netflow/examples/decode_loop` in mode `columns_bench`
+  (`DataSet::columns()` then `Column::for_each`, the fastest path that
+  decodes every field of every record to a typed `Value`; every value folded
+  into a checksum as `benches/decode.rs` folds them), templates warm, timed
+  in its own process over the same wall-clock duration.
+
+For each input, N runs alternate the two (Python first on even runs, Rust
+first on odd ones); the table reports the best of the N runs of each and
+their ratio, plus the lowest and highest ratio of the Python/Rust pairs of
+one run. Both must decode the same number of records per pass, or the row
+says so. The load average (/proc/loadavg) is printed at the start and end.
+
+    pip install netflow==0.12.2
+    python3 bench/decode_vs_python.py            # ~100 s: 5 runs x 1 s a side
+    python3 bench/decode_vs_python.py --smoke    # a few seconds: 1 run x 0.2 s
+
+Builds the example first (`cargo build --release -p netflow --example
+decode_loop`) unless --no-build.
+"""
+import argparse
+import datetime
+import importlib.metadata
+import os
+import re
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+import netflow
+
+import python_original as original
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+V9_IPFIX = re.compile(r"v9|ipfix")
+TARGET = 1000
+# Table names of the seed cases.
+SEEDS = {case: "seed " + packets[0].split("[")[0] for case, _, packets in original.CASES}
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def write_payloads(path, warm, payloads):
+    with open(path, "wb") as f:
+        for kind, group in ((0, warm), (1, payloads)):
+            for p in group:
+                f.write(struct.pack(">BI", kind, len(p)) + p)
+
+
+class Python:
+    """The Python original on one input, templates warm."""
+
+    def __init__(self, warm, payloads):
+        self.payloads = payloads
+        self.templates = {"netflow": {}, "ipfix": {}}
+        for p in warm + payloads:
+            netflow.parse_packet(p, self.templates)
+        self.per_pass = sum(original.count_and_read(netflow.parse_packet(p, self.templates))
+                            for p in payloads)
+
+    def rate(self, seconds):
+        records, templates, payloads = 0, self.templates, self.payloads
+        parse, count = netflow.parse_packet, original.count_and_read
+        start = time.perf_counter()
+        while True:
+            for p in payloads:
+                records += count(parse(p, templates))
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return records / elapsed
+
+
+def rust(binary, path, seconds):
+    """(records per pass, records/s) of decode_loop on a payloads file."""
+    out = subprocess.run([binary, path, f"{seconds}s", "columns_bench"], check=True,
+                         capture_output=True, text=True).stdout
+    fields = dict(kv.split("=") for kv in out.split("timed:")[1].split())
+    return int(fields["records_per_pass"]), float(fields["records_per_s"])
+
+
+def rate(r):
+    return f"{r / 1e6:.4f} M/s" if r < 1e6 else f"{r / 1e6:.1f} M/s"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=5, help="alternating runs per input (best of N)")
+    ap.add_argument("--seconds", type=float, default=1.0, help="timed loop of each side, each run")
+    ap.add_argument("--smoke", action="store_true", help="1 run of 0.2 s a side: checks it works")
+    ap.add_argument("--no-build", action="store_true", help="do not run cargo build first")
+    ap.add_argument("--only", nargs="*", help="input names to measure (default: all)")
+    args = ap.parse_args()
+    if args.smoke:
+        args.runs, args.seconds = 1, 0.2
+
+    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    binary = os.path.join(target_dir, "release", "examples", "decode_loop")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "netflow",
+                        "--example", "decode_loop"], cwd=ROOT, check=True)
+    commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    started = time.monotonic()
+    print(f"# {' '.join(sys.argv)}")
+    print(f"# commit {commit}, {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M:%S} UTC, "
+          f"Python {sys.version.split()[0]}, netflow {importlib.metadata.version('netflow')}, "
+          f"{args.runs} runs x {args.seconds} s a side")
+    print(f"# load average at start: {loadavg()}", flush=True)
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, warm, payloads in original.inputs():
+            if args.only and name not in args.only:
+                continue
+            label = SEEDS.get(name, name)
+            path = os.path.join(tmp, name + ".payloads")
+            write_payloads(path, warm, payloads)
+            try:
+                py = Python(warm, payloads)
+            except Exception as e:  # the original raises on some inputs: say so, go on
+                rows.append((label, "-", f"fails: {type(e).__name__}: {e}", "-", "-", "-", "-"))
+                print(f"{label}: the Python original fails: {type(e).__name__}: {e}", flush=True)
+                continue
+            pys, rss, per_pass = [], [], None
+            for run in range(args.runs):
+                sides = ["py", "rs"] if run % 2 == 0 else ["rs", "py"]
+                for side in sides:
+                    if side == "py":
+                        pys.append(py.rate(args.seconds))
+                    else:
+                        per_pass, r = rust(binary, path, args.seconds)
+                        rss.append(r)
+            ratios = [r / p for p, r in zip(pys, rss)]
+            best = max(rss) / max(pys)
+            same = per_pass == py.per_pass
+            records = str(py.per_pass) if same else f"Python {py.per_pass}, netflow-rs {per_pass}"
+            if not same:
+                verdict = "not compared (record counts differ)"
+            elif V9_IPFIX.search(name):
+                verdict = f"**met** ({best:.0f}x)" if best >= TARGET else f"**not met** ({best:.0f}x)"
+            else:
+                verdict = "- (v5: no target)"
+            rows.append((label, records, rate(max(pys)), rate(max(rss)), f"{best:.0f}x",
+                         f"{min(ratios):.0f}x - {max(ratios):.0f}x", verdict))
+            print(f"{label}: Python {', '.join(rate(p) for p in pys)}; "
+                  f"netflow-rs {', '.join(rate(r) for r in rss)}", flush=True)
+
+    print()
+    print(f"| input | records/pass | Python original (best of {args.runs}) "
+          f"| netflow-rs columns (best of {args.runs}) | ratio of bests "
+          f"| ratio per run (min - max) | >= {TARGET}x on v9/IPFIX |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    print()
+    print(f"# load average at end: {loadavg()}; {time.monotonic() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
