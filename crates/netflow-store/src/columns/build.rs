@@ -273,19 +273,24 @@ impl BatchBuilder {
         }
         let exporter = export.exporter;
         self.extra.clear();
-        // Time fields are placed once the unit is known: kept here meanwhile.
-        let mut time_fields: Vec<(usize, bool, &str, Value<'_>)> = Vec::new();
-        // Total counters count only when the record has no delta counter.
-        let mut totals: Vec<(&str, netflow::FieldId, Value<'_>)> = Vec::new();
-        for (field, value) in record.fields() {
+        let extra = &mut self.extra;
+        let init_time_ms = &mut self.init_time_ms;
+        // Total counters count only when the record has no delta counter,
+        // and time fields are placed once the record's time unit is known:
+        // both are only counted in this first pass over the fields, and
+        // placed in a pass of their own (below) when there are any that do
+        // not go to the row. The extra fields keep the order of before: the
+        // others, then the totals, then the time fields, each in record order.
+        let (mut time_fields, mut totals) = (0usize, 0usize);
+        record.for_each_field(|field, value| {
             let spec = field.spec;
             if field.scope {
-                put_extra(&mut self.extra, &field.name, &value);
-                continue;
+                put_extra(extra, &field.name, &value);
+                return;
             }
             if spec.field.enterprise == 0 && spec.field.id == SYSTEM_INIT_TIME_MS {
                 if let Some(ms) = value.as_u64() {
-                    self.init_time_ms.insert(exporter, ms as i64);
+                    init_time_ms.insert(exporter, ms as i64);
                 }
             }
             let width = if spec.is_variable() {
@@ -294,36 +299,52 @@ impl BatchBuilder {
                 spec.length as usize
             };
             match slot(spec.field.enterprise, spec.field.id) {
-                Some(Slot::Time(unit, start)) => {
-                    time_fields.push((unit, start, &field.name, value));
+                Some(s @ Slot::Time(..)) => {
+                    // The first start and end of each unit (of the type the
+                    // unit has) are its candidates.
+                    time_fields += 1;
+                    row.take(s, &value, time_width(&value));
                 }
-                Some(Slot::Total(..)) => totals.push((&field.name, spec.field, value)),
+                Some(Slot::Total(..)) => totals += 1,
                 Some(s) if row.take(s, &value, width) => {}
-                _ => put_extra(&mut self.extra, &field.name, &value),
+                _ => put_extra(extra, &field.name, &value),
             }
-        }
-        for (name, id, value) in &totals {
-            match slot(id.enterprise, id.id) {
-                Some(s) if row.take(s, value, 8) => {}
-                _ => put_extra(&mut self.extra, name, value),
-            }
+        });
+        if totals > 0 {
+            record.for_each_field(|field, value| {
+                let id = field.spec.field;
+                let Some(s @ Slot::Total(..)) = slot(id.enterprise, id.id) else {
+                    return;
+                };
+                if !field.scope && !row.take(s, &value, 8) {
+                    put_extra(extra, &field.name, &value);
+                }
+            });
         }
         // The record's time unit: the first, in the analyzer's order
         // (sysUpTime, ms, s, us, ns), with a start value of the expected
         // type; its first start and end are core, other time fields `extra`.
-        let mut probe = Row::default();
-        let chosen = [0usize, 2, 1, 3, 4].into_iter().find(|u| {
-            time_fields.iter().any(|(unit, start, _, v)| {
-                unit == u && *start && probe.take(Slot::Time(*u, true), v, time_width(v))
-            })
+        let chosen = [0usize, 2, 1, 3, 4]
+            .into_iter()
+            .find(|&u| row.times[u].0.is_some());
+        let in_row = chosen.map_or(0, |u| {
+            usize::from(row.times[u].0.is_some()) + usize::from(row.times[u].1.is_some())
         });
-        for (unit, start, name, value) in &time_fields {
-            if Some(*unit) == chosen
-                && row.take(Slot::Time(*unit, *start), value, time_width(value))
-            {
-                continue;
-            }
-            put_extra(&mut self.extra, name, value);
+        if time_fields > in_row {
+            let mut placed = Row::default();
+            record.for_each_field(|field, value| {
+                let id = field.spec.field;
+                let Some(Slot::Time(unit, start)) = slot(id.enterprise, id.id) else {
+                    return;
+                };
+                if field.scope
+                    || (Some(unit) == chosen
+                        && placed.take(Slot::Time(unit, start), &value, time_width(&value)))
+                {
+                    return;
+                }
+                put_extra(extra, &field.name, &value);
+            });
         }
         if !self.extra.is_empty() {
             self.extra.push(b'}');
