@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
 use netflow::template::REVERSE_PEN;
-use netflow::{Header, Protocol, Value};
+use netflow::{DataSet, Header, Protocol, Value};
 
 use super::{flags, set_bit, time_unit, Batch, Column};
 use crate::Export;
@@ -25,10 +25,16 @@ pub struct BatchBuilder {
     batch: Batch,
     init_time_ms: HashMap<SocketAddr, i64>,
     extra: Vec<u8>,
+    /// Set at a time ([`add_set`](Self::add_set)): the rows and their
+    /// `extra` objects, reused.
+    rows: Vec<Row>,
+    row_extras: Vec<Vec<u8>>,
+    /// Off in tests, to compare with the record-at-a-time path.
+    record_at_a_time: bool,
 }
 
 /// One record's core values while its fields are read.
-#[derive(Default)]
+#[derive(Debug, Default, Clone)]
 struct Row {
     flags: u16,
     src: Option<[u8; 16]>,
@@ -62,7 +68,7 @@ fn mapped(a: IpAddr) -> ([u8; 16], bool) {
 }
 
 /// Which core slot a field goes to: (slot, max width in bytes of the value).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum Slot {
     Src,
     Dst,
@@ -251,6 +257,12 @@ impl BatchBuilder {
     pub fn add_export(&mut self, export: &Export<'_>) -> usize {
         let mut n = 0;
         for set in export.sets {
+            if !self.record_at_a_time {
+                if let Some(rows) = self.add_set(export, set) {
+                    n += rows;
+                    continue;
+                }
+            }
             let options = set.is_options();
             for record in set.records() {
                 self.add_record(export, set.template_id(), options, &record);
@@ -258,6 +270,153 @@ impl BatchBuilder {
             }
         }
         n
+    }
+
+    /// The rows of a data set read field by field ([`DataSet::columns`]):
+    /// where each field goes (a core column or `extra`) is worked out once
+    /// for the set, from its first record, instead of for every record.
+    /// The rows are the same as [`add_record`](Self::add_record)'s: only
+    /// sets where that holds for every record are taken; `None` (nothing
+    /// added) for the others: options data (scope fields, system init
+    /// times), templates of variable-length fields or lists, 8-byte
+    /// sysUpTime fields (whose fit depends on the value), and any set where
+    /// a field's value is not of the kind of the first record's.
+    fn add_set(&mut self, export: &Export<'_>, set: &DataSet<'_>) -> Option<usize> {
+        if set.is_options() {
+            return None;
+        }
+        let columns: Vec<netflow::Column<'_>> = set.columns()?.collect();
+        let count = set.record_count;
+        if count == 0 || columns.iter().any(|c| c.len() != count) {
+            return None;
+        }
+        // Where each field goes, decided on the first record's values as
+        // add_record decides it for every record.
+        let mut probe = Row::default();
+        let mut places: Vec<Place> = Vec::with_capacity(columns.len());
+        let mut firsts: Vec<Value<'_>> = Vec::with_capacity(columns.len());
+        for c in &columns {
+            let field = c.field();
+            let spec = field.spec;
+            if field.scope || (spec.field.enterprise == 0 && spec.field.id == SYSTEM_INIT_TIME_MS) {
+                return None;
+            }
+            let first = c.values().next()?;
+            let width = if spec.is_variable() {
+                0
+            } else {
+                spec.length as usize
+            };
+            let slot = slot(spec.field.enterprise, spec.field.id);
+            let place = match slot {
+                Some(Slot::Time(0, _)) if spec.length > 4 => return None,
+                Some(s @ Slot::Time(..)) => {
+                    if probe.take(s, &first, time_width(&first)) {
+                        Place::Row(s)
+                    } else {
+                        Place::TimeExtra
+                    }
+                }
+                Some(Slot::Total(..)) => Place::Total,
+                Some(s) if probe.take(s, &first, width) => Place::Row(s),
+                _ => Place::Extra,
+            };
+            places.push(place);
+            firsts.push(first);
+        }
+        for (place, (c, first)) in places.iter_mut().zip(columns.iter().zip(&firsts)) {
+            if *place == Place::Total {
+                let id = c.field().spec.field;
+                let s = slot(id.enterprise, id.id)?;
+                *place = if probe.take(s, first, 8) {
+                    Place::Row(s)
+                } else {
+                    Place::TotalExtra
+                };
+            }
+        }
+        let chosen = [0usize, 2, 1, 3, 4]
+            .into_iter()
+            .find(|&u| probe.times[u].0.is_some());
+        for place in places.iter_mut() {
+            if let Place::Row(Slot::Time(unit, _)) = *place {
+                if Some(unit) != chosen {
+                    *place = Place::TimeExtra;
+                }
+            }
+        }
+
+        // The rows, field by field. A value that would not go where the
+        // first record's did ends it: the set is then read record by record.
+        self.rows.clear();
+        self.rows.resize(count, Row::default());
+        if self.row_extras.len() < count {
+            self.row_extras.resize_with(count, Vec::new);
+        }
+        for e in &mut self.row_extras[..count] {
+            e.clear();
+        }
+        let rows = &mut self.rows[..];
+        let extras = &mut self.row_extras[..count];
+        for (i, (c, first)) in columns.iter().zip(&firsts).enumerate() {
+            let Place::Row(s) = places[i] else { continue };
+            let width = match s {
+                Slot::Time(..) => None,
+                _ if c.field().spec.is_variable() => Some(0),
+                _ => Some(c.field().spec.length as usize),
+            };
+            let kind = std::mem::discriminant(first);
+            let mut r = 0;
+            let mut same = true;
+            c.for_each(|v| {
+                same &= std::mem::discriminant(&v) == kind
+                    && rows[r].take(s, &v, width.unwrap_or_else(|| time_width(&v)));
+                r += 1;
+            });
+            if !same {
+                return None;
+            }
+        }
+        // `extra`: the fields that go to no column, then the totals that
+        // did not, then the time fields that did not, as add_record orders them.
+        for pass in [Place::Extra, Place::TotalExtra, Place::TimeExtra] {
+            for (i, (c, first)) in columns.iter().zip(&firsts).enumerate() {
+                if places[i] != pass {
+                    continue;
+                }
+                let id = c.field().spec.field;
+                // A field that may go to a column goes to `extra` only for
+                // values of the first record's kind.
+                let checked = slot(id.enterprise, id.id).is_some();
+                let kind = std::mem::discriminant(first);
+                let name: &str = &c.field().name;
+                let mut r = 0;
+                let mut same = true;
+                c.for_each(|v| {
+                    same &= !checked || std::mem::discriminant(&v) == kind;
+                    put_extra(&mut extras[r], name, &v);
+                    r += 1;
+                });
+                if !same {
+                    return None;
+                }
+            }
+        }
+        for (row, extra) in self.rows.iter_mut().zip(self.row_extras.iter_mut()) {
+            if !extra.is_empty() {
+                extra.push(b'}');
+            }
+            write_row(
+                &mut self.batch,
+                &self.init_time_ms,
+                export,
+                set.template_id(),
+                row,
+                chosen,
+                extra,
+            );
+        }
+        Some(count)
     }
 
     fn add_record(
@@ -349,94 +508,130 @@ impl BatchBuilder {
         if !self.extra.is_empty() {
             self.extra.push(b'}');
         }
-
-        let header = export.header;
-        let (export_nanos, header_sampling) = match header {
-            Header::V1(h) => (Some(h.timestamp_nano), None),
-            Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
-            Header::V7(h) => (Some(h.timestamp_nano), None),
-            _ => (None, None),
-        };
-        let uptime = header.uptime();
-        let export_ms =
-            header.export_time() as i64 * 1000 + export_nanos.map_or(0, |n| (n / 1_000_000) as i64);
-        let (first, last, unit) = match chosen {
-            Some(u) => (row.times[u].0, row.times[u].1, Some(u as u8 + 1)),
-            None => (None, None, None),
-        };
-        let (start_ms, end_ms) = match unit {
-            Some(time_unit::SYS_UPTIME_MS) => {
-                let boot = self.init_time_ms.get(&exporter).copied();
-                let abs = |v: Option<u64>| -> Option<i64> {
-                    let v = v? as u32;
-                    match uptime {
-                        Some(up) => Some(export_ms - up.wrapping_sub(v) as i64),
-                        None => Some(boot? + v as i64),
-                    }
-                };
-                (abs(first), abs(last))
-            }
-            Some(u) => (
-                first.and_then(|v| to_unix_ms(v, u)),
-                last.and_then(|v| to_unix_ms(v, u)),
-            ),
-            None => (None, None),
-        };
-
-        let (exp_addr, exp_v6) = mapped(exporter.ip());
-        if exp_v6 {
-            row.flags |= flags::EXPORTER_V6;
-        }
-        let received = export.received;
-        let time_ms = start_ms.unwrap_or((received * 1000.0) as i64);
-
-        let b = &mut self.batch;
-        let i = b.rows;
-        use Column as C;
-        push(b, i, C::Received, Some(received.to_bits()));
-        push_bytes(b, i, C::ExporterAddr, Some(&exp_addr));
-        push(b, i, C::ExporterPort, Some(exporter.port() as u64));
-        push(b, i, C::Version, Some(header.version() as u64));
-        push(b, i, C::Domain, header.domain().map(u64::from));
-        push(b, i, C::TemplateId, Some(template_id as u64));
-        push(b, i, C::Sequence, header.sequence().map(u64::from));
-        push(b, i, C::ExportTime, Some(header.export_time() as u64));
-        push(b, i, C::ExportNanos, export_nanos.map(u64::from));
-        push(b, i, C::Uptime, uptime.map(u64::from));
-        push(b, i, C::HeaderSampling, header_sampling.map(u64::from));
-        push(b, i, C::Flags, Some(row.flags as u64));
-        push(b, i, C::StartMs, start_ms.map(|v| v as u64));
-        push(b, i, C::EndMs, end_ms.map(|v| v as u64));
-        push(b, i, C::FirstRaw, first);
-        push(b, i, C::LastRaw, last);
-        push(b, i, C::TimeUnit, unit.map(u64::from));
-        push_bytes(b, i, C::SrcAddr, row.src.as_ref());
-        push_bytes(b, i, C::DstAddr, row.dst.as_ref());
-        push(b, i, C::SrcPort, row.src_port);
-        push(b, i, C::DstPort, row.dst_port);
-        push(b, i, C::Protocol, row.protocol);
-        push(b, i, C::Bytes, row.bytes);
-        push(b, i, C::Packets, row.packets);
-        push(b, i, C::TcpFlags, row.tcp_flags);
-        push(b, i, C::Tos, row.tos);
-        push(b, i, C::InputIf, row.input_if);
-        push(b, i, C::OutputIf, row.output_if);
-        push(b, i, C::SrcAs, row.src_as);
-        push(b, i, C::DstAs, row.dst_as);
-        push_bytes(b, i, C::NextHop, row.next_hop.as_ref());
-        push(b, i, C::Direction, row.direction);
-        push(b, i, C::ReverseBytes, row.reverse_bytes);
-        push(b, i, C::ReversePackets, row.reverse_packets);
-        push(b, i, C::SamplingInterval, row.sampling);
-        push(b, i, C::IpVersion, row.ip_version);
-        let extra = b.column_mut(C::Extra);
-        extra.values.extend_from_slice(&self.extra);
-        extra.offsets.push(extra.values.len() as u32);
-        set_bit(&mut extra.valid, i, true);
-        b.rows += 1;
-        b.min_time_ms = b.min_time_ms.min(time_ms);
-        b.max_time_ms = b.max_time_ms.max(time_ms);
+        write_row(
+            &mut self.batch,
+            &self.init_time_ms,
+            export,
+            template_id,
+            &mut row,
+            chosen,
+            &self.extra,
+        );
     }
+}
+
+/// Where the fields of a set go ([`BatchBuilder::add_set`]).
+#[derive(Clone, Copy, PartialEq)]
+enum Place {
+    /// Its slot of the row.
+    Row(Slot),
+    /// `extra` (in field order, first).
+    Extra,
+    /// A total counter, while the delta counters are not all placed.
+    Total,
+    /// A total counter to `extra` (after the others).
+    TotalExtra,
+    /// A time field to `extra` (last).
+    TimeExtra,
+}
+
+/// Append a row: the record's core values (`row`, with the time fields of
+/// unit index `chosen`), the export's, and its `extra` object.
+fn write_row(
+    b: &mut Batch,
+    init_time_ms: &HashMap<SocketAddr, i64>,
+    export: &Export<'_>,
+    template_id: u16,
+    row: &mut Row,
+    chosen: Option<usize>,
+    extra: &[u8],
+) {
+    let exporter = export.exporter;
+    let header = export.header;
+    let (export_nanos, header_sampling) = match header {
+        Header::V1(h) => (Some(h.timestamp_nano), None),
+        Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
+        Header::V7(h) => (Some(h.timestamp_nano), None),
+        _ => (None, None),
+    };
+    let uptime = header.uptime();
+    let export_ms =
+        header.export_time() as i64 * 1000 + export_nanos.map_or(0, |n| (n / 1_000_000) as i64);
+    let (first, last, unit) = match chosen {
+        Some(u) => (row.times[u].0, row.times[u].1, Some(u as u8 + 1)),
+        None => (None, None, None),
+    };
+    let (start_ms, end_ms) = match unit {
+        Some(time_unit::SYS_UPTIME_MS) => {
+            let boot = init_time_ms.get(&exporter).copied();
+            let abs = |v: Option<u64>| -> Option<i64> {
+                let v = v? as u32;
+                match uptime {
+                    Some(up) => Some(export_ms - up.wrapping_sub(v) as i64),
+                    None => Some(boot? + v as i64),
+                }
+            };
+            (abs(first), abs(last))
+        }
+        Some(u) => (
+            first.and_then(|v| to_unix_ms(v, u)),
+            last.and_then(|v| to_unix_ms(v, u)),
+        ),
+        None => (None, None),
+    };
+
+    let (exp_addr, exp_v6) = mapped(exporter.ip());
+    if exp_v6 {
+        row.flags |= flags::EXPORTER_V6;
+    }
+    let received = export.received;
+    let time_ms = start_ms.unwrap_or((received * 1000.0) as i64);
+
+    let i = b.rows;
+    use Column as C;
+    push(b, i, C::Received, Some(received.to_bits()));
+    push_bytes(b, i, C::ExporterAddr, Some(&exp_addr));
+    push(b, i, C::ExporterPort, Some(exporter.port() as u64));
+    push(b, i, C::Version, Some(header.version() as u64));
+    push(b, i, C::Domain, header.domain().map(u64::from));
+    push(b, i, C::TemplateId, Some(template_id as u64));
+    push(b, i, C::Sequence, header.sequence().map(u64::from));
+    push(b, i, C::ExportTime, Some(header.export_time() as u64));
+    push(b, i, C::ExportNanos, export_nanos.map(u64::from));
+    push(b, i, C::Uptime, uptime.map(u64::from));
+    push(b, i, C::HeaderSampling, header_sampling.map(u64::from));
+    push(b, i, C::Flags, Some(row.flags as u64));
+    push(b, i, C::StartMs, start_ms.map(|v| v as u64));
+    push(b, i, C::EndMs, end_ms.map(|v| v as u64));
+    push(b, i, C::FirstRaw, first);
+    push(b, i, C::LastRaw, last);
+    push(b, i, C::TimeUnit, unit.map(u64::from));
+    push_bytes(b, i, C::SrcAddr, row.src.as_ref());
+    push_bytes(b, i, C::DstAddr, row.dst.as_ref());
+    push(b, i, C::SrcPort, row.src_port);
+    push(b, i, C::DstPort, row.dst_port);
+    push(b, i, C::Protocol, row.protocol);
+    push(b, i, C::Bytes, row.bytes);
+    push(b, i, C::Packets, row.packets);
+    push(b, i, C::TcpFlags, row.tcp_flags);
+    push(b, i, C::Tos, row.tos);
+    push(b, i, C::InputIf, row.input_if);
+    push(b, i, C::OutputIf, row.output_if);
+    push(b, i, C::SrcAs, row.src_as);
+    push(b, i, C::DstAs, row.dst_as);
+    push_bytes(b, i, C::NextHop, row.next_hop.as_ref());
+    push(b, i, C::Direction, row.direction);
+    push(b, i, C::ReverseBytes, row.reverse_bytes);
+    push(b, i, C::ReversePackets, row.reverse_packets);
+    push(b, i, C::SamplingInterval, row.sampling);
+    push(b, i, C::IpVersion, row.ip_version);
+    let extra_column = b.column_mut(C::Extra);
+    extra_column.values.extend_from_slice(extra);
+    extra_column.offsets.push(extra_column.values.len() as u32);
+    set_bit(&mut extra_column.valid, i, true);
+    b.rows += 1;
+    b.min_time_ms = b.min_time_ms.min(time_ms);
+    b.max_time_ms = b.max_time_ms.max(time_ms);
 }
 
 /// Encoded width for the time checks: sysUpTime fields must fit 32 bits.
@@ -462,7 +657,9 @@ pub(crate) fn to_unix_ms(raw: u64, unit: u8) -> Option<i64> {
     }
 }
 
-#[inline]
+// Always inlined: with the column known at the call, the value's width is a
+// constant and its bytes a single store, not a call to memcpy.
+#[inline(always)]
 fn push(b: &mut Batch, row: usize, c: Column, v: Option<u64>) {
     let w = c.width();
     let d = b.column_mut(c);
@@ -479,7 +676,7 @@ fn push(b: &mut Batch, row: usize, c: Column, v: Option<u64>) {
     }
 }
 
-#[inline]
+#[inline(always)]
 fn push_bytes(b: &mut Batch, row: usize, c: Column, v: Option<&[u8; 16]>) {
     let d = b.column_mut(c);
     match v {
@@ -498,8 +695,19 @@ fn push_bytes(b: &mut Batch, row: usize, c: Column, v: Option<&[u8; 16]>) {
 /// Append `"name":value` to the `extra` object being built (opened at the first).
 fn put_extra(out: &mut Vec<u8>, name: &str, value: &Value<'_>) {
     out.push(if out.is_empty() { b'{' } else { b',' });
-    // Writing into a Vec cannot fail, and every value serializes.
-    let _ = serde_json::to_writer(&mut *out, name);
+    // Field names are printable ASCII without quotes or backslashes, which
+    // JSON writes as they are: no escaping to look for. Writing into a Vec
+    // cannot fail, and every value serializes.
+    if name
+        .bytes()
+        .all(|c| (b' '..=b'~').contains(&c) && c != b'"' && c != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, name);
+    }
     out.push(b':');
     let _ = serde_json::to_writer(&mut *out, value);
 }
@@ -645,4 +853,162 @@ pub(crate) fn record_fields(b: &Batch, row: usize) -> serde_json::Map<String, se
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netflow::{Decoder, ExporterId};
+
+    /// Every capture's records, set at a time where it may be (the default)
+    /// and record at a time: the same rows, byte for byte.
+    #[test]
+    fn sets_and_records_give_the_same_rows() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
+        let mut captures: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+            .collect();
+        captures.sort();
+        assert!(captures.len() >= 10, "{captures:?}");
+        let mut by_set = 0;
+        for path in captures {
+            let mut reader =
+                netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
+            let mut decoder = Decoder::default();
+            let mut sets = BatchBuilder::new();
+            let mut records = BatchBuilder {
+                record_at_a_time: true,
+                ..Default::default()
+            };
+            while let Some(d) = reader.next_datagram() {
+                let d = d.unwrap();
+                let Ok(decoded) =
+                    decoder.decode(ExporterId(d.source), d.payload, d.index, d.time_ms)
+                else {
+                    continue;
+                };
+                let p = &decoded.packet;
+                let export = Export {
+                    received: d.time_ms as f64 / 1000.0,
+                    exporter: d.source,
+                    header: &p.header,
+                    sets: &p.data_sets,
+                };
+                for set in &p.data_sets {
+                    let mut probe = BatchBuilder::new();
+                    by_set += usize::from(probe.add_set(&export, set).is_some());
+                }
+                assert_eq!(sets.add_export(&export), records.add_export(&export));
+            }
+            assert!(
+                sets.batch() == records.batch(),
+                "{}: other rows set at a time",
+                path.display()
+            );
+        }
+        assert!(by_set > 100, "{by_set} sets read set at a time");
+    }
+
+    /// Rows of `export` both ways; true when it was read set at a time.
+    fn both_ways(export: &Export<'_>) -> bool {
+        let mut sets = BatchBuilder::new();
+        let mut records = BatchBuilder {
+            record_at_a_time: true,
+            ..Default::default()
+        };
+        let by_set = export
+            .sets
+            .iter()
+            .all(|set| BatchBuilder::new().add_set(export, set).is_some());
+        assert_eq!(sets.add_export(export), records.add_export(export));
+        assert!(
+            sets.batch() == records.batch(),
+            "other rows set at a time:\n{:?}\n{:?}",
+            sets.batch(),
+            records.batch()
+        );
+        by_set
+    }
+
+    /// Fields that go elsewhere than their column: duplicates, total
+    /// counters with and without their delta counter, several time units,
+    /// an IPv6 source after an IPv4 one, fields of no column.
+    #[test]
+    fn every_place_of_a_field_set_at_a_time() {
+        use netflow::encode::MessageBuilder;
+        use netflow::wire::ipfix::IpfixHeader;
+        use netflow::{FieldSpec, OwnedValue as V, Template, TemplateKind};
+        let f = |id, len| FieldSpec::new(0, id, len);
+        let specs = [
+            f(8, 4),
+            f(12, 4),
+            f(27, 16),
+            f(1, 8),
+            f(85, 8),
+            f(86, 8),
+            f(152, 8),
+            f(153, 8),
+            f(150, 4),
+            f(22, 4),
+            f(21, 4),
+            f(22, 4),
+            f(7, 2),
+            f(7, 2),
+            f(9, 1),
+            f(82, 8),
+            f(6, 2),
+        ];
+        let t = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &specs).unwrap();
+        let mut out = Vec::new();
+        let mut m = MessageBuilder::ipfix(
+            &mut out,
+            IpfixHeader {
+                export_time: 1_700_000_000,
+                sequence: 5,
+                observation_domain: 3,
+                ..Default::default()
+            },
+        );
+        m.template(&t).unwrap();
+        for i in 0..7u64 {
+            m.values(
+                &t,
+                &[
+                    V::Ipv4([10, 0, 0, i as u8].into()),
+                    V::Ipv4([192, 0, 2, i as u8].into()),
+                    V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
+                    V::Unsigned(1000 + i),
+                    V::Unsigned(5000 + i),
+                    V::Unsigned(7 + i),
+                    V::DateTimeMilliseconds(1_699_999_999_000 + i),
+                    V::DateTimeMilliseconds(1_700_000_000_000 + i),
+                    V::DateTimeSeconds(1_699_999_990 + i),
+                    V::Unsigned(100 + i),
+                    V::Unsigned(200 + i),
+                    V::Unsigned(300 + i),
+                    V::Unsigned(443),
+                    V::Unsigned(8443),
+                    V::Unsigned(24),
+                    V::String(format!("ge-0/{i}")),
+                    V::Unsigned(0x12),
+                ],
+            )
+            .unwrap();
+        }
+        m.finish().unwrap();
+        let mut decoder = Decoder::default();
+        let exporter: SocketAddr = "[2001:db8::1]:4739".parse().unwrap();
+        let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
+        let p = &decoded.packet;
+        assert_eq!(p.record_count(), 7);
+        let export = Export {
+            received: 1_700_000_000.25,
+            exporter,
+            header: &p.header,
+            sets: &p.data_sets,
+        };
+        assert!(both_ways(&export), "read set at a time");
+    }
 }
