@@ -223,7 +223,7 @@ def generate(args, port, version, rate, duration, count=None):
     # The generator sends rate x duration datagrams (or --count), however
     # long that takes when it cannot keep up.
     limit = ["--count", str(count)] if count else ["--duration", str(duration)]
-    cmd = [args.netflow, "generate", "--target", f"127.0.0.1:{port}", "--version", str(version),
+    cmd = [args.generator, "generate", "--target", f"127.0.0.1:{port}", "--version", str(version),
            "--rate", str(rate), *limit, "--seed", "1",
            "--start-time", "1700000000", "--exporters", str(args.exporters)]
     if args.prebuild:
@@ -378,6 +378,8 @@ def smoke(args, receivers):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--netflow", default=os.path.join(target_dir(), "release", "netflow"))
+    p.add_argument("--generator", help="the netflow binary whose `generate` sends the stream "
+                   "[default: --netflow] (to measure another collector build with the same stream)")
     p.add_argument("--null-receiver", default=os.path.join(target_dir(), "release", "null-receiver"))
     p.add_argument("--nfcapd", default=shutil.which("nfcapd") or "/usr/bin/nfcapd")
     p.add_argument("--nfdump", default=shutil.which("nfdump") or "/usr/bin/nfdump")
@@ -406,7 +408,8 @@ def main():
     p.add_argument("-v", "--verbose", action="store_true", help="print every run")
     args = p.parse_args()
     args.versions = [int(v) for v in args.versions.split(",")]
-    for attr in ("netflow", "null_receiver", "nfcapd", "nfdump"):
+    args.generator = args.generator or args.netflow
+    for attr in ("netflow", "generator", "null_receiver", "nfcapd", "nfdump"):
         setattr(args, attr, os.path.abspath(getattr(args, attr)))
     receivers = [r for r in args.receivers.split(",") if r]
     for r in receivers:
@@ -418,7 +421,7 @@ def main():
     # Same kernel buffer asked by all three (older collectors ask 32 MiB themselves).
     help_text = subprocess.run([args.netflow, "collector", "--help"], capture_output=True, text=True).stdout
     args.collector_has_receive_buffer = "--receive-buffer" in help_text
-    generate_help = subprocess.run([args.netflow, "generate", "--help"], capture_output=True, text=True).stdout
+    generate_help = subprocess.run([args.generator, "generate", "--help"], capture_output=True, text=True).stdout
     if args.prebuild is None:
         args.prebuild = "--prebuild" in generate_help
     if args.prebuild:
