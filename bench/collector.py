@@ -12,7 +12,10 @@
   null       tools/null-receiver: recvmmsg and discard, the floor.
 
 One run at a given rate: start the receiver, wait until its UDP socket is in
-/proc/net/udp, run `netflow generate --rate R --duration D --seed 1`, wait
+/proc/net/udp, run `netflow generate --rate R --duration D --seed 1
+--prebuild` (the run's datagrams built in memory first, then sent on
+schedule with sendmmsg: the same stream as without --prebuild, at rates the
+building would not reach; the building time is not counted), wait
 until the socket's kernel queue is empty, read the socket's kernel drop count
 (/proc/net/udp), stop the receiver with SIGTERM, then count what it stored,
 independently of its own counters:
@@ -220,18 +223,21 @@ def generate(args, port, version, rate, duration, count=None):
     # The generator sends rate x duration datagrams (or --count), however
     # long that takes when it cannot keep up.
     limit = ["--count", str(count)] if count else ["--duration", str(duration)]
-    cmd = [args.netflow, "generate", "--target", f"127.0.0.1:{port}", "--version", str(version),
+    cmd = [args.generator, "generate", "--target", f"127.0.0.1:{port}", "--version", str(version),
            "--rate", str(rate), *limit, "--seed", "1",
            "--start-time", "1700000000", "--exporters", str(args.exporters)]
+    if args.prebuild:
+        cmd.append("--prebuild")
     out = subprocess.run(cmd, capture_output=True, text=True)
     total = re.search(r"^total .*packets (\d+) records (\d+) options (\d+) .*errors (\d+)$",
                       out.stdout, re.M)
     achieved = re.search(r"^rate requested \S+ achieved (\S+) elapsed (\S+)", out.stdout, re.M)
     if not total or not achieved:
         raise RuntimeError(f"generator output not understood: {out.stdout}{out.stderr}")
+    built = re.search(r"^prebuild .* seconds (\S+)$", out.stdout, re.M)
     return {"packets": int(total.group(1)), "records": int(total.group(2)),
             "options": int(total.group(3)), "send_errors": int(total.group(4)), "achieved": float(achieved.group(1)),
-            "elapsed": float(achieved.group(2))}
+            "elapsed": float(achieved.group(2)), "prebuild_s": float(built.group(1)) if built else 0.0}
 
 
 def run_once(args, kind, version, rate, duration, count=None):
@@ -243,8 +249,9 @@ def run_once(args, kind, version, rate, duration, count=None):
         drops = wait_drained(port)
         r.stop()
         # From the first datagram sent to everything received (and, for the
-        # collector, its queue decoded and the file closed).
-        busy = time.monotonic() - started
+        # collector, its queue decoded and the file closed); a prebuilding
+        # generator builds everything before it sends the first.
+        busy = time.monotonic() - started - sent["prebuild_s"]
         stored = r.stored()
     finally:
         if r.proc.poll() is None:
@@ -307,6 +314,9 @@ def search(args, kind, version):
             limited = True
             break
         rate *= 2
+    else:
+        # No loss up to --max-rate (or what a prebuilt run can hold): a lower bound.
+        limited = good is not None
     if good is None:
         return {"rate": 0, "runs": runs, "limited": False, "good": None,
                 "processed": max(processed_rate(r) for r in runs)}
@@ -347,7 +357,8 @@ def generator_ceiling(args, version):
     (a short calibration run, then one of about --duration seconds)."""
     unpaced = 100_000_000
     res = run_once(args, "null", version, unpaced, None, count=20_000)
-    res = run_once(args, "null", version, unpaced, None, count=int(res["achieved"] * args.duration))
+    count = int(min(res["achieved"], args.max_rate) * args.duration)
+    res = run_once(args, "null", version, unpaced, None, count=count)
     return res["achieved"], res
 
 
@@ -367,6 +378,8 @@ def smoke(args, receivers):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--netflow", default=os.path.join(target_dir(), "release", "netflow"))
+    p.add_argument("--generator", help="the netflow binary whose `generate` sends the stream "
+                   "[default: --netflow] (to measure another collector build with the same stream)")
     p.add_argument("--null-receiver", default=os.path.join(target_dir(), "release", "null-receiver"))
     p.add_argument("--nfcapd", default=shutil.which("nfcapd") or "/usr/bin/nfcapd")
     p.add_argument("--nfdump", default=shutil.which("nfdump") or "/usr/bin/nfdump")
@@ -386,12 +399,17 @@ def main():
                    help="receive buffer asked by all three (nfcapd -B, null-receiver --rcvbuf, "
                         "collector --receive-buffer); the kernel caps it at net.core.rmem_max "
                         "unless the receiver may use SO_RCVBUFFORCE")
+    p.add_argument("--prebuild", action=argparse.BooleanOptionalAction, default=None,
+                   help="netflow generate --prebuild: every datagram built before the clock starts, "
+                        "then sent with sendmmsg, so the sending, not the building, is the generator's "
+                        "limit [default: when the generator has it]")
     p.add_argument("--json", help="write every run to this file")
     p.add_argument("--smoke", action="store_true", help="one tiny lossless round of each (< 30 s)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every run")
     args = p.parse_args()
     args.versions = [int(v) for v in args.versions.split(",")]
-    for attr in ("netflow", "null_receiver", "nfcapd", "nfdump"):
+    args.generator = args.generator or args.netflow
+    for attr in ("netflow", "generator", "null_receiver", "nfcapd", "nfdump"):
         setattr(args, attr, os.path.abspath(getattr(args, attr)))
     receivers = [r for r in args.receivers.split(",") if r]
     for r in receivers:
@@ -403,6 +421,13 @@ def main():
     # Same kernel buffer asked by all three (older collectors ask 32 MiB themselves).
     help_text = subprocess.run([args.netflow, "collector", "--help"], capture_output=True, text=True).stdout
     args.collector_has_receive_buffer = "--receive-buffer" in help_text
+    generate_help = subprocess.run([args.generator, "generate", "--help"], capture_output=True, text=True).stdout
+    if args.prebuild is None:
+        args.prebuild = "--prebuild" in generate_help
+    if args.prebuild:
+        # The generator holds a run's datagrams (<= 1472 bytes each) in at
+        # most 4 GiB: the highest rate a run of --duration can have.
+        args.max_rate = min(args.max_rate, int((4 << 30) / 1472 / args.duration))
     if "nfcapd" in receivers and not os.access(args.nfcapd, os.X_OK):
         print(f"warning: {args.nfcapd} not found (apt-get install nfdump); nfcapd skipped", file=sys.stderr)
         receivers.remove("nfcapd")

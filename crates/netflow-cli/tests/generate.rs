@@ -387,6 +387,124 @@ fn same_seed_same_payloads() {
     }
 }
 
+/// Each exporter's datagrams, in the order received: exporters in the order
+/// of their first datagram (their ports differ from run to run).
+fn per_exporter(datagrams: &[(SocketAddr, Vec<u8>)]) -> Vec<Vec<Vec<u8>>> {
+    let mut order: Vec<SocketAddr> = Vec::new();
+    let mut streams: Vec<Vec<Vec<u8>>> = Vec::new();
+    for (from, payload) in datagrams {
+        let i = match order.iter().position(|a| a == from) {
+            Some(i) => i,
+            None => {
+                order.push(*from);
+                streams.push(Vec::new());
+                order.len() - 1
+            }
+        };
+        streams[i].push(payload.clone());
+    }
+    streams
+}
+
+/// The report without what differs between runs: source ports, the
+/// achieved rate and time, the building time of --prebuild.
+fn counts_of(stdout: &str) -> Vec<String> {
+    stdout
+        .lines()
+        .filter(|l| !l.starts_with("rate ") && !l.starts_with("prebuild "))
+        .map(|l| {
+            let mut words: Vec<&str> = l.split_whitespace().collect();
+            if words.first() == Some(&"exporter") && words.len() > 1 {
+                words.remove(1);
+            }
+            words.join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn prebuild_sends_the_same_datagrams() {
+    // 400/s: one datagram per send, as without --prebuild; 20,000/s: 20 per
+    // batch, 10 per exporter and sendmmsg call.
+    for (rate, count) in [("400", "60"), ("20000", "100")] {
+        for version in ["5", "9", "10"] {
+            let args = [
+                "generate",
+                "--version",
+                version,
+                "--rate",
+                rate,
+                "--count",
+                count,
+                "--exporters",
+                "2",
+                "--seed",
+                "7",
+                "--start-time",
+                "1700000000",
+                "--template-refresh",
+                "0.05",
+            ];
+            let built = run_against_receiver(&args);
+            built.assert_success();
+            let prebuilt = run_against_receiver(&[&args[..], &["--prebuild"]].concat());
+            prebuilt.assert_success();
+            let count: usize = count.parse().unwrap();
+            assert_eq!(built.datagrams.len(), count, "v{version} {rate}/s");
+            assert_eq!(
+                prebuilt.datagrams.len(),
+                count,
+                "v{version} {rate}/s --prebuild"
+            );
+            assert!(
+                per_exporter(&built.datagrams) == per_exporter(&prebuilt.datagrams),
+                "v{version} {rate}/s: --prebuild sent other datagrams"
+            );
+            if rate == "400" {
+                let payloads = |r: &Received| -> Vec<Vec<u8>> {
+                    r.datagrams.iter().map(|(_, p)| p.clone()).collect()
+                };
+                assert!(
+                    payloads(&built) == payloads(&prebuilt),
+                    "v{version}: one datagram per send, yet another order"
+                );
+            }
+            assert_eq!(
+                counts_of(&built.stdout),
+                counts_of(&prebuilt.stdout),
+                "v{version} {rate}/s: reports"
+            );
+            let line = line_starting(&prebuilt.stdout, "prebuild ");
+            assert_eq!(num(&line, "packets"), count as u64);
+            let total = line_starting(&prebuilt.stdout, "total ");
+            assert_eq!(num(&line, "bytes"), num(&total, "bytes"));
+            let sent: u64 = prebuilt.datagrams.iter().map(|(_, p)| p.len() as u64).sum();
+            assert_eq!(num(&total, "bytes"), sent);
+        }
+    }
+}
+
+#[test]
+fn prebuild_is_udp_only() {
+    let run = common::netflow(
+        &[
+            "generate",
+            "--target",
+            "127.0.0.1:9",
+            "--version",
+            "10",
+            "--transport",
+            "tcp",
+            "--count",
+            "1",
+            "--prebuild",
+        ],
+        None,
+    );
+    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
+    assert!(run.stderr.contains("--prebuild"), "stderr:\n{}", run.stderr);
+}
+
 #[test]
 fn records_per_packet_and_max_size() {
     // v5 carries at most 30 records.

@@ -7,7 +7,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{
-    Receiver as ChanReceiver, RecvTimeoutError, Sender, SyncSender, TrySendError,
+    Receiver as ChanReceiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
 };
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -59,6 +59,12 @@ pub(crate) struct Datagram {
     /// `from`; its worker forgets the session's templates.
     pub(crate) session_end: bool,
 }
+
+/// A decode worker hands its rows (columns sinks) or lines to the sink when
+/// no datagram is waiting, or once it holds this many rows or bytes of lines
+/// (bounding the memory and the delay of a worker that is never idle).
+const HAND_OVER_ROWS: usize = 4096;
+const HAND_OVER_BYTES: usize = 1 << 20;
 
 /// Spare payload buffers a receive thread keeps at most (more are freed).
 const POOL_MAX: usize = 4096;
@@ -459,7 +465,11 @@ pub(crate) struct DecodeLoop {
     /// The sink's [`Sink::line_format`]: when set, this worker formats the
     /// lines itself (outside the sink's lock) into `lines`.
     line_format: Option<Format>,
+    /// Lines formatted and not yet handed to the sink, with the lines and
+    /// records they hold.
     lines: Vec<u8>,
+    pending_lines: u64,
+    pending_records: u64,
     /// [`Config::max_exporters`].
     max_exporters: usize,
     /// The decoder's counters when last added to the stats.
@@ -492,6 +502,8 @@ impl DecodeLoop {
             batches,
             builder: BatchBuilder::new(),
             lines: Vec::new(),
+            pending_lines: 0,
+            pending_records: 0,
             max_exporters: config.max_exporters,
             last_cache: CacheStats::default(),
             last_over_exporter_limit: 0,
@@ -521,7 +533,17 @@ impl DecodeLoop {
 
     pub(crate) fn run(mut self) {
         loop {
-            match self.rx.recv_timeout(self.expire_tick) {
+            let next = match self.rx.try_recv() {
+                Ok(d) => Ok(d),
+                Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) => {
+                    // Nothing more waiting: what was built goes to the sink
+                    // before this worker waits.
+                    self.hand_over();
+                    self.rx.recv_timeout(self.expire_tick)
+                }
+            };
+            match next {
                 Ok(d) => {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
                     if d.session_end {
@@ -542,6 +564,7 @@ impl DecodeLoop {
                 Err(RecvTimeoutError::Disconnected) => break,
             }
         }
+        self.hand_over();
         self.report_waiting();
     }
 
@@ -730,43 +753,29 @@ impl DecodeLoop {
         let mut results = Vec::new();
         if self.batches {
             // Rows built here, without the lock (in parallel with several
-            // workers); the sink appends them to its batch.
-            self.builder.clear();
+            // workers); the sink gets them once no datagram is waiting
+            // ([`hand_over`](Self::hand_over)).
             let builder = &mut self.builder;
             for_each_export(d.from, received, &decoded, &groups, |e| {
                 builder.add_export(e);
             });
-            if self.builder.batch().is_empty() {
-                return;
+            if self.builder.batch().rows() >= HAND_OVER_ROWS {
+                self.hand_over();
             }
-            let start = Instant::now();
-            let result = self
-                .sink
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_batch(self.builder.batch());
-            self.observe_sink_wait(start.elapsed());
-            self.sink_result(result);
             return;
         }
         if let Some(format) = self.line_format {
             // Formatted here, without the lock: with several workers the
             // formatting runs in parallel and the sink only stores.
-            self.lines.clear();
-            let (mut lines, mut records) = (0u64, 0u64);
             let out = &mut self.lines;
+            let (lines, records) = (&mut self.pending_lines, &mut self.pending_records);
             for_each_export(d.from, received, &decoded, &groups, |e| {
-                lines += write_export(format, out, e) as u64;
-                records += record_count(e.sets);
+                *lines += write_export(format, out, e) as u64;
+                *records += record_count(e.sets);
             });
-            let start = Instant::now();
-            let result = self
-                .sink
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_lines(&self.lines, lines, records);
-            self.observe_sink_wait(start.elapsed());
-            self.sink_result(result);
+            if self.lines.len() >= HAND_OVER_BYTES {
+                self.hand_over();
+            }
             return;
         }
         // From before the lock (another worker's write or a flush may hold
@@ -784,6 +793,40 @@ impl DecodeLoop {
         for r in results {
             self.sink_result(r);
         }
+    }
+
+    /// Give the rows or lines built since the last call to the sink (one
+    /// lock and one append for many datagrams while they come faster than
+    /// one at a time).
+    fn hand_over(&mut self) {
+        let start = Instant::now();
+        let result = if self.batches {
+            if self.builder.batch().is_empty() {
+                return;
+            }
+            let result = self
+                .sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_batch(self.builder.batch());
+            self.builder.clear();
+            result
+        } else {
+            if self.pending_lines == 0 {
+                return;
+            }
+            let result = self
+                .sink
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .write_lines(&self.lines, self.pending_lines, self.pending_records);
+            self.lines.clear();
+            self.pending_lines = 0;
+            self.pending_records = 0;
+            result
+        };
+        self.observe_sink_wait(start.elapsed());
+        self.sink_result(result);
     }
 
     fn observe_sink_wait(&self, waited: Duration) {

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use netflow::template::REVERSE_PEN;
-use netflow::{Header, Protocol, Value};
+use netflow::{DataSet, Header, Protocol, Template, Value};
 
 use super::{flags, set_bit, time_unit, Batch, Column};
 use crate::Export;
@@ -25,10 +26,18 @@ pub struct BatchBuilder {
     batch: Batch,
     init_time_ms: HashMap<SocketAddr, i64>,
     extra: Vec<u8>,
+    /// Set at a time ([`add_set`](Self::add_set)): the rows and their
+    /// `extra` objects, reused.
+    rows: Vec<Row>,
+    row_extras: Vec<Vec<u8>>,
+    /// Where the fields of recent templates go.
+    plans: Vec<SetPlan>,
+    /// Off in tests, to compare with the record-at-a-time path.
+    record_at_a_time: bool,
 }
 
 /// One record's core values while its fields are read.
-#[derive(Default)]
+#[derive(Debug, Default, Clone)]
 struct Row {
     flags: u16,
     src: Option<[u8; 16]>,
@@ -62,7 +71,7 @@ fn mapped(a: IpAddr) -> ([u8; 16], bool) {
 }
 
 /// Which core slot a field goes to: (slot, max width in bytes of the value).
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {
     Src,
     Dst,
@@ -251,6 +260,12 @@ impl BatchBuilder {
     pub fn add_export(&mut self, export: &Export<'_>) -> usize {
         let mut n = 0;
         for set in export.sets {
+            if !self.record_at_a_time {
+                if let Some(rows) = self.add_set(export, set) {
+                    n += rows;
+                    continue;
+                }
+            }
             let options = set.is_options();
             for record in set.records() {
                 self.add_record(export, set.template_id(), options, &record);
@@ -258,6 +273,118 @@ impl BatchBuilder {
             }
         }
         n
+    }
+
+    /// The rows of a data set read field by field ([`DataSet::columns`]):
+    /// where each field goes (a core column or `extra`) is worked out once
+    /// per template ([`SetPlan`]), from the first record seen, instead of
+    /// for every record. The rows are the same as
+    /// [`add_record`](Self::add_record)'s: only sets where that holds for
+    /// every record are taken; `None` (nothing added) for the others:
+    /// options data (scope fields, system init times), templates of
+    /// variable-length fields or lists, 8-byte sysUpTime fields (whose fit
+    /// depends on the value), and any set where a field that may go to a
+    /// column has a value of another kind than in the plan's first record.
+    fn add_set(&mut self, export: &Export<'_>, set: &DataSet<'_>) -> Option<usize> {
+        if set.is_options() {
+            return None;
+        }
+        let count = set.record_count;
+        let columns = set.columns()?;
+        if count == 0 || columns.clone().any(|c| c.len() != count) {
+            return None;
+        }
+        let at = match self
+            .plans
+            .iter()
+            .position(|p| Arc::ptr_eq(&p.template, &set.template))
+        {
+            Some(at) => at,
+            None => {
+                if self.plans.len() >= PLANS {
+                    self.plans.remove(0);
+                }
+                self.plans.push(SetPlan::new(set)?);
+                self.plans.len() - 1
+            }
+        };
+        let plan = &self.plans[at];
+        if !plan.usable {
+            return None;
+        }
+        // Every value of a field that may go to a column must be of the
+        // kind the plan saw (then it goes where the plan says, as
+        // add_record would place it).
+        for (i, c) in columns.clone().enumerate() {
+            if !plan.checked[i] {
+                continue;
+            }
+            let mut same = true;
+            c.for_each(|v| same &= variant(&v) == plan.variants[i]);
+            if !same {
+                return None;
+            }
+        }
+        self.rows.clear();
+        self.rows.resize(count, Row::default());
+        if self.row_extras.len() < count {
+            self.row_extras.resize_with(count, Vec::new);
+        }
+        for e in &mut self.row_extras[..count] {
+            e.clear();
+        }
+        let rows = &mut self.rows[..];
+        for (i, c) in columns.clone().enumerate() {
+            let Place::Row(s) = plan.places[i] else {
+                continue;
+            };
+            let width = match s {
+                Slot::Time(..) => None,
+                _ if c.field().spec.is_variable() => Some(0),
+                _ => Some(c.field().spec.length as usize),
+            };
+            let mut r = 0;
+            let mut taken = true;
+            c.for_each(|v| {
+                taken &= rows[r].take(s, &v, width.unwrap_or_else(|| time_width(&v)));
+                r += 1;
+            });
+            if !taken {
+                return None;
+            }
+        }
+        // `extra`: the fields that go to no column, then the totals that
+        // did not, then the time fields that did not, as add_record orders them.
+        let extras = &mut self.row_extras[..count];
+        for pass in [Place::Extra, Place::TotalExtra, Place::TimeExtra] {
+            for (i, c) in columns.clone().enumerate() {
+                if plan.places[i] != pass {
+                    continue;
+                }
+                let key = &plan.keys[i][..];
+                let mut r = 0;
+                c.for_each(|v| {
+                    put_extra_key(&mut extras[r], key, &v);
+                    r += 1;
+                });
+            }
+        }
+        for extra in extras.iter_mut() {
+            if !extra.is_empty() {
+                extra.push(b'}');
+            }
+        }
+        let chosen = plan.chosen;
+        write_rows(
+            &mut self.batch,
+            &self.init_time_ms,
+            export,
+            set.template_id(),
+            &mut self.rows[..count],
+            chosen,
+            &self.row_extras[..count],
+        );
+        Some(count)
     }
 
     fn add_record(
@@ -273,19 +400,24 @@ impl BatchBuilder {
         }
         let exporter = export.exporter;
         self.extra.clear();
-        // Time fields are placed once the unit is known: kept here meanwhile.
-        let mut time_fields: Vec<(usize, bool, &str, Value<'_>)> = Vec::new();
-        // Total counters count only when the record has no delta counter.
-        let mut totals: Vec<(&str, netflow::FieldId, Value<'_>)> = Vec::new();
-        for (field, value) in record.fields() {
+        let extra = &mut self.extra;
+        let init_time_ms = &mut self.init_time_ms;
+        // Total counters count only when the record has no delta counter,
+        // and time fields are placed once the record's time unit is known:
+        // both are only counted in this first pass over the fields, and
+        // placed in a pass of their own (below) when there are any that do
+        // not go to the row. The extra fields keep the order of before: the
+        // others, then the totals, then the time fields, each in record order.
+        let (mut time_fields, mut totals) = (0usize, 0usize);
+        record.for_each_field(|field, value| {
             let spec = field.spec;
             if field.scope {
-                put_extra(&mut self.extra, &field.name, &value);
-                continue;
+                put_extra(extra, &field.name, &value);
+                return;
             }
             if spec.field.enterprise == 0 && spec.field.id == SYSTEM_INIT_TIME_MS {
                 if let Some(ms) = value.as_u64() {
-                    self.init_time_ms.insert(exporter, ms as i64);
+                    init_time_ms.insert(exporter, ms as i64);
                 }
             }
             let width = if spec.is_variable() {
@@ -294,58 +426,239 @@ impl BatchBuilder {
                 spec.length as usize
             };
             match slot(spec.field.enterprise, spec.field.id) {
-                Some(Slot::Time(unit, start)) => {
-                    time_fields.push((unit, start, &field.name, value));
+                Some(s @ Slot::Time(..)) => {
+                    // The first start and end of each unit (of the type the
+                    // unit has) are its candidates.
+                    time_fields += 1;
+                    row.take(s, &value, time_width(&value));
                 }
-                Some(Slot::Total(..)) => totals.push((&field.name, spec.field, value)),
+                Some(Slot::Total(..)) => totals += 1,
                 Some(s) if row.take(s, &value, width) => {}
-                _ => put_extra(&mut self.extra, &field.name, &value),
+                _ => put_extra(extra, &field.name, &value),
             }
-        }
-        for (name, id, value) in &totals {
-            match slot(id.enterprise, id.id) {
-                Some(s) if row.take(s, value, 8) => {}
-                _ => put_extra(&mut self.extra, name, value),
-            }
+        });
+        if totals > 0 {
+            record.for_each_field(|field, value| {
+                let id = field.spec.field;
+                let Some(s @ Slot::Total(..)) = slot(id.enterprise, id.id) else {
+                    return;
+                };
+                if !field.scope && !row.take(s, &value, 8) {
+                    put_extra(extra, &field.name, &value);
+                }
+            });
         }
         // The record's time unit: the first, in the analyzer's order
         // (sysUpTime, ms, s, us, ns), with a start value of the expected
         // type; its first start and end are core, other time fields `extra`.
-        let mut probe = Row::default();
-        let chosen = [0usize, 2, 1, 3, 4].into_iter().find(|u| {
-            time_fields.iter().any(|(unit, start, _, v)| {
-                unit == u && *start && probe.take(Slot::Time(*u, true), v, time_width(v))
-            })
+        let chosen = [0usize, 2, 1, 3, 4]
+            .into_iter()
+            .find(|&u| row.times[u].0.is_some());
+        let in_row = chosen.map_or(0, |u| {
+            usize::from(row.times[u].0.is_some()) + usize::from(row.times[u].1.is_some())
         });
-        for (unit, start, name, value) in &time_fields {
-            if Some(*unit) == chosen
-                && row.take(Slot::Time(*unit, *start), value, time_width(value))
-            {
-                continue;
-            }
-            put_extra(&mut self.extra, name, value);
+        if time_fields > in_row {
+            let mut placed = Row::default();
+            record.for_each_field(|field, value| {
+                let id = field.spec.field;
+                let Some(Slot::Time(unit, start)) = slot(id.enterprise, id.id) else {
+                    return;
+                };
+                if field.scope
+                    || (Some(unit) == chosen
+                        && placed.take(Slot::Time(unit, start), &value, time_width(&value)))
+                {
+                    return;
+                }
+                put_extra(extra, &field.name, &value);
+            });
         }
         if !self.extra.is_empty() {
             self.extra.push(b'}');
         }
+        write_rows(
+            &mut self.batch,
+            &self.init_time_ms,
+            export,
+            template_id,
+            std::slice::from_mut(&mut row),
+            chosen,
+            &[&self.extra[..]],
+        );
+    }
+}
 
-        let header = export.header;
-        let (export_nanos, header_sampling) = match header {
-            Header::V1(h) => (Some(h.timestamp_nano), None),
-            Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
-            Header::V7(h) => (Some(h.timestamp_nano), None),
-            _ => (None, None),
+/// Plans kept at most (the templates an exporter alternates between).
+const PLANS: usize = 8;
+
+/// Where the fields of a template's data sets go, worked out from the
+/// first record seen as [`BatchBuilder::add_record`] decides it for every
+/// record ([`BatchBuilder::add_set`]).
+#[derive(Debug)]
+struct SetPlan {
+    /// Held, so that no other template can have its address meanwhile.
+    template: Arc<Template>,
+    /// False when the template's sets are always read record at a time.
+    usable: bool,
+    /// Per field (of [`DataSet::columns`]): where it goes,
+    places: Vec<Place>,
+    /// whether it may go to a column (then its values must be of the kind
+    /// `variants` says),
+    checked: Vec<bool>,
+    variants: Vec<u8>,
+    /// its name as a JSON string (for `extra`).
+    keys: Vec<Vec<u8>>,
+    /// The time unit index of the rows.
+    chosen: Option<usize>,
+}
+
+impl SetPlan {
+    fn new(set: &DataSet<'_>) -> Option<SetPlan> {
+        let mut plan = SetPlan {
+            template: set.template.clone(),
+            usable: false,
+            places: Vec::new(),
+            checked: Vec::new(),
+            variants: Vec::new(),
+            keys: Vec::new(),
+            chosen: None,
         };
-        let uptime = header.uptime();
-        let export_ms =
-            header.export_time() as i64 * 1000 + export_nanos.map_or(0, |n| (n / 1_000_000) as i64);
-        let (first, last, unit) = match chosen {
-            Some(u) => (row.times[u].0, row.times[u].1, Some(u as u8 + 1)),
-            None => (None, None, None),
-        };
-        let (start_ms, end_ms) = match unit {
+        let mut probe = Row::default();
+        let mut firsts = Vec::new();
+        for c in set.columns()? {
+            let field = c.field();
+            let spec = field.spec;
+            if field.scope || (spec.field.enterprise == 0 && spec.field.id == SYSTEM_INIT_TIME_MS) {
+                return Some(plan);
+            }
+            let first = c.values().next()?;
+            let width = if spec.is_variable() {
+                0
+            } else {
+                spec.length as usize
+            };
+            let slot = slot(spec.field.enterprise, spec.field.id);
+            let place = match slot {
+                Some(Slot::Time(0, _)) if spec.length > 4 => return Some(plan),
+                Some(s @ Slot::Time(..)) => {
+                    if probe.take(s, &first, time_width(&first)) {
+                        Place::Row(s)
+                    } else {
+                        Place::TimeExtra
+                    }
+                }
+                Some(Slot::Total(..)) => Place::Total,
+                Some(s) if probe.take(s, &first, width) => Place::Row(s),
+                _ => Place::Extra,
+            };
+            plan.places.push(place);
+            plan.checked.push(slot.is_some());
+            plan.variants.push(variant(&first));
+            let mut key = Vec::new();
+            json_key(&mut key, &field.name);
+            plan.keys.push(key);
+            firsts.push((slot, first));
+        }
+        for (place, (slot, first)) in plan.places.iter_mut().zip(&firsts) {
+            if *place == Place::Total {
+                let s = (*slot)?;
+                *place = if probe.take(s, first, 8) {
+                    Place::Row(s)
+                } else {
+                    Place::TotalExtra
+                };
+            }
+        }
+        plan.chosen = [0usize, 2, 1, 3, 4]
+            .into_iter()
+            .find(|&u| probe.times[u].0.is_some());
+        for place in plan.places.iter_mut() {
+            if let Place::Row(Slot::Time(unit, _)) = *place {
+                if Some(unit) != plan.chosen {
+                    *place = Place::TimeExtra;
+                }
+            }
+        }
+        plan.usable = true;
+        Some(plan)
+    }
+}
+
+/// A value's kind, as a number (plans compare the values of later sets
+/// with it).
+fn variant(v: &Value<'_>) -> u8 {
+    match v {
+        Value::Unsigned(_) => 0,
+        Value::Signed(_) => 1,
+        Value::Float(_) => 2,
+        Value::Bool(_) => 3,
+        Value::Mac(_) => 4,
+        Value::Ipv4(_) => 5,
+        Value::Ipv6(_) => 6,
+        Value::String(_) => 7,
+        Value::Bytes(_) => 8,
+        Value::DateTimeSeconds(_) => 9,
+        Value::DateTimeMilliseconds(_) => 10,
+        Value::DateTimeMicroseconds(_) => 11,
+        Value::DateTimeNanoseconds(_) => 12,
+        Value::List(_) => 13,
+    }
+}
+
+/// Where the fields of a set go ([`BatchBuilder::add_set`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Place {
+    /// Its slot of the row.
+    Row(Slot),
+    /// `extra` (in field order, first).
+    Extra,
+    /// A total counter, while the delta counters are not all placed.
+    Total,
+    /// A total counter to `extra` (after the others).
+    TotalExtra,
+    /// A time field to `extra` (last).
+    TimeExtra,
+}
+
+/// Append rows: each record's core values (`rows`, with the time fields of
+/// unit index `chosen`), the export's, and its `extra` object (`extras`,
+/// one per row). Column by column: each column is looked up once for all
+/// the rows, and the export's values are worked out once.
+#[allow(clippy::too_many_arguments)]
+fn write_rows<E: AsRef<[u8]>>(
+    b: &mut Batch,
+    init_time_ms: &HashMap<SocketAddr, i64>,
+    export: &Export<'_>,
+    template_id: u16,
+    rows: &mut [Row],
+    chosen: Option<usize>,
+    extras: &[E],
+) {
+    let exporter = export.exporter;
+    let header = export.header;
+    let (export_nanos, header_sampling) = match header {
+        Header::V1(h) => (Some(h.timestamp_nano), None),
+        Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
+        Header::V7(h) => (Some(h.timestamp_nano), None),
+        _ => (None, None),
+    };
+    let uptime = header.uptime();
+    let export_ms =
+        header.export_time() as i64 * 1000 + export_nanos.map_or(0, |n| (n / 1_000_000) as i64);
+    let unit = chosen.map(|u| u as u8 + 1);
+    let boot = match unit {
+        Some(time_unit::SYS_UPTIME_MS) => init_time_ms.get(&exporter).copied(),
+        _ => None,
+    };
+    let raw = |row: &Row| match chosen {
+        Some(u) => row.times[u],
+        None => (None, None),
+    };
+    // A row's absolute start and end.
+    let absolute = |row: &Row| -> (Option<i64>, Option<i64>) {
+        let (first, last) = raw(row);
+        match unit {
             Some(time_unit::SYS_UPTIME_MS) => {
-                let boot = self.init_time_ms.get(&exporter).copied();
                 let abs = |v: Option<u64>| -> Option<i64> {
                     let v = v? as u32;
                     match uptime {
@@ -360,62 +673,77 @@ impl BatchBuilder {
                 last.and_then(|v| to_unix_ms(v, u)),
             ),
             None => (None, None),
-        };
+        }
+    };
 
-        let (exp_addr, exp_v6) = mapped(exporter.ip());
-        if exp_v6 {
+    let (exp_addr, exp_v6) = mapped(exporter.ip());
+    if exp_v6 {
+        for row in rows.iter_mut() {
             row.flags |= flags::EXPORTER_V6;
         }
-        let received = export.received;
-        let time_ms = start_ms.unwrap_or((received * 1000.0) as i64);
-
-        let b = &mut self.batch;
-        let i = b.rows;
-        use Column as C;
-        push(b, i, C::Received, Some(received.to_bits()));
-        push_bytes(b, i, C::ExporterAddr, Some(&exp_addr));
-        push(b, i, C::ExporterPort, Some(exporter.port() as u64));
-        push(b, i, C::Version, Some(header.version() as u64));
-        push(b, i, C::Domain, header.domain().map(u64::from));
-        push(b, i, C::TemplateId, Some(template_id as u64));
-        push(b, i, C::Sequence, header.sequence().map(u64::from));
-        push(b, i, C::ExportTime, Some(header.export_time() as u64));
-        push(b, i, C::ExportNanos, export_nanos.map(u64::from));
-        push(b, i, C::Uptime, uptime.map(u64::from));
-        push(b, i, C::HeaderSampling, header_sampling.map(u64::from));
-        push(b, i, C::Flags, Some(row.flags as u64));
-        push(b, i, C::StartMs, start_ms.map(|v| v as u64));
-        push(b, i, C::EndMs, end_ms.map(|v| v as u64));
-        push(b, i, C::FirstRaw, first);
-        push(b, i, C::LastRaw, last);
-        push(b, i, C::TimeUnit, unit.map(u64::from));
-        push_bytes(b, i, C::SrcAddr, row.src.as_ref());
-        push_bytes(b, i, C::DstAddr, row.dst.as_ref());
-        push(b, i, C::SrcPort, row.src_port);
-        push(b, i, C::DstPort, row.dst_port);
-        push(b, i, C::Protocol, row.protocol);
-        push(b, i, C::Bytes, row.bytes);
-        push(b, i, C::Packets, row.packets);
-        push(b, i, C::TcpFlags, row.tcp_flags);
-        push(b, i, C::Tos, row.tos);
-        push(b, i, C::InputIf, row.input_if);
-        push(b, i, C::OutputIf, row.output_if);
-        push(b, i, C::SrcAs, row.src_as);
-        push(b, i, C::DstAs, row.dst_as);
-        push_bytes(b, i, C::NextHop, row.next_hop.as_ref());
-        push(b, i, C::Direction, row.direction);
-        push(b, i, C::ReverseBytes, row.reverse_bytes);
-        push(b, i, C::ReversePackets, row.reverse_packets);
-        push(b, i, C::SamplingInterval, row.sampling);
-        push(b, i, C::IpVersion, row.ip_version);
-        let extra = b.column_mut(C::Extra);
-        extra.values.extend_from_slice(&self.extra);
-        extra.offsets.push(extra.values.len() as u32);
-        set_bit(&mut extra.valid, i, true);
-        b.rows += 1;
+    }
+    let received = export.received;
+    let n = rows.len();
+    let rows = &*rows;
+    use Column as C;
+    let same = |v: Option<u64>| std::iter::repeat_n(v, n);
+    push_all(b, C::Received, same(Some(received.to_bits())));
+    push_all_bytes(b, C::ExporterAddr, std::iter::repeat_n(Some(&exp_addr), n));
+    push_all(b, C::ExporterPort, same(Some(exporter.port() as u64)));
+    push_all(b, C::Version, same(Some(header.version() as u64)));
+    push_all(b, C::Domain, same(header.domain().map(u64::from)));
+    push_all(b, C::TemplateId, same(Some(template_id as u64)));
+    push_all(b, C::Sequence, same(header.sequence().map(u64::from)));
+    push_all(b, C::ExportTime, same(Some(header.export_time() as u64)));
+    push_all(b, C::ExportNanos, same(export_nanos.map(u64::from)));
+    push_all(b, C::Uptime, same(uptime.map(u64::from)));
+    push_all(b, C::HeaderSampling, same(header_sampling.map(u64::from)));
+    push_all(b, C::Flags, rows.iter().map(|r| Some(r.flags as u64)));
+    push_all(
+        b,
+        C::StartMs,
+        rows.iter().map(|r| absolute(r).0.map(|v| v as u64)),
+    );
+    push_all(
+        b,
+        C::EndMs,
+        rows.iter().map(|r| absolute(r).1.map(|v| v as u64)),
+    );
+    push_all(b, C::FirstRaw, rows.iter().map(|r| raw(r).0));
+    push_all(b, C::LastRaw, rows.iter().map(|r| raw(r).1));
+    push_all(b, C::TimeUnit, same(unit.map(u64::from)));
+    push_all_bytes(b, C::SrcAddr, rows.iter().map(|r| r.src.as_ref()));
+    push_all_bytes(b, C::DstAddr, rows.iter().map(|r| r.dst.as_ref()));
+    push_all(b, C::SrcPort, rows.iter().map(|r| r.src_port));
+    push_all(b, C::DstPort, rows.iter().map(|r| r.dst_port));
+    push_all(b, C::Protocol, rows.iter().map(|r| r.protocol));
+    push_all(b, C::Bytes, rows.iter().map(|r| r.bytes));
+    push_all(b, C::Packets, rows.iter().map(|r| r.packets));
+    push_all(b, C::TcpFlags, rows.iter().map(|r| r.tcp_flags));
+    push_all(b, C::Tos, rows.iter().map(|r| r.tos));
+    push_all(b, C::InputIf, rows.iter().map(|r| r.input_if));
+    push_all(b, C::OutputIf, rows.iter().map(|r| r.output_if));
+    push_all(b, C::SrcAs, rows.iter().map(|r| r.src_as));
+    push_all(b, C::DstAs, rows.iter().map(|r| r.dst_as));
+    push_all_bytes(b, C::NextHop, rows.iter().map(|r| r.next_hop.as_ref()));
+    push_all(b, C::Direction, rows.iter().map(|r| r.direction));
+    push_all(b, C::ReverseBytes, rows.iter().map(|r| r.reverse_bytes));
+    push_all(b, C::ReversePackets, rows.iter().map(|r| r.reverse_packets));
+    push_all(b, C::SamplingInterval, rows.iter().map(|r| r.sampling));
+    push_all(b, C::IpVersion, rows.iter().map(|r| r.ip_version));
+    let base = b.rows;
+    let extra_column = b.column_mut(C::Extra);
+    for (k, extra) in extras.iter().take(n).enumerate() {
+        extra_column.values.extend_from_slice(extra.as_ref());
+        extra_column.offsets.push(extra_column.values.len() as u32);
+        set_bit(&mut extra_column.valid, base + k, true);
+    }
+    for row in rows {
+        let time_ms = absolute(row).0.unwrap_or((received * 1000.0) as i64);
         b.min_time_ms = b.min_time_ms.min(time_ms);
         b.max_time_ms = b.max_time_ms.max(time_ms);
     }
+    b.rows += n;
 }
 
 /// Encoded width for the time checks: sysUpTime fields must fit 32 bits.
@@ -441,35 +769,52 @@ pub(crate) fn to_unix_ms(raw: u64, unit: u8) -> Option<i64> {
     }
 }
 
-#[inline]
-fn push(b: &mut Batch, row: usize, c: Column, v: Option<u64>) {
+/// Append a value per row to column `c` (rows from `b.rows` on, which the
+/// caller moves on after the last column). Always inlined: with the column
+/// known at the call, the value's width is a constant and its bytes a
+/// single store, not a call to memcpy.
+#[inline(always)]
+fn push_all(b: &mut Batch, c: Column, values: impl Iterator<Item = Option<u64>>) {
+    let row = b.rows;
     let w = c.width();
     let d = b.column_mut(c);
-    match v {
-        Some(v) => {
-            d.values.extend_from_slice(&v.to_le_bytes()[..w]);
-            set_bit(&mut d.valid, row, true);
-        }
-        None => {
-            d.values.extend(std::iter::repeat_n(0u8, w));
-            set_bit(&mut d.valid, row, false);
-            d.nulls += 1;
+    d.values.reserve(values.size_hint().0 * w);
+    for (k, v) in values.enumerate() {
+        match v {
+            Some(v) => {
+                d.values.extend_from_slice(&v.to_le_bytes()[..w]);
+                set_bit(&mut d.valid, row + k, true);
+            }
+            None => {
+                d.values.extend(std::iter::repeat_n(0u8, w));
+                set_bit(&mut d.valid, row + k, false);
+                d.nulls += 1;
+            }
         }
     }
 }
 
-#[inline]
-fn push_bytes(b: &mut Batch, row: usize, c: Column, v: Option<&[u8; 16]>) {
+/// [`push_all`] for the 16-byte address columns.
+#[inline(always)]
+fn push_all_bytes<'v>(
+    b: &mut Batch,
+    c: Column,
+    values: impl Iterator<Item = Option<&'v [u8; 16]>>,
+) {
+    let row = b.rows;
     let d = b.column_mut(c);
-    match v {
-        Some(v) => {
-            d.values.extend_from_slice(v);
-            set_bit(&mut d.valid, row, true);
-        }
-        None => {
-            d.values.extend_from_slice(&[0u8; 16]);
-            set_bit(&mut d.valid, row, false);
-            d.nulls += 1;
+    d.values.reserve(values.size_hint().0 * 16);
+    for (k, v) in values.enumerate() {
+        match v {
+            Some(v) => {
+                d.values.extend_from_slice(v);
+                set_bit(&mut d.valid, row + k, true);
+            }
+            None => {
+                d.values.extend_from_slice(&[0u8; 16]);
+                set_bit(&mut d.valid, row + k, false);
+                d.nulls += 1;
+            }
         }
     }
 }
@@ -477,10 +822,61 @@ fn push_bytes(b: &mut Batch, row: usize, c: Column, v: Option<&[u8; 16]>) {
 /// Append `"name":value` to the `extra` object being built (opened at the first).
 fn put_extra(out: &mut Vec<u8>, name: &str, value: &Value<'_>) {
     out.push(if out.is_empty() { b'{' } else { b',' });
-    // Writing into a Vec cannot fail, and every value serializes.
-    let _ = serde_json::to_writer(&mut *out, name);
+    json_key(out, name);
     out.push(b':');
-    let _ = serde_json::to_writer(&mut *out, value);
+    json_value(out, value);
+}
+
+/// `name` as a JSON string.
+fn json_key(out: &mut Vec<u8>, name: &str) {
+    // Field names are printable ASCII without quotes or backslashes, which
+    // JSON writes as they are: no escaping to look for. Writing into a Vec
+    // cannot fail.
+    if name
+        .bytes()
+        .all(|c| (b' '..=b'~').contains(&c) && c != b'"' && c != b'\\')
+    {
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'"');
+    } else {
+        let _ = serde_json::to_writer(&mut *out, name);
+    }
+}
+
+/// [`put_extra`] with the name already a JSON string (`key`).
+#[inline]
+fn put_extra_key(out: &mut Vec<u8>, key: &[u8], value: &Value<'_>) {
+    out.push(if out.is_empty() { b'{' } else { b',' });
+    out.extend_from_slice(key);
+    out.push(b':');
+    json_value(out, value);
+}
+
+/// A value as JSON.
+#[inline]
+fn json_value(out: &mut Vec<u8>, value: &Value<'_>) {
+    match *value {
+        // What serde_json writes for an unsigned integer, without its
+        // serializer: the decimal digits.
+        Value::Unsigned(mut v) => {
+            let mut digits = [0u8; 20];
+            let mut at = digits.len();
+            loop {
+                at -= 1;
+                digits[at] = b'0' + (v % 10) as u8;
+                v /= 10;
+                if v == 0 {
+                    break;
+                }
+            }
+            out.extend_from_slice(&digits[at..]);
+        }
+        // Every value serializes, and writing into a Vec cannot fail.
+        _ => {
+            let _ = serde_json::to_writer(&mut *out, value);
+        }
+    }
 }
 
 /// The name a core field has in a record of this version (as the decoder
@@ -624,4 +1020,162 @@ pub(crate) fn record_fields(b: &Batch, row: usize) -> serde_json::Map<String, se
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netflow::{Decoder, ExporterId};
+
+    /// Every capture's records, set at a time where it may be (the default)
+    /// and record at a time: the same rows, byte for byte.
+    #[test]
+    fn sets_and_records_give_the_same_rows() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
+        let mut captures: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+            .collect();
+        captures.sort();
+        assert!(captures.len() >= 10, "{captures:?}");
+        let mut by_set = 0;
+        for path in captures {
+            let mut reader =
+                netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
+            let mut decoder = Decoder::default();
+            let mut sets = BatchBuilder::new();
+            let mut records = BatchBuilder {
+                record_at_a_time: true,
+                ..Default::default()
+            };
+            while let Some(d) = reader.next_datagram() {
+                let d = d.unwrap();
+                let Ok(decoded) =
+                    decoder.decode(ExporterId(d.source), d.payload, d.index, d.time_ms)
+                else {
+                    continue;
+                };
+                let p = &decoded.packet;
+                let export = Export {
+                    received: d.time_ms as f64 / 1000.0,
+                    exporter: d.source,
+                    header: &p.header,
+                    sets: &p.data_sets,
+                };
+                for set in &p.data_sets {
+                    let mut probe = BatchBuilder::new();
+                    by_set += usize::from(probe.add_set(&export, set).is_some());
+                }
+                assert_eq!(sets.add_export(&export), records.add_export(&export));
+            }
+            assert!(
+                sets.batch() == records.batch(),
+                "{}: other rows set at a time",
+                path.display()
+            );
+        }
+        assert!(by_set > 100, "{by_set} sets read set at a time");
+    }
+
+    /// Rows of `export` both ways; true when it was read set at a time.
+    fn both_ways(export: &Export<'_>) -> bool {
+        let mut sets = BatchBuilder::new();
+        let mut records = BatchBuilder {
+            record_at_a_time: true,
+            ..Default::default()
+        };
+        let by_set = export
+            .sets
+            .iter()
+            .all(|set| BatchBuilder::new().add_set(export, set).is_some());
+        assert_eq!(sets.add_export(export), records.add_export(export));
+        assert!(
+            sets.batch() == records.batch(),
+            "other rows set at a time:\n{:?}\n{:?}",
+            sets.batch(),
+            records.batch()
+        );
+        by_set
+    }
+
+    /// Fields that go elsewhere than their column: duplicates, total
+    /// counters with and without their delta counter, several time units,
+    /// an IPv6 source after an IPv4 one, fields of no column.
+    #[test]
+    fn every_place_of_a_field_set_at_a_time() {
+        use netflow::encode::MessageBuilder;
+        use netflow::wire::ipfix::IpfixHeader;
+        use netflow::{FieldSpec, OwnedValue as V, Template, TemplateKind};
+        let f = |id, len| FieldSpec::new(0, id, len);
+        let specs = [
+            f(8, 4),
+            f(12, 4),
+            f(27, 16),
+            f(1, 8),
+            f(85, 8),
+            f(86, 8),
+            f(152, 8),
+            f(153, 8),
+            f(150, 4),
+            f(22, 4),
+            f(21, 4),
+            f(22, 4),
+            f(7, 2),
+            f(7, 2),
+            f(9, 1),
+            f(82, 8),
+            f(6, 2),
+        ];
+        let t = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &specs).unwrap();
+        let mut out = Vec::new();
+        let mut m = MessageBuilder::ipfix(
+            &mut out,
+            IpfixHeader {
+                export_time: 1_700_000_000,
+                sequence: 5,
+                observation_domain: 3,
+                ..Default::default()
+            },
+        );
+        m.template(&t).unwrap();
+        for i in 0..7u64 {
+            m.values(
+                &t,
+                &[
+                    V::Ipv4([10, 0, 0, i as u8].into()),
+                    V::Ipv4([192, 0, 2, i as u8].into()),
+                    V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
+                    V::Unsigned(1000 + i),
+                    V::Unsigned(5000 + i),
+                    V::Unsigned(7 + i),
+                    V::DateTimeMilliseconds(1_699_999_999_000 + i),
+                    V::DateTimeMilliseconds(1_700_000_000_000 + i),
+                    V::DateTimeSeconds(1_699_999_990 + i),
+                    V::Unsigned(100 + i),
+                    V::Unsigned(200 + i),
+                    V::Unsigned(300 + i),
+                    V::Unsigned(443),
+                    V::Unsigned(8443),
+                    V::Unsigned(24),
+                    V::String(format!("ge-0/{i}")),
+                    V::Unsigned(0x12),
+                ],
+            )
+            .unwrap();
+        }
+        m.finish().unwrap();
+        let mut decoder = Decoder::default();
+        let exporter: SocketAddr = "[2001:db8::1]:4739".parse().unwrap();
+        let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
+        let p = &decoded.packet;
+        assert_eq!(p.record_count(), 7);
+        let export = Export {
+            received: 1_700_000_000.25,
+            exporter,
+            header: &p.header,
+            sets: &p.data_sets,
+        };
+        assert!(both_ways(&export), "read set at a time");
+    }
 }
