@@ -35,7 +35,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use criterion::{black_box, Criterion, Throughput};
-use netflow::{decode_hex, parse_packet, TemplateCache, Value};
+use netflow::{decode_hex, parse_packet, TemplateCache};
 use netflow_parser::variable_versions::ipfix::FlowSetBody as IpfixBody;
 use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, ScopeDataField};
 use netflow_parser::{DataNumber, FieldValue, NetflowPacket, NetflowParser};
@@ -63,19 +63,9 @@ fn vector(name: &str) -> Vec<u8> {
     decode_hex(v["hex"].as_str().unwrap()).unwrap()
 }
 
-/// How every netflow-rs value is folded into the checksum.
-#[inline(always)]
-fn fold_ours(v: Value<'_>) -> u64 {
-    match v {
-        Value::Unsigned(x) | Value::DateTimeMilliseconds(x) | Value::DateTimeSeconds(x) => x,
-        Value::Ipv4(a) => u32::from(a) as u64,
-        Value::Ipv6(a) => u128::from(a) as u64,
-        Value::Mac(m) => m[5] as u64,
-        Value::String(s) => s.len() as u64,
-        Value::Bytes(b) => b.len() as u64,
-        _ => 1,
-    }
-}
+#[path = "support/fold.rs"]
+mod fold;
+use fold::fold_value as fold_ours;
 
 /// Decode a packet with netflow-rs through the `fields()` iterator and fold
 /// every field value into a checksum.

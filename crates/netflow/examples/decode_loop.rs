@@ -187,6 +187,17 @@ fn visit(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
 
 #[inline(never)]
 fn columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    columns_folded(p, cache, fold)
+}
+
+/// Every field of every record, column by column, folded with `fold`; sets
+/// without columns (variable-length fields, lists) through the visitor.
+#[inline(always)]
+fn columns_folded(
+    p: &[u8],
+    cache: &mut TemplateCache,
+    fold: impl Fn(Value<'_>) -> u64,
+) -> (usize, u64) {
     let packet = parse_packet(p, cache).expect("decode");
     let (mut records, mut acc) = (0, 0u64);
     for set in &packet.data_sets {
@@ -207,44 +218,16 @@ fn columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
     (records, acc)
 }
 
-/// How `benches/decode.rs` folds every value (`fold_ours`): the content of
-/// every value is read, MACs and IPv6 addresses included.
-#[inline(always)]
-fn fold_bench(v: Value<'_>) -> u64 {
-    match v {
-        Value::Unsigned(x) | Value::DateTimeMilliseconds(x) | Value::DateTimeSeconds(x) => x,
-        Value::Ipv4(a) => u32::from(a) as u64,
-        Value::Ipv6(a) => u128::from(a) as u64,
-        Value::Mac(m) => m[5] as u64,
-        Value::String(s) => s.len() as u64,
-        Value::Bytes(b) => b.len() as u64,
-        _ => 1,
-    }
-}
+#[path = "../benches/support/fold.rs"]
+mod bench_fold;
+use bench_fold::fold_value as fold_bench;
 
 /// `benches/decode.rs`'s `decode_columns`: every field of every record, column
 /// by column, folded with [`fold_bench`]; sets without columns (variable-length
 /// fields, lists) through the visitor.
 #[inline(never)]
 fn columns_bench(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
-    let packet = parse_packet(p, cache).expect("decode");
-    let (mut records, mut acc) = (0, 0u64);
-    for set in &packet.data_sets {
-        records += set.record_count;
-        match set.columns() {
-            Some(columns) => {
-                for c in columns {
-                    c.for_each(|v| acc = acc.wrapping_add(fold_bench(v)));
-                }
-            }
-            None => {
-                for r in set.records() {
-                    r.for_each_field(|_, v| acc = acc.wrapping_add(fold_bench(v)));
-                }
-            }
-        }
-    }
-    (records, acc)
+    columns_folded(p, cache, fold_bench)
 }
 
 #[inline(never)]
