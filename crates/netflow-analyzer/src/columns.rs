@@ -266,7 +266,8 @@ pub struct ScanSummary {
 }
 
 /// Aggregate the flows of columns files into `top` with `threads` threads
-/// (blocks shared out in order; each thread its own totals, merged at the end).
+/// (blocks shared out in order; each thread counts its flows, the keys
+/// into hash maps the threads share, see [`TopN::share`]).
 pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSummary {
     let mut summary = ScanSummary {
         files: files.len(),
@@ -305,13 +306,13 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
     summary.blocks = work.len();
     let next = AtomicUsize::new(0);
     let threads = threads.clamp(1, work.len().max(1));
+    let shares: Vec<TopN> = (0..threads).map(|nth| top.share(nth)).collect();
     let results: Vec<(TopN, u64, usize, Vec<String>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
+        let handles: Vec<_> = shares
+            .into_iter()
+            .map(|mut mine| {
                 let (work, next, columns, filter) = (&work, &next, &columns, &filter);
-                let by = top.by();
                 s.spawn(move || {
-                    let mut mine = TopN::new(by, filter.clone());
                     let mut rows = 0u64;
                     let mut skipped = 0usize;
                     let mut problems = Vec::new();
