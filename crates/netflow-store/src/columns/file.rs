@@ -623,8 +623,27 @@ impl ColumnFile {
     }
 
     /// Read column `c` of a block into `col` (its bitmap only when
-    /// `presence_only`).
+    /// `presence_only`); after an error `col` holds no values.
     fn read_column(
+        &self,
+        info: &BlockInfo,
+        dir: &[DirEntry],
+        c: Column,
+        presence_only: bool,
+        col: &mut ColumnData,
+        scratch: &mut BlockScratch,
+    ) -> Result<(), ColumnError> {
+        let read = self.read_column_unchecked(info, dir, c, presence_only, col, scratch);
+        if read.is_err() {
+            // The in-place path may have left the previous block's values.
+            col.values.clear();
+            col.valid.clear();
+        }
+        read
+    }
+
+    /// [`ColumnFile::read_column`], which clears `col` after an error.
+    fn read_column_unchecked(
         &self,
         info: &BlockInfo,
         dir: &[DirEntry],
@@ -639,15 +658,21 @@ impl ColumnFile {
             offset: at,
             message,
         };
-        col.values.clear();
+        // `values` keeps its old bytes until a path below clears it: it may
+        // be decompressed into in place (overwritten, not zeroed first).
         col.valid.clear();
         col.offsets.clear();
         col.nulls = 0;
         let Some(d) = dir.iter().find(|d| d.id == c as u16) else {
             // Not in this block: every row null (no values, no bits).
+            col.values.clear();
             col.nulls = rows;
             return Ok(());
         };
+        let in_place = d.codec == CODEC_LZ4 && c.width() != 0 && !presence_only;
+        if !in_place {
+            col.values.clear();
+        }
         if presence_only && d.flags & HAS_BITMAP == 0 {
             col.valid.resize(rows.div_ceil(8), 0xff);
             return Ok(());
@@ -684,6 +709,39 @@ impl ColumnFile {
                     raw_len
                 ),
             ));
+        }
+        if in_place {
+            // Decompressed where the values belong instead of into
+            // `scratch.raw` and copied: no second buffer of new memory per
+            // thread (first touches are page faults, ~1.7 µs each here),
+            // and no copy at all for a column without nulls.
+            let out = &mut col.values;
+            // Zeroed only where it grows.
+            if out.len() < raw_len {
+                out.resize(raw_len, 0);
+            }
+            out.truncate(raw_len);
+            return match lz4_flex::block::decompress_into(stored, out) {
+                Ok(n) if n == raw_len => {
+                    if bitmap_len > 0 {
+                        col.valid.extend_from_slice(&out[..bitmap_len]);
+                        col.nulls = rows - set_bits(&col.valid, rows);
+                        out.copy_within(bitmap_len.., 0);
+                        out.truncate(raw_len - bitmap_len);
+                    } else {
+                        col.valid.resize(rows.div_ceil(8), 0xff);
+                    }
+                    Ok(())
+                }
+                Ok(n) => Err(err(
+                    d.at,
+                    format!(
+                        "column {}: {n} bytes after LZ4, expected {raw_len}",
+                        c.name()
+                    ),
+                )),
+                Err(e) => Err(err(d.at, format!("column {}: LZ4: {e}", c.name()))),
+            };
         }
         let raw: &[u8] = match d.codec {
             CODEC_RAW if stored.len() == raw_len => stored,
