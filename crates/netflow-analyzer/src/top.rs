@@ -236,9 +236,11 @@ type FastMap<K> = HashMap<K, Totals, foldhash::fast::RandomState>;
 /// Partitions of a [`Parted`] map.
 const PARTS: usize = 128;
 
-/// Rows a [`Parted`] map stages before counting them (1.5 MiB of `u32`
-/// keys).
-const STAGE_ROWS: usize = 1 << 16;
+/// Rows a [`Parted`] map stages before counting them (384 KiB with `u32`
+/// keys). Measured on 363,000 and 1.8 million flows: 16 Ki rows took 5 to
+/// 10 % less CPU than 64 Ki (a third fewer page faults), the maps' share
+/// of the cache being no worse.
+const STAGE_ROWS: usize = 1 << 14;
 
 /// Rows one partition's staging buffer holds: the buffers are allocated
 /// once at this capacity and reused, never grown, because first touches of
