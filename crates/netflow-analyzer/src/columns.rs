@@ -645,19 +645,26 @@ fn add_block_by_address(b: &Batch, top: &mut TopN) -> bool {
         top.seen += 1;
         let packets = packets.get(r).saturating_add(r_packets.get(r));
         let bytes = bytes.get(r).saturating_add(r_bytes.get(r));
-        let addr = if !has_key {
-            None
+        if !has_key {
+            top.stage_matching(FlowKey::Addr(None), packets, bytes);
+            continue;
+        }
+        let a: &[u8; 16] = key.values[r * 16..r * 16 + 16]
+            .try_into()
+            .expect("16 bytes");
+        if fl & v6_flag != 0 {
+            top.stage_matching(
+                FlowKey::Addr(Some(std::net::Ipv6Addr::from(*a).into())),
+                packets,
+                bytes,
+            );
         } else {
-            let a: &[u8; 16] = key.values[r * 16..r * 16 + 16]
-                .try_into()
-                .expect("16 bytes");
-            Some(if fl & v6_flag != 0 {
-                std::net::Ipv6Addr::from(*a).into()
-            } else {
-                std::net::Ipv4Addr::new(a[12], a[13], a[14], a[15]).into()
-            })
-        };
-        top.stage_matching(FlowKey::Addr(addr), packets, bytes);
+            top.stage_v4_address(
+                u32::from_be_bytes([a[12], a[13], a[14], a[15]]),
+                packets,
+                bytes,
+            );
+        }
     }
     true
 }

@@ -767,6 +767,22 @@ impl TopN {
         self.keys.stage(key, &t);
     }
 
+    /// [`TopN::stage_matching`] for an IPv4 address key (`--by src|dst`),
+    /// without making a [`FlowKey`]: the per-row path of the common query
+    /// over columns files.
+    #[inline]
+    pub(crate) fn stage_v4_address(&mut self, addr: u32, packets: u64, bytes: u64) {
+        self.total.add_totals(&Totals {
+            flows: 1,
+            packets,
+            bytes,
+        });
+        match &mut self.keys {
+            KeyTotals::Addr { v4, .. } => v4.stage(addr, packets, bytes),
+            _ => debug_assert!(false, "an address key for a ranking by {:?}", self.by),
+        }
+    }
+
     /// Count the flows [`TopN::stage_matching`] kept.
     pub(crate) fn flush(&mut self) {
         self.keys.flush();
