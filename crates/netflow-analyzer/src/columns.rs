@@ -298,11 +298,14 @@ pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSu
     };
     // Blocks whose time range is outside the window hold no matching flow,
     // but their flows are still seen (TopN::seen counts every flow).
-    let work: Vec<(usize, usize)> = files
+    let mut work: Vec<(usize, usize)> = files
         .iter()
         .enumerate()
         .flat_map(|(fi, f)| (0..f.block_count()).map(move |bi| (fi, bi)))
         .collect();
+    // Largest blocks first, so that the threads end together (a large
+    // block taken last would leave the others idle while it is read).
+    work.sort_by_key(|&(fi, bi)| std::cmp::Reverse(files[fi].block(bi).map_or(0, |b| b.rows)));
     summary.blocks = work.len();
     let next = AtomicUsize::new(0);
     let threads = threads.clamp(1, work.len().max(1));
