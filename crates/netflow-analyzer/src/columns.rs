@@ -656,11 +656,7 @@ fn add_block_by_address(b: &Batch, top: &mut TopN) -> bool {
             .try_into()
             .expect("16 bytes");
         if fl & v6_flag != 0 {
-            top.stage_matching(
-                FlowKey::Addr(Some(std::net::Ipv6Addr::from(*a).into())),
-                packets,
-                bytes,
-            );
+            top.stage_v6_address(*a, packets, bytes);
         } else {
             top.stage_v4_address(
                 u32::from_be_bytes([a[12], a[13], a[14], a[15]]),
