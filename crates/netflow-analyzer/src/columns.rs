@@ -266,7 +266,7 @@ pub struct ScanSummary {
 }
 
 /// Aggregate the flows of columns files into `top` with `threads` threads
-/// (blocks shared out in order; each thread counts its flows, the keys
+/// (blocks shared out largest first; each thread counts its flows, the keys
 /// into hash maps the threads share, see [`TopN::share`]).
 pub fn top_files(files: &[ColumnFile], top: &mut TopN, threads: usize) -> ScanSummary {
     let mut summary = ScanSummary {
