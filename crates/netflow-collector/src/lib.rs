@@ -140,7 +140,8 @@ use netflow::PendingLimits;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 pub use cidr::Cidr;
-pub use columns::ColumnSink;
+pub use columns::{ColumnSink, BLOCK_ROWS};
+pub use memory::keep_freed_memory;
 pub use metrics::render as render_metrics;
 pub use rate::{ExporterRateLimit, MAX_BUCKETS as MAX_RATE_LIMITED_SOURCES};
 pub use sink::{
