@@ -1344,6 +1344,31 @@ mod tests {
         assert!(by_set > 100, "{by_set} sets read set at a time");
     }
 
+    /// A run of set bits as `set_bit` one at a time would set them, from
+    /// every start within a byte and over byte boundaries.
+    #[test]
+    fn set_ones_is_set_bit_repeated() {
+        for from in 0..20 {
+            for n in 0..40 {
+                let mut want = Vec::new();
+                let mut got = Vec::new();
+                for i in 0..from {
+                    set_bit(&mut want, i, i % 3 == 0);
+                    set_bit(&mut got, i, i % 3 == 0);
+                }
+                for i in from..from + n {
+                    set_bit(&mut want, i, true);
+                }
+                set_ones(&mut got, from, n);
+                if n == 0 {
+                    want.resize(from.div_ceil(8), 0);
+                    got.resize(from.div_ceil(8), 0);
+                }
+                assert_eq!(got, want, "from {from}, {n} bits");
+            }
+        }
+    }
+
     /// Rows of `export` both ways; true when it was read set at a time.
     fn both_ways(export: &Export<'_>) -> bool {
         let mut sets = BatchBuilder::new();
