@@ -97,7 +97,9 @@ struct Writer {
     spare: SyncSender<Batch>,
 }
 
-/// Rows per block at most by default ([`ColumnSink::flush_rows`]). A block
+/// Rows that make a block by default ([`ColumnSink::flush_rows`]: a block
+/// is written once this many are buffered, so it holds them and at most the
+/// rest of the decode worker's hand-over that reached them). A block
 /// of a whole second at 30,000 v9 datagrams/s held 545,000 rows (100 MiB of
 /// columns before compression): the batch, the encoder's buffers and the
 /// block were each allocated afresh by `mmap` and page-faulted in, one fault
