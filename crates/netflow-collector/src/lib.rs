@@ -40,6 +40,9 @@
 //!   receive thread feeds several decode workers), and one socket per
 //!   address keeps an exporter on one worker by our own hash, whatever the
 //!   kernel's REUSEPORT hash does when sockets come and go.
+//! - [`keep_freed_memory`]: glibc allocator settings for a long-running
+//!   collector (freed buffers reused, not mapped and faulted in again at
+//!   every block); `netflow collector` calls it at start.
 //! - Kernel drops (receive buffer full), per socket ([`Stats::sockets`]):
 //!   the SO_RXQ_OVFL count the kernel attaches to datagrams received after
 //!   drops ([`SocketStats::rxq_ovfl_drops`]) and Linux's

@@ -51,7 +51,8 @@ const TRIM_THRESHOLD: i32 = 64 << 20;
 /// (glibc `mallopt`), so the program decides, not the library: `netflow
 /// collector` calls it at start. The memory stays bounded by what the
 /// collector holds at its peak (queues, blocks being written), and is given
-/// back when idle ([`TRIM_INTERVAL`]). Elsewhere than glibc: does nothing.
+/// back when idle (a trim every 10 s while the queues are empty). Elsewhere
+/// than glibc: does nothing.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's parameters under its lock.
