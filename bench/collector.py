@@ -46,8 +46,23 @@ Rates are in export datagrams per second and in flow records per second.
   python3 bench/collector.py                      # full search, v5, v9, IPFIX
   python3 bench/collector.py --smoke              # one tiny round of each (CI)
   python3 bench/collector.py --versions 9 --receivers collector,null --duration 5
+
+CPU for the same stream (--cpu RATE): each receiver is fed the same stream
+at RATE datagrams/s for --duration seconds (a rate every receiver keeps
+up with, so all do the same work), --cpu-repeat times, the receivers
+interleaved; the CPU time of the receiver process from its start to its
+exit after SIGTERM (user + system, getrusage of the reaped child: every
+thread, the final flush included), its minor page faults and context
+switches, and the CPU time per thread read from /proc/PID/task just before
+SIGTERM. Printed: the median CPU seconds per receiver, microseconds per
+datagram, and the ratios to nfcapd and the null receiver measured in the
+same run; a run that lost records is marked.
+
+  python3 bench/collector.py --versions 9 --cpu 30000 --duration 5 --cpu-repeat 3
 """
 import argparse
+import resource
+import statistics
 import glob
 import gzip
 import json
@@ -151,6 +166,22 @@ class Receiver:
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
         self.proc = subprocess.Popen(cmd, cwd=self.out, stdout=self.stdout, stderr=self.stderr)
         wait_bound(port, self.proc)
+
+    def threads_cpu(self):
+        """CPU seconds per thread name now (from /proc/PID/task/*/stat)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for stat in glob.glob(f"/proc/{self.proc.pid}/task/*/stat"):
+            try:
+                with open(stat) as f:
+                    text = f.read()
+            except OSError:
+                continue
+            name = text[text.index("(") + 1:text.rindex(")")]
+            fields = text[text.rindex(")") + 2:].split()
+            # utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the name.
+            out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / ticks
+        return out
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
@@ -362,6 +393,82 @@ def generator_ceiling(args, version):
     return res["achieved"], res
 
 
+def cpu_once(args, kind, version, rate):
+    """One run of the CPU measurement: the receiver's CPU seconds (all
+    threads, start to exit), page faults, context switches, per thread."""
+    port = free_port()
+    r = Receiver(kind, args, port)
+    try:
+        sent = generate(args, port, version, rate, args.duration)
+        drops = wait_drained(port)
+        threads = r.threads_cpu()
+        # Only the receiver is reaped between the two readings (the
+        # generator was reaped by subprocess.run above).
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        r.stop()
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        stored = r.stored()
+    finally:
+        if r.proc.poll() is None:
+            r.proc.kill()
+            r.proc.wait()
+        r.cleanup()
+    if kind == "null":
+        expected = sent["packets"]
+    elif kind == "columns" or (kind == "collector" and version == 10):
+        expected = sent["records"] + sent["options"]
+    else:
+        expected = sent["records"]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    result = dict(receiver=kind, version=version, rate=rate, cpu_s=round(cpu, 3),
+                  user_s=round(after.ru_utime - before.ru_utime, 3),
+                  sys_s=round(after.ru_stime - before.ru_stime, 3),
+                  page_faults=after.ru_minflt - before.ru_minflt,
+                  context_switches=(after.ru_nvcsw - before.ru_nvcsw) + (after.ru_nivcsw - before.ru_nivcsw),
+                  threads={k: round(v, 2) for k, v in sorted(threads.items(), key=lambda kv: -kv[1])},
+                  stored=stored, expected=expected, kernel_drops=drops,
+                  lossless=stored == expected and sent["send_errors"] == 0, **sent)
+    if args.verbose:
+        print("   ", json.dumps(result), flush=True)
+    return result
+
+
+def cpu_table(args, receivers):
+    """CPU for the same stream, every receiver, --cpu-repeat rounds interleaved."""
+    print(f"CPU for the same stream: {args.cpu:,} datagrams/s for {args.duration} s, "
+          f"{args.cpu_repeat} rounds; load average {os.getloadavg()[0]:.2f} before", flush=True)
+    all_runs = []
+    for version in args.versions:
+        runs = {k: [] for k in receivers}
+        for _ in range(args.cpu_repeat):
+            for kind in receivers:
+                runs[kind].append(cpu_once(args, kind, version, args.cpu))
+        all_runs.extend(r for rs in runs.values() for r in rs)
+        median = {k: statistics.median(r["cpu_s"] for r in rs) for k, rs in runs.items()}
+        print(f"\n{VERSION_NAMES[version]}: load average {os.getloadavg()[0]:.2f} after")
+        print("| receiver | CPU s (median) | all runs | µs per datagram | page faults | context switches "
+              "| vs nfcapd | vs null receiver | threads (CPU s, median run) |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for kind, rs in runs.items():
+            mid = sorted(rs, key=lambda r: r["cpu_s"])[len(rs) // 2]
+            lost = [r for r in rs if not r["lossless"]]
+
+            def ratio(other):
+                if other not in median or other == kind or not median[other]:
+                    return "-"
+                return f"{median[kind] / median[other]:.2f}"
+
+            threads = ", ".join(f"{n} {c:.2f}" for n, c in mid["threads"].items() if c >= 0.01)
+            every = ", ".join(f"{r['cpu_s']:.2f}" for r in rs)
+            print(f"| {kind} | {median[kind]:.2f} | {every}"
+                  f"{f' ({len(lost)} with LOSS)' if lost else ''} | "
+                  f"{median[kind] / mid['packets'] * 1e6:.1f} | {mid['page_faults']:,} | "
+                  f"{mid['context_switches']:,} | {ratio('nfcapd')} | {ratio('null')} | {threads} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(all_runs, f, indent=1)
+
+
 def smoke(args, receivers):
     """One tiny round of each receiver and version: must be lossless."""
     failures = 0
@@ -405,6 +512,10 @@ def main():
                         "limit [default: when the generator has it]")
     p.add_argument("--json", help="write every run to this file")
     p.add_argument("--smoke", action="store_true", help="one tiny lossless round of each (< 30 s)")
+    p.add_argument("--cpu", type=int, metavar="RATE",
+                   help="instead of the search: CPU seconds of each receiver for the same stream "
+                        "at RATE datagrams/s for --duration seconds")
+    p.add_argument("--cpu-repeat", type=int, default=3, help="rounds of --cpu (median reported)")
     p.add_argument("-v", "--verbose", action="store_true", help="print every run")
     args = p.parse_args()
     args.versions = [int(v) for v in args.versions.split(",")]
@@ -437,6 +548,10 @@ def main():
         failures = smoke(args, receivers)
         print(f"smoke: {failures} failure(s) in {time.monotonic() - started:.1f} s")
         sys.exit(1 if failures else 0)
+
+    if args.cpu:
+        cpu_table(args, receivers)
+        return
 
     print(f"duration {args.duration} s per run, {args.exporters} exporter(s), start {args.start}/s, "
           f"confirm x{args.confirm}, collector workers {args.workers}", flush=True)

@@ -171,3 +171,51 @@ fn rotated_columns_files_keep_their_extension() {
     assert_eq!(rows, records);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A stream faster than a block per flush interval: blocks of about
+/// `BLOCK_ROWS` rows (not one block of the whole second, whose buffers were
+/// mapped and faulted in afresh every time), every record a row, with its
+/// exporter (a value repeated over each set's rows) read back right. A
+/// block is written once `BLOCK_ROWS` rows are buffered, so it may hold one
+/// decode worker's hand-over more (at most 4,096 rows and a datagram's: at
+/// most 30 here).
+#[test]
+fn blocks_hold_at_most_block_rows_rows() {
+    use netflow_collector::BLOCK_ROWS;
+    let dir = tmp("block_rows");
+    let file = dir.join("flows.nfcol");
+    let mut c = Running::start(&["-o", file.to_str().unwrap(), "--format", "columns"]);
+    // About 18 records per v9 datagram: some 3.3 blocks within a second.
+    let sent = generate(
+        &c.addr,
+        &[
+            "--version",
+            "9",
+            "--rate",
+            "12000",
+            "--duration",
+            "1",
+            "--exporters",
+            "2",
+            "--prebuild",
+        ],
+    );
+    let want = per_exporter(&sent);
+    c.wait_packets(want.values().map(|w| w.0).sum());
+    c.terminate();
+    let (got, f) = rows_per_exporter(&file);
+    let want_rows: BTreeMap<String, (u64, u64)> =
+        want.iter().map(|(a, w)| (a.clone(), (w.1, w.2))).collect();
+    assert_eq!(got, want_rows, "rows per exporter (flows, options)");
+    let rows = f.rows() as usize;
+    assert!(
+        rows > 2 * BLOCK_ROWS,
+        "{rows} rows: a stream of several blocks"
+    );
+    for i in 0..f.block_count() {
+        let n = f.read_block(i, &[Column::Flags]).unwrap().rows();
+        assert!(n <= BLOCK_ROWS + 4096 + 30, "block {i}: {n} rows");
+    }
+    assert!(f.block_count() >= rows.div_ceil(BLOCK_ROWS));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -40,6 +40,9 @@
 //!   receive thread feeds several decode workers), and one socket per
 //!   address keeps an exporter on one worker by our own hash, whatever the
 //!   kernel's REUSEPORT hash does when sockets come and go.
+//! - [`keep_freed_memory`]: glibc allocator settings for a long-running
+//!   collector (freed buffers reused, not mapped and faulted in again at
+//!   every block); `netflow collector` calls it at start.
 //! - Kernel drops (receive buffer full), per socket ([`Stats::sockets`]):
 //!   the SO_RXQ_OVFL count the kernel attaches to datagrams received after
 //!   drops ([`SocketStats::rxq_ovfl_drops`]) and Linux's
@@ -140,7 +143,8 @@ use netflow::PendingLimits;
 use socket2::{Domain, Protocol as SockProtocol, Socket, Type};
 
 pub use cidr::Cidr;
-pub use columns::ColumnSink;
+pub use columns::{ColumnSink, BLOCK_ROWS};
+pub use memory::keep_freed_memory;
 pub use metrics::render as render_metrics;
 pub use rate::{ExporterRateLimit, MAX_BUCKETS as MAX_RATE_LIMITED_SOURCES};
 pub use sink::{

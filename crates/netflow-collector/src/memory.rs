@@ -10,6 +10,17 @@
 //! arena, also from the middle of the heap). It is called by the sink
 //! thread every [`TRIM_INTERVAL`] while the queues are empty, so never
 //! during a burst; it costs about a millisecond for a heap of tens of MiB.
+//!
+//! The opposite problem while running: the columns writer allocates and
+//! frees a few MiB per block (the encoder's buffers), and glibc's default
+//! thresholds either serve such sizes with `mmap` (a fresh mapping, so a
+//! page fault per 4 KiB at the first touch, every block) or give the top of
+//! the heap back to the system as soon as it is freed (the same faults at
+//! the next block). A `perf record -e page-faults` of the columns collector
+//! at 30,000 v9 datagrams/s put 84 % of its 145,000 page faults (one per
+//! datagram) in the encoder's buffers. [`keep_freed_memory`] fixes both
+//! thresholds so that freed chunks stay in the heap for the next block;
+//! the trim above still returns them when the collector is idle.
 
 use std::time::Duration;
 
@@ -24,6 +35,30 @@ pub(crate) fn release_free_memory() {
     // its locks; it takes no pointers from us.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Allocations served by `mmap` from this size on (glibc's largest
+/// allowed value; its default starts at 128 KiB and moves with what was
+/// freed).
+const MMAP_THRESHOLD: i32 = 32 << 20;
+
+/// Free memory at the top of the heap kept (not returned) up to this size.
+const TRIM_THRESHOLD: i32 = 64 << 20;
+
+/// Keep freed heap memory for reuse instead of returning it to the system
+/// at once (see the module documentation): process-wide allocator settings
+/// (glibc `mallopt`), so the program decides, not the library: `netflow
+/// collector` calls it at start. The memory stays bounded by what the
+/// collector holds at its peak (queues, blocks being written), and is given
+/// back when idle (a trim every 10 s while the queues are empty). Elsewhere
+/// than glibc: does nothing.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets the allocator's parameters under its lock.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
     }
 }
 
