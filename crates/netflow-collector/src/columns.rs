@@ -11,7 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use netflow_store::columns::{
-    encode_block, footer, open_for_append, Batch, BatchBuilder, BlockInfo,
+    footer, open_for_append, Batch, BatchBuilder, BlockEncoder, BlockInfo,
 };
 use netflow_store::Export;
 
@@ -91,6 +91,8 @@ struct Writer {
     index: Vec<BlockInfo>,
     /// Batches not written yet (after errors), oldest first.
     pending: Vec<Batch>,
+    /// Its buffers kept from one block to the next.
+    encoder: BlockEncoder,
     max_buffer: usize,
     reopen: Arc<AtomicBool>,
     shared: Arc<Mutex<Shared>>,
@@ -168,6 +170,7 @@ impl ColumnSink {
             opened: Instant::now(),
             index: Vec::new(),
             pending: Vec::new(),
+            encoder: BlockEncoder::default(),
             max_buffer: MAX_BUFFER,
             reopen: reopen.clone(),
             shared: shared.clone(),
@@ -353,26 +356,30 @@ impl Writer {
         while !self.pending.is_empty() {
             let start = Instant::now();
             let rows = self.pending[0].rows() as u64;
-            let mut block = encode_block(&self.pending[0]);
+            // Taken out while the file is borrowed; put back below.
+            let mut encoder = std::mem::take(&mut self.encoder);
+            let (bytes, mut info) = encoder.encode(&self.pending[0]);
+            let block_len = bytes.len();
             let at = self.file_len;
             let result = self.file().and_then(|f| {
-                f.write_all(&block.bytes).inspect_err(|_| {
+                f.write_all(bytes).inspect_err(|_| {
                     // Never leave half a block behind.
                     let _ = f.set_len(at);
                 })
             });
+            self.encoder = encoder;
             match result {
                 Ok(()) => {
-                    block.info.offset = self.file_len;
-                    self.file_len += block.bytes.len() as u64;
-                    self.index.push(block.info);
+                    info.offset = self.file_len;
+                    self.file_len += block_len as u64;
+                    self.index.push(info);
                     let mut done = self.pending.remove(0);
                     done.clear();
                     let _ = self.spare.try_send(done);
                     let mut s = self.shared();
                     s.in_flight -= rows;
                     s.counters.written += rows;
-                    s.counters.bytes += block.bytes.len() as u64;
+                    s.counters.bytes += block_len as u64;
                     s.counters.flushes += 1;
                     s.counters.flush_seconds.observe(start.elapsed());
                 }

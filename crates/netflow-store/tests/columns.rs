@@ -428,3 +428,34 @@ fn appending_after_a_crash_cuts_the_torn_block() {
     let want: u64 = batches.iter().map(|b| b.rows() as u64).sum();
     assert_eq!(read_all(&f), (want, 0));
 }
+
+/// One encoder for many blocks (as the collector's writer uses it) makes
+/// the bytes a new encoder makes for each: nothing of a larger block is
+/// left in its buffers.
+#[test]
+fn a_reused_encoder_encodes_each_block_as_a_new_one() {
+    let mut batches: Vec<Batch> = captures()
+        .iter()
+        .flat_map(|c| decode_capture(c).1)
+        .collect();
+    let mut mixed = Batch::new();
+    for b in &batches {
+        mixed.append(b);
+    }
+    batches.insert(0, mixed.clone());
+    batches.insert(batches.len() / 2, mixed);
+    let mut reused = netflow_store::columns::BlockEncoder::default();
+    for (i, b) in batches.iter().enumerate() {
+        let fresh = encode_block(b);
+        let (bytes, info) = reused.encode(b);
+        assert!(bytes == &fresh.bytes[..], "block {i}");
+        assert_eq!(
+            (info.rows, info.min_time_ms, info.max_time_ms),
+            (
+                fresh.info.rows,
+                fresh.info.min_time_ms,
+                fresh.info.max_time_ms
+            )
+        );
+    }
+}

@@ -73,8 +73,9 @@ mod file;
 
 pub use build::BatchBuilder;
 pub use file::{
-    encode_block, file_header, footer, is_columns_file, open_for_append, BlockInfo, BlockScratch,
-    ColumnError, ColumnFile, ColumnWriter, EncodedBlock, ReadBlock, ScanReport, FILE_MAGIC,
+    encode_block, file_header, footer, is_columns_file, open_for_append, BlockEncoder, BlockInfo,
+    BlockScratch, ColumnError, ColumnFile, ColumnWriter, EncodedBlock, ReadBlock, ScanReport,
+    FILE_MAGIC,
 };
 
 /// Bits of the [`Column::Flags`] column.
