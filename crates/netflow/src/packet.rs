@@ -233,6 +233,31 @@ where
 ///
 /// Fails only when nothing can be decoded (short or unknown header), as
 /// [`parse_packet_from`] does; then `visit` is not called.
+///
+/// ```
+/// use netflow::{visit_packet, TemplateCache, Value};
+///
+/// // A NetFlow v5 packet with two flows from 10.0.0.1 and 10.0.0.3.
+/// let mut bytes = vec![0u8; 24 + 2 * 48];
+/// bytes[1] = 5; // version
+/// bytes[3] = 2; // count
+/// bytes[24..28].copy_from_slice(&[10, 0, 0, 1]);
+/// bytes[72..76].copy_from_slice(&[10, 0, 0, 3]);
+/// let mut cache = TemplateCache::new();
+/// let mut sources = Vec::new();
+/// let packet = visit_packet(&bytes, &mut cache, |set| {
+///     // Column by column (every v5 set, most v9/IPFIX ones), else record by record.
+///     if let Some(columns) = set.columns() {
+///         for column in columns.filter(|c| c.field().name == "IPV4_SRC_ADDR") {
+///             column.for_each(|v| sources.push(v.to_string()));
+///         }
+///     }
+/// })
+/// .unwrap();
+/// assert_eq!(sources, ["10.0.0.1", "10.0.0.3"]);
+/// assert_eq!((packet.data_sets, packet.records), (1, 2));
+/// assert!(packet.errors.is_empty());
+/// ```
 pub fn visit_packet_from<'a, F>(
     exporter: ExporterId,
     bytes: &'a [u8],
