@@ -568,6 +568,7 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
         ));
     }
 
+    #[cold]
     fn late(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize) {
         self.held.push(HeldSet {
             template: template.clone(),
@@ -577,6 +578,7 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
         });
     }
 
+    #[inline(always)]
     fn finish(
         mut self,
         cache: &mut TemplateCache,
@@ -584,22 +586,9 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
         packet: PacketInfo<'a>,
     ) -> VisitedPacket<'a> {
         if !self.held.is_empty() {
-            self.held.sort_by_key(|s| s.offset);
-            // As `PacketSets::finish` takes its snapshot: marks the scope used.
-            let at = cache.use_scope(scope_key);
-            let empty = cache.empty_scope();
-            let scope = at.and_then(|at| cache.scope_in(at)).unwrap_or(&empty);
-            for s in &self.held {
-                self.data_sets += 1;
-                self.records += s.count;
-                (self.visit)(DataSetView::new(
-                    &s.template,
-                    scope,
-                    s.offset,
-                    s.body,
-                    s.count,
-                ));
-            }
+            // Taken, so that the common case drops a list known to be empty.
+            let held = std::mem::take(&mut self.held);
+            self.visit_held(held, cache, scope_key);
         }
         VisitedPacket {
             exporter: packet.exporter,
@@ -609,6 +598,36 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
             missing: packet.missing,
             templates: packet.templates,
             errors: packet.errors,
+        }
+    }
+}
+
+impl<'a, F: FnMut(DataSetView<'_>)> VisitSets<'a, F> {
+    /// Visit the held sets, in wire order, with the scope as it is at the
+    /// end of the packet.
+    #[cold]
+    #[inline(never)]
+    fn visit_held(
+        &mut self,
+        mut held: Vec<HeldSet<'a>>,
+        cache: &mut TemplateCache,
+        scope_key: &ScopeKey,
+    ) {
+        held.sort_by_key(|s| s.offset);
+        // As `PacketSets::finish` takes its snapshot: marks the scope used.
+        let at = cache.use_scope(scope_key);
+        let empty = cache.empty_scope();
+        let scope = at.and_then(|at| cache.scope_in(at)).unwrap_or(&empty);
+        for s in &held {
+            self.data_sets += 1;
+            self.records += s.count;
+            (self.visit)(DataSetView::new(
+                &s.template,
+                scope,
+                s.offset,
+                s.body,
+                s.count,
+            ));
         }
     }
 }
@@ -756,26 +775,34 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     }
 
     /// Retry deferred sets against the templates known at the end of the
-    /// packet, and let the sink build what the walk returns.
+    /// packet: those found go to the sink, the others to `missing`.
+    #[cold]
+    #[inline(never)]
+    fn resolve_deferred(&mut self) {
+        let deferred = std::mem::take(&mut self.deferred);
+        for m in deferred {
+            let at = self.scope_at();
+            match at.and_then(|at| self.cache.template_in(at, m.key.template_id)) {
+                Some(template) => {
+                    let scan = scan_records(template, m.body);
+                    if let Some(kind) = scan.problem {
+                        self.errors.push(Error::new(kind, m.offset + 4 + scan.used));
+                    }
+                    self.sink
+                        .late(template, m.offset, &m.body[..scan.used], scan.count);
+                }
+                None => self.missing.push(m),
+            }
+        }
+    }
+
+    /// Retry deferred sets, and let the sink build what the walk returns.
+    #[inline(always)]
     fn finish(mut self, exporter: ExporterId, header: Header) -> S::Output {
         self.cache
             .return_spec_buffer(std::mem::take(&mut self.specs));
         if !self.deferred.is_empty() {
-            let deferred = std::mem::take(&mut self.deferred);
-            for m in deferred {
-                let at = self.scope_at();
-                match at.and_then(|at| self.cache.template_in(at, m.key.template_id)) {
-                    Some(template) => {
-                        let scan = scan_records(template, m.body);
-                        if let Some(kind) = scan.problem {
-                            self.errors.push(Error::new(kind, m.offset + 4 + scan.used));
-                        }
-                        self.sink
-                            .late(template, m.offset, &m.body[..scan.used], scan.count);
-                    }
-                    None => self.missing.push(m),
-                }
-            }
+            self.resolve_deferred();
         }
         let info = PacketInfo {
             exporter,

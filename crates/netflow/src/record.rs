@@ -64,6 +64,11 @@ pub(crate) struct SetScan {
 /// Counts the records of a data set body. Bytes after the last record that
 /// cannot hold another record are padding (RFC 7011 section 3.3.1); if they
 /// are not zero they are reported, never silently taken as data.
+///
+/// Inlined for the fixed-length records of nearly every template (a
+/// division and a padding check per set); variable-length records are
+/// walked out of line.
+#[inline(always)]
 pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
     if let Some(len) = template.record_len {
         // compile() guarantees len > 0.
@@ -84,6 +89,12 @@ pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
             problem,
         };
     }
+    scan_variable_records(template, body)
+}
+
+/// [`scan_records`] for templates with variable-length fields.
+#[inline(never)]
+fn scan_variable_records(template: &Template, body: &[u8]) -> SetScan {
     let mut pos = 0;
     let mut count = 0;
     while pos < body.len() {
