@@ -49,7 +49,9 @@ pub use packet::{
     parse_packet, parse_packet_from, visit_packet, visit_packet_from, ExportPacket, Header,
     MissingSet, TemplateEvent, VisitedPacket,
 };
-pub use pending::{Decoded, Decoder, PendingBuffer, PendingLimits, PendingSet, ReplayedSet};
+pub use pending::{
+    Decoded, Decoder, PendingBuffer, PendingLimits, PendingSet, ReplayedSet, Visited,
+};
 pub use record::{Column, Columns, DataSet, DataSetView, Record};
 pub use sampling::{SamplingRate, SamplingTable};
 pub use sequence::{Observation, SequenceTracker, StreamCounters, StreamKey, TrackerLimits};

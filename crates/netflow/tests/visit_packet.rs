@@ -14,8 +14,9 @@
 use std::path::Path;
 
 use netflow::{
-    decode_hex, parse_packet_from, visit_packet, visit_packet_from, DataSet, DataSetView,
-    ExportPacket, ExporterId, OwnedRecord, OwnedValue, TemplateCache, VisitedPacket,
+    decode_hex, parse_packet_from, visit_packet, visit_packet_from, DataSet, DataSetView, Decoder,
+    ExportPacket, ExporterId, OwnedRecord, OwnedValue, PendingBuffer, PendingLimits, TemplateCache,
+    VisitedPacket,
 };
 
 /// Everything a consumer can read from one data set.
@@ -464,4 +465,103 @@ fn v5_sets_are_views_of_the_fixed_records() {
     assert_eq!((v.data_sets, v.records, v.errors.len()), (1, 2, 1));
     let (mut a, mut b) = (TemplateCache::new(), TemplateCache::new());
     check(exporter(1), &bytes, &mut a, &mut b, "v5");
+}
+
+/// `Decoder::visit` against `Decoder::decode`, two decoders in lockstep.
+fn check_decoders(
+    a: &mut Decoder,
+    b: &mut Decoder,
+    exporter: ExporterId,
+    bytes: &[u8],
+    tag: u64,
+    now_ms: u64,
+    what: &str,
+) -> usize {
+    let decoded = a.decode(exporter, bytes, tag, now_ms);
+    let mut sets = Vec::new();
+    let visited = b.visit(exporter, bytes, tag, now_ms, |view| {
+        sets.push(describe(view))
+    });
+    let replayed = match (&decoded, &visited) {
+        (Ok(d), Ok(v)) => {
+            compare(&d.packet, &v.packet, &sets, what);
+            assert_eq!(d.dropped, v.dropped, "{what}: dropped");
+            assert_eq!(d.replayed.len(), v.replayed.len(), "{what}: replayed");
+            for (x, y) in d.replayed.iter().zip(&v.replayed) {
+                assert_eq!(x.pending, y.pending, "{what}: replayed set");
+                assert_eq!(x.error, y.error, "{what}: replayed set error");
+                let (x, y) = (x.data_set(), y.data_set());
+                assert_eq!(describe(x.view()), describe(y.view()), "{what}");
+            }
+            d.replayed.len()
+        }
+        (Err(x), Err(y)) => {
+            assert_eq!(x, y, "{what}");
+            assert!(sets.is_empty(), "{what}: visited a packet that failed");
+            0
+        }
+        _ => panic!("{what}: one failed, not the other"),
+    };
+    assert_eq!(
+        a.pending.stats(),
+        b.pending.stats(),
+        "{what}: pending counters"
+    );
+    assert_eq!(a.pending.len(), b.pending.len(), "{what}: pending sets");
+    assert_eq!(
+        a.pending.bytes(),
+        b.pending.bytes(),
+        "{what}: pending bytes"
+    );
+    assert_eq!(
+        a.take_dropped(),
+        b.take_dropped(),
+        "{what}: unreported drops"
+    );
+    assert_eq!(
+        a.cache.template_count(),
+        b.cache.template_count(),
+        "{what}: templates"
+    );
+    replayed
+}
+
+#[test]
+fn decoder_visit_buffers_and_replays_as_decode_does() {
+    let (mut replayed, mut dropped_age, mut dropped_capacity) = (0, 0, 0);
+    for (name, payloads) in captures() {
+        // Cold decoders from the middle of the capture on (data before its
+        // templates: buffered, then replayed), a small buffer (drops), and
+        // a clock that ages the buffered sets out now and then.
+        let limits = PendingLimits {
+            max_sets: 3,
+            max_age_ms: 5_000,
+            ..PendingLimits::default()
+        };
+        let mut a = Decoder::new(TemplateCache::new(), PendingBuffer::new(limits));
+        let mut b = Decoder::new(TemplateCache::new(), PendingBuffer::new(limits));
+        let start = payloads.len() / 2;
+        for (i, p) in payloads
+            .iter()
+            .enumerate()
+            .skip(start)
+            .chain(payloads.iter().enumerate())
+        {
+            let now = i as u64 * 1000;
+            let what = format!("{name}[{i}] decoder");
+            replayed += check_decoders(&mut a, &mut b, exporter(1), p, i as u64, now, &what);
+            // A packet that fails keeps the expired sets for the next report.
+            if i % 7 == 0 {
+                check_decoders(&mut a, &mut b, exporter(1), &p[..1], 0, now + 6_000, &what);
+            }
+        }
+        let stats = a.pending.stats();
+        dropped_age += stats.dropped_age;
+        dropped_capacity += stats.dropped_capacity;
+    }
+    assert!(replayed > 0, "nothing replayed");
+    assert!(
+        dropped_age > 0 && dropped_capacity > 0,
+        "{dropped_age} {dropped_capacity}"
+    );
 }
