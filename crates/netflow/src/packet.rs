@@ -350,13 +350,21 @@ pub fn fixed_record_template(protocol: Protocol) -> Option<&'static Arc<Template
         .then(|| &fixed_template(protocol).0)
 }
 
+/// A v1/v5/v7 packet cut into its parts (see [`fixed_records`]).
+struct FixedRecords<'a> {
+    header: Header,
+    /// Whole records only, at most the header's count.
+    records: &'a [u8],
+    /// Number of records in `records`.
+    count: usize,
+    /// The problem with what follows the records, if any.
+    errors: Vec<Error>,
+}
+
 /// The header of a v1/v5/v7 packet, its record bytes (whole records only,
-/// at most `count`), their number and the problem with what follows them, if any.
+/// at most `count`), their number and the problem with what follows them.
 #[inline(always)]
-fn fixed_records(
-    bytes: &[u8],
-    protocol: Protocol,
-) -> Result<(Header, &[u8], usize, Vec<Error>), Error> {
+fn fixed_records(bytes: &[u8], protocol: Protocol) -> Result<FixedRecords<'_>, Error> {
     let (header, count, hlen, rlen) = match protocol {
         Protocol::V1 => {
             let h = v1::V1Header::parse(bytes)?;
@@ -380,7 +388,12 @@ fn fixed_records(
     } else if bytes[end..].iter().any(|&b| b != 0) {
         errors.push(Error::new(ErrorKind::TrailingBytes(bytes.len() - end), end));
     }
-    Ok((header, &bytes[hlen..end], present, errors))
+    Ok(FixedRecords {
+        header,
+        records: &bytes[hlen..end],
+        count: present,
+        errors,
+    })
 }
 
 fn parse_fixed(
@@ -388,7 +401,12 @@ fn parse_fixed(
     bytes: &[u8],
     protocol: Protocol,
 ) -> Result<ExportPacket<'_>, Error> {
-    let (header, records, count, errors) = fixed_records(bytes, protocol)?;
+    let FixedRecords {
+        header,
+        records,
+        count,
+        errors,
+    } = fixed_records(bytes, protocol)?;
     let (template, _) = fixed_template(protocol);
     Ok(ExportPacket {
         exporter,
@@ -407,7 +425,12 @@ fn visit_fixed<'a, F: FnMut(DataSetView<'_>)>(
     protocol: Protocol,
     mut sink: VisitSets<'a, F>,
 ) -> Result<VisitedPacket<'a>, Error> {
-    let (header, records, count, errors) = fixed_records(bytes, protocol)?;
+    let FixedRecords {
+        header,
+        records,
+        count,
+        errors,
+    } = fixed_records(bytes, protocol)?;
     let (template, _) = fixed_template(protocol);
     sink.known(template, 0, records, count);
     Ok(VisitedPacket {
