@@ -15,7 +15,9 @@ decode exactly the same bytes.
   (`DataSet::columns()` then `Column::for_each`, the fastest path that
   decodes every field of every record to a typed `Value`; every value folded
   into a checksum as `benches/decode.rs` folds them), templates warm, timed
-  in its own process over the same wall-clock duration.
+  in its own process over the same wall-clock duration. `--mode
+  visit_columns_bench`: the same columns through `visit_packet` (each data
+  set handed to a closure, no `ExportPacket` built).
 
 For each input, N runs alternate the two (Python first on even runs, Rust
 first on odd ones); the table reports the best of the N runs of each and
@@ -88,9 +90,9 @@ class Python:
                 return records / elapsed
 
 
-def rust(binary, path, seconds):
+def rust(binary, path, seconds, mode="columns_bench"):
     """(records per pass, records/s) of decode_loop on a payloads file."""
-    out = subprocess.run([binary, path, f"{seconds}s", "columns_bench"], check=True,
+    out = subprocess.run([binary, path, f"{seconds}s", mode], check=True,
                          capture_output=True, text=True).stdout
     fields = dict(kv.split("=") for kv in out.split("timed:")[1].split())
     return int(fields["records_per_pass"]), float(fields["records_per_s"])
@@ -107,6 +109,9 @@ def main():
     ap.add_argument("--smoke", action="store_true", help="1 run of 0.2 s a side: checks it works")
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build first")
     ap.add_argument("--only", nargs="*", help="input names to measure (default: all)")
+    ap.add_argument("--mode", default="columns_bench",
+                    choices=["columns_bench", "visit_columns_bench"],
+                    help="decode_loop mode of the netflow-rs side")
     args = ap.parse_args()
     if args.smoke:
         args.runs, args.seconds = 1, 0.2
@@ -146,7 +151,7 @@ def main():
                     if side == "py":
                         pys.append(py.rate(args.seconds))
                     else:
-                        per_pass, r = rust(binary, path, args.seconds)
+                        per_pass, r = rust(binary, path, args.seconds, args.mode)
                         rss.append(r)
             ratios = [r / p for p, r in zip(pys, rss)]
             best = max(rss) / max(pys)
@@ -165,7 +170,7 @@ def main():
 
     print()
     print(f"| input | records/pass | Python original (best of {args.runs}) "
-          f"| netflow-rs columns (best of {args.runs}) | ratio of bests "
+          f"| netflow-rs {args.mode} (best of {args.runs}) | ratio of bests "
           f"| ratio per run (min - max) | >= {TARGET}x on v9/IPFIX |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:

@@ -12,12 +12,17 @@
 //! - `netflow-rs-columns`: the same values column by column
 //!   (`DataSet::columns`, `Column::for_each`), folded the same way (also
 //!   checked equal);
+//! - `netflow-rs-visit-columns`: the same columns through `visit_packet`,
+//!   which hands each data set to a closure as the walk reaches it (no
+//!   `ExportPacket` built, template borrowed from the cache; also checked
+//!   equal);
 //! - `netflow_parser`: the crates.io `netflow_parser` 1.0.6 (pinned), whose
 //!   `parse_bytes` decodes every field of every record into owned values; the
 //!   bench then folds every field into a checksum the same way;
 //! - `netflow-rs-v5-view` (v5 inputs only): this crate's typed fixed-layout
 //!   v5 record view (`ExportPacket::v5_records`), all 20 fields read, as
-//!   netflow_parser's v5 structs are read;
+//!   netflow_parser's v5 structs are read; `netflow-rs-visit-v5-view` the
+//!   same view through `visit_packet` (`DataSetView::v5_records`);
 //! - `baseline_read_every_byte`: reading every byte of the packets once, the
 //!   floor any decoder pays.
 //!
@@ -35,7 +40,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use criterion::{black_box, Criterion, Throughput};
-use netflow::{decode_hex, parse_packet, TemplateCache};
+use netflow::{decode_hex, parse_packet, visit_packet, DataSetView, TemplateCache};
 use netflow_parser::variable_versions::ipfix::FlowSetBody as IpfixBody;
 use netflow_parser::variable_versions::v9::{FlowSetBody as V9Body, ScopeDataField};
 use netflow_parser::{DataNumber, FieldValue, NetflowPacket, NetflowParser};
@@ -46,6 +51,8 @@ const BASELINE: &str = "baseline_read_every_byte";
 const OURS_V5_VIEW: &str = "netflow-rs-v5-view";
 const OURS_VISIT: &str = "netflow-rs-visit";
 const OURS_COLUMNS: &str = "netflow-rs-columns";
+const OURS_VISIT_COLUMNS: &str = "netflow-rs-visit-columns";
+const OURS_VISIT_V5_VIEW: &str = "netflow-rs-visit-v5-view";
 
 fn vector(name: &str) -> Vec<u8> {
     let path = concat!(
@@ -115,6 +122,56 @@ fn decode_columns(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     acc
 }
 
+/// The same values column by column through `visit_packet`: each data set
+/// handed to the closure as the walk reaches it, no `ExportPacket` built.
+fn decode_visit_columns(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
+    let mut acc = 0u64;
+    visit_packet(bytes, cache, |set| match set.columns() {
+        Some(columns) => {
+            for c in columns {
+                c.for_each(|v| acc = acc.wrapping_add(fold_ours(v)));
+            }
+        }
+        None => {
+            for r in set.records() {
+                r.for_each_field(|_, v| acc = acc.wrapping_add(fold_ours(v)));
+            }
+        }
+    })
+    .unwrap();
+    acc
+}
+
+/// Every field of a v5 record through the typed view, summed (the fold of
+/// [`decode_v5_view`]).
+#[inline(always)]
+fn v5_sum(f: &netflow::wire::v5::record::RecordView<&[u8]>) -> u64 {
+    (f.src_addr() as u64)
+        .wrapping_add(f.dst_addr() as u64)
+        .wrapping_add(f.next_hop() as u64)
+        .wrapping_add(f.input() as u64 + f.output() as u64)
+        .wrapping_add(f.packets() as u64 + f.octets() as u64)
+        .wrapping_add(f.first() as u64 + f.last() as u64)
+        .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
+        .wrapping_add(f.pad1() as u64 + f.tcp_flags() as u64)
+        .wrapping_add(f.proto() as u64 + f.tos() as u64)
+        .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
+        .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
+        .wrapping_add(f.pad2() as u64)
+}
+
+/// [`decode_v5_view`] through `visit_packet` (`DataSetView::v5_records`).
+fn decode_visit_v5_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
+    let mut acc = 0u64;
+    visit_packet(bytes, cache, |set: DataSetView<'_>| {
+        for f in set.v5_records() {
+            acc = acc.wrapping_add(v5_sum(&f));
+        }
+    })
+    .unwrap();
+    acc
+}
+
 /// Decode a v5 packet with netflow-rs and read every field of every record
 /// through the typed fixed-layout view (`ExportPacket::v5_records`), folded
 /// as [`decode_theirs`] folds netflow_parser's v5 structs.
@@ -122,19 +179,7 @@ fn decode_v5_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     let p = parse_packet(bytes, cache).unwrap();
     let mut acc = 0u64;
     for f in p.v5_records() {
-        acc = acc
-            .wrapping_add(f.src_addr() as u64)
-            .wrapping_add(f.dst_addr() as u64)
-            .wrapping_add(f.next_hop() as u64)
-            .wrapping_add(f.input() as u64 + f.output() as u64)
-            .wrapping_add(f.packets() as u64 + f.octets() as u64)
-            .wrapping_add(f.first() as u64 + f.last() as u64)
-            .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
-            .wrapping_add(f.pad1() as u64 + f.tcp_flags() as u64)
-            .wrapping_add(f.proto() as u64 + f.tos() as u64)
-            .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
-            .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
-            .wrapping_add(f.pad2() as u64);
+        acc = acc.wrapping_add(v5_sum(&f));
     }
     acc
 }
@@ -318,6 +363,11 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
             decode_all(p, &mut cache),
             "{name}: columns and fields() disagree"
         );
+        assert_eq!(
+            decode_visit_columns(p, &mut cache),
+            decode_all(p, &mut cache),
+            "{name}: visit_packet columns and fields() disagree"
+        );
     }
     let v5_view = records > 0
         && packets
@@ -325,6 +375,15 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
             .map(|p| parse_packet(p, &mut cache).unwrap().v5_records().count())
             .sum::<usize>()
             == records;
+    if v5_view {
+        for p in packets {
+            assert_eq!(
+                decode_visit_v5_view(p, &mut cache),
+                decode_v5_view(p, &mut cache),
+                "{name}: the v5 views of visit_packet and parse_packet disagree"
+            );
+        }
+    }
     let skipped = (theirs != records).then(|| {
         format!(
             "netflow_parser decodes {theirs} records, netflow-rs {records} \
@@ -360,12 +419,30 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
             acc
         })
     });
+    g.bench_function(OURS_VISIT_COLUMNS, |b| {
+        b.iter(|| {
+            let mut acc = 0;
+            for p in packets {
+                acc ^= decode_visit_columns(black_box(p), &mut cache);
+            }
+            acc
+        })
+    });
     if v5_view {
         g.bench_function(OURS_V5_VIEW, |b| {
             b.iter(|| {
                 let mut acc = 0;
                 for p in packets {
                     acc ^= decode_v5_view(black_box(p), &mut cache);
+                }
+                acc
+            })
+        });
+        g.bench_function(OURS_VISIT_V5_VIEW, |b| {
+            b.iter(|| {
+                let mut acc = 0;
+                for p in packets {
+                    acc ^= decode_visit_v5_view(black_box(p), &mut cache);
                 }
                 acc
             })
@@ -456,9 +533,10 @@ fn summary(cases: &[Case], since: SystemTime) {
     println!(
         "| input | datagrams | records | {THEIRS} | {OURS} (fields iterator) \
          | {OURS_VISIT} (for_each_field) | {OURS_COLUMNS} (Column::for_each) \
-         | {OURS_V5_VIEW} | read every byte |"
+         | {OURS_VISIT_COLUMNS} (visit_packet) | {OURS_V5_VIEW} | {OURS_VISIT_V5_VIEW} \
+         | read every byte |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for c in cases {
         let theirs = rate(c, THEIRS);
         let cell = |f: &str| {
@@ -469,8 +547,9 @@ fn summary(cases: &[Case], since: SystemTime) {
                 (Some(o), _, _) => fmt(Some(o)),
             }
         };
+        let v5 = |f: &str| if c.v5_view { cell(f) } else { "-".into() };
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.name,
             c.datagrams,
             c.records,
@@ -478,11 +557,9 @@ fn summary(cases: &[Case], since: SystemTime) {
             cell(OURS),
             cell(OURS_VISIT),
             cell(OURS_COLUMNS),
-            if c.v5_view {
-                cell(OURS_V5_VIEW)
-            } else {
-                "-".into()
-            },
+            cell(OURS_VISIT_COLUMNS),
+            v5(OURS_V5_VIEW),
+            v5(OURS_VISIT_V5_VIEW),
             fmt(rate(c, BASELINE))
         );
     }

@@ -8,7 +8,9 @@
 //! (`Record::for_each_field`), `columns` (`DataSet::columns`), `columns_bench`
 //! (`DataSet::columns`, values folded exactly as `benches/decode.rs` folds
 //! them: every value's content is read, MACs and IPv6 addresses included),
-//! `v5view` (`ExportPacket::v5_records`, v5 only),
+//! `v5view` (`ExportPacket::v5_records`, v5 only), `visit_columns`,
+//! `visit_columns_bench` and `visit_v5view` (the same three through
+//! `visit_packet`, no `ExportPacket` built),
 //! `netflow_parser` (the crates.io `netflow_parser` 1.0.6 the decode bench
 //! compares against, every value read: its instruction count per record is
 //! the reference for the bench's ratios) or `count` (prints the number of
@@ -30,7 +32,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use netflow::{parse_packet, TemplateCache, Value};
+use netflow::{parse_packet, visit_packet, TemplateCache, Value};
 
 /// How long to run or how many rounds.
 enum Rounds {
@@ -58,6 +60,9 @@ fn main() {
         "columns" => columns,
         "columns_bench" => columns_bench,
         "v5view" => v5view,
+        "visit_columns" => visit_columns,
+        "visit_columns_bench" => visit_columns_bench,
+        "visit_v5view" => visit_v5view,
         "count" => count,
         "netflow_parser" => {
             let mut parser = netflow_parser::NetflowParser::default();
@@ -228,6 +233,68 @@ use bench_fold::fold_value as fold_bench;
 #[inline(never)]
 fn columns_bench(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
     columns_folded(p, cache, fold_bench)
+}
+
+/// [`columns_folded`] through `visit_packet`: each data set handed to the
+/// closure as the walk reaches it, no `ExportPacket` built.
+#[inline(always)]
+fn visit_columns_folded(
+    p: &[u8],
+    cache: &mut TemplateCache,
+    fold: impl Fn(Value<'_>) -> u64,
+) -> (usize, u64) {
+    let mut acc = 0u64;
+    let packet = visit_packet(p, cache, |set| match set.columns() {
+        Some(columns) => {
+            for c in columns {
+                c.for_each(|v| acc = acc.wrapping_add(fold(v)));
+            }
+        }
+        None => {
+            for r in set.records() {
+                r.for_each_field(|_, v| acc = acc.wrapping_add(fold(v)));
+            }
+        }
+    })
+    .expect("decode");
+    (packet.records, acc)
+}
+
+#[inline(never)]
+fn visit_columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    visit_columns_folded(p, cache, fold)
+}
+
+#[inline(never)]
+fn visit_columns_bench(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    visit_columns_folded(p, cache, fold_bench)
+}
+
+/// [`v5view`] through `visit_packet`.
+#[inline(never)]
+fn visit_v5view(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    let mut acc = 0u64;
+    let packet = visit_packet(p, cache, |set| {
+        for f in set.v5_records() {
+            acc = acc.wrapping_add(v5_sum(&f));
+        }
+    })
+    .expect("decode");
+    (packet.records, acc)
+}
+
+/// Every field of a v5 record, summed.
+#[inline(always)]
+fn v5_sum(f: &netflow::wire::v5::record::RecordView<&[u8]>) -> u64 {
+    (f.src_addr() as u64 + f.dst_addr() as u64)
+        .wrapping_add(f.next_hop() as u64)
+        .wrapping_add(f.input() as u64 + f.output() as u64)
+        .wrapping_add(f.packets() as u64 + f.octets() as u64)
+        .wrapping_add(f.first() as u64 + f.last() as u64)
+        .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
+        .wrapping_add(f.tcp_flags() as u64 + f.proto() as u64 + f.tos() as u64)
+        .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
+        .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
 }
 
 #[inline(never)]

@@ -593,9 +593,23 @@ impl TemplateCache {
     /// [`use_scope`](Self::use_scope) gave: marks it used. Takes no
     /// reference to the scope (as a snapshot would), so later template
     /// changes in the same packet need not copy it.
+    /// Borrowed, so a caller that needs no `Arc` of its own (the visitor
+    /// of [`visit_packet`](crate::packet::visit_packet)) pays no reference
+    /// count.
     #[inline]
-    pub(crate) fn template_in(&self, at: usize, template_id: u16) -> Option<Arc<Template>> {
-        self.scopes.slots.get(at)?.scope.get(template_id).cloned()
+    pub(crate) fn template_in(&self, at: usize, template_id: u16) -> Option<&Arc<Template>> {
+        self.scopes.slots.get(at)?.scope.get(template_id)
+    }
+
+    /// The scope at a position [`use_scope`](Self::use_scope) gave.
+    pub(crate) fn scope_in(&self, at: usize) -> Option<&TemplateScope> {
+        self.scopes.slots.get(at).map(|s| &*s.scope)
+    }
+
+    /// An empty scope with this cache's list depth limit, for data sets of
+    /// templates with lists whose scope is gone (never allocates).
+    pub(crate) fn empty_scope(&self) -> TemplateScope {
+        TemplateScope::empty(self.limits.max_list_depth)
     }
 
     /// A buffer for the field specifiers of template records being read, lent

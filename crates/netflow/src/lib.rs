@@ -46,10 +46,13 @@ pub use cache::{
 pub use error::{Error, ErrorKind};
 pub use owned::{OwnedBlock, OwnedField, OwnedList, OwnedListContent, OwnedRecord, OwnedValue};
 pub use packet::{
-    parse_packet, parse_packet_from, ExportPacket, Header, MissingSet, TemplateEvent,
+    parse_packet, parse_packet_from, visit_packet, visit_packet_from, ExportPacket, Header,
+    MissingSet, TemplateEvent, VisitedPacket,
 };
-pub use pending::{Decoded, Decoder, PendingBuffer, PendingLimits, PendingSet, ReplayedSet};
-pub use record::{Column, Columns, DataSet, Record};
+pub use pending::{
+    Decoded, Decoder, PendingBuffer, PendingLimits, PendingSet, ReplayedSet, Visited,
+};
+pub use record::{Column, Columns, DataSet, DataSetView, Record};
 pub use sampling::{SamplingRate, SamplingTable};
 pub use sequence::{Observation, SequenceTracker, StreamCounters, StreamKey, TrackerLimits};
 pub use template::{FieldId, FieldSpec, Template, TemplateField, TemplateKind};

@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 use crate::cache::{
     ExporterId, ScopeKey, TemplateCache, TemplateChange, TemplateKey, TemplateScope,
 };
-use crate::record::{scan_records, DataSet, Record};
+use crate::record::{scan_records, DataSet, DataSetView, Record};
 use crate::template::{FieldSpec, Template, TemplateKind};
 use crate::wire::{ipfix, set::SetHeader, v1, v5, v7, v9};
 use crate::{Error, ErrorKind, Protocol};
@@ -165,12 +165,7 @@ impl<'a> ExportPacket<'a> {
     }
     /// True if this packet announced a template id not known before, or changed one.
     pub fn has_new_templates(&self) -> bool {
-        self.templates.iter().any(|t| {
-            matches!(
-                t.change,
-                TemplateChange::Learned | TemplateChange::Redefined
-            )
-        })
+        has_new_templates(&self.templates)
     }
 }
 
@@ -198,10 +193,137 @@ pub fn parse_packet_from<'a>(
         1 => parse_fixed(exporter, bytes, Protocol::V1),
         5 => parse_fixed(exporter, bytes, Protocol::V5),
         7 => parse_fixed(exporter, bytes, Protocol::V7),
-        9 => parse_v9(exporter, bytes, cache),
-        10 => parse_ipfix(exporter, bytes, cache),
+        9 => walk_v9(exporter, bytes, cache, PacketSets::presized),
+        10 => walk_ipfix(exporter, bytes, cache, PacketSets::presized),
         v => Err(Error::new(ErrorKind::UnknownVersion(v), 0)),
     }
+}
+
+/// Walk an export packet of any version with templates kept in `cache`, as
+/// from an unnamed exporter, handing each data set to `visit`. See
+/// [`visit_packet_from`].
+pub fn visit_packet<'a, F>(
+    bytes: &'a [u8],
+    cache: &mut TemplateCache,
+    visit: F,
+) -> Result<VisitedPacket<'a>, Error>
+where
+    F: FnMut(DataSetView<'_>),
+{
+    visit_packet_from(ExporterId::UNSPECIFIED, bytes, cache, visit)
+}
+
+/// Walk an export packet sent by `exporter` as [`parse_packet_from`] does
+/// (the same templates learned, refreshed and withdrawn in `cache`, the same
+/// template events, errors and data sets still waiting for their template),
+/// but hand each decodable data set to `visit` as a [`DataSetView`] instead
+/// of collecting [`DataSet`]s into an [`ExportPacket`]: no allocation for a
+/// packet of data sets whose templates are known, and the template is
+/// borrowed from the cache rather than reference-counted per set. What
+/// `visit` gets holds exactly the records, columns and values the
+/// [`ExportPacket`] of [`parse_packet_from`] would have held.
+///
+/// Order: data sets are visited in wire order as the walk reaches them,
+/// except two kinds, visited at the end of the packet in wire order among
+/// themselves: sets whose template is defined later in the same packet
+/// (RFC 7011 section 8 allows templates after their data within a message),
+/// and sets of templates with RFC 6313 lists (whose sub-template lists
+/// resolve against the templates known at the end of the packet, as in
+/// [`parse_packet_from`]). v1/v5/v7 packets are one data set.
+///
+/// Fails only when nothing can be decoded (short or unknown header), as
+/// [`parse_packet_from`] does; then `visit` is not called.
+///
+/// ```
+/// use netflow::{visit_packet, TemplateCache, Value};
+///
+/// // A NetFlow v5 packet with two flows from 10.0.0.1 and 10.0.0.3.
+/// let mut bytes = vec![0u8; 24 + 2 * 48];
+/// bytes[1] = 5; // version
+/// bytes[3] = 2; // count
+/// bytes[24..28].copy_from_slice(&[10, 0, 0, 1]);
+/// bytes[72..76].copy_from_slice(&[10, 0, 0, 3]);
+/// let mut cache = TemplateCache::new();
+/// let mut sources = Vec::new();
+/// let packet = visit_packet(&bytes, &mut cache, |set| {
+///     // Column by column (every v5 set, most v9/IPFIX ones), else record by record.
+///     if let Some(columns) = set.columns() {
+///         for column in columns.filter(|c| c.field().name == "IPV4_SRC_ADDR") {
+///             column.for_each(|v| sources.push(v.to_string()));
+///         }
+///     }
+/// })
+/// .unwrap();
+/// assert_eq!(sources, ["10.0.0.1", "10.0.0.3"]);
+/// assert_eq!((packet.data_sets, packet.records), (1, 2));
+/// assert!(packet.errors.is_empty());
+/// ```
+pub fn visit_packet_from<'a, F>(
+    exporter: ExporterId,
+    bytes: &'a [u8],
+    cache: &mut TemplateCache,
+    visit: F,
+) -> Result<VisitedPacket<'a>, Error>
+where
+    F: FnMut(DataSetView<'_>),
+{
+    if bytes.len() < 2 {
+        return Err(Error::truncated(0, 2, bytes.len()));
+    }
+    let sink = |_: &[u8], _| VisitSets {
+        visit,
+        data_sets: 0,
+        records: 0,
+        held: Vec::new(),
+    };
+    match u16::from_be_bytes([bytes[0], bytes[1]]) {
+        1 => visit_fixed(exporter, bytes, Protocol::V1, sink(bytes, (0, 0))),
+        5 => visit_fixed(exporter, bytes, Protocol::V5, sink(bytes, (0, 0))),
+        7 => visit_fixed(exporter, bytes, Protocol::V7, sink(bytes, (0, 0))),
+        9 => walk_v9(exporter, bytes, cache, sink),
+        10 => walk_ipfix(exporter, bytes, cache, sink),
+        v => Err(Error::new(ErrorKind::UnknownVersion(v), 0)),
+    }
+}
+
+/// What [`visit_packet_from`] found in a packet besides the data sets it
+/// handed to the visitor: the lists of an [`ExportPacket`] but the data
+/// sets, which are counted. Empty lists do not allocate.
+#[derive(Debug, Clone)]
+pub struct VisitedPacket<'a> {
+    pub exporter: ExporterId,
+    pub header: Header,
+    /// Number of data sets handed to the visitor.
+    pub data_sets: usize,
+    /// Number of records in them (flows and options): as
+    /// [`ExportPacket::record_count`].
+    pub records: usize,
+    /// Data sets whose template is unknown (not visited).
+    pub missing: Vec<MissingSet<'a>>,
+    /// Template and options template records in this packet.
+    pub templates: Vec<TemplateEvent>,
+    /// Problems that did not stop decoding the rest of the packet.
+    pub errors: Vec<Error>,
+}
+
+impl VisitedPacket<'_> {
+    /// Number of records decoded (flows and options).
+    pub fn record_count(&self) -> usize {
+        self.records
+    }
+    /// True if this packet announced a template id not known before, or changed one.
+    pub fn has_new_templates(&self) -> bool {
+        has_new_templates(&self.templates)
+    }
+}
+
+fn has_new_templates(templates: &[TemplateEvent]) -> bool {
+    templates.iter().any(|t| {
+        matches!(
+            t.change,
+            TemplateChange::Learned | TemplateChange::Redefined
+        )
+    })
 }
 
 /// The fixed template and (empty) scope of v1/v5/v7 records.
@@ -228,11 +350,21 @@ pub fn fixed_record_template(protocol: Protocol) -> Option<&'static Arc<Template
         .then(|| &fixed_template(protocol).0)
 }
 
-fn parse_fixed(
-    exporter: ExporterId,
-    bytes: &[u8],
-    protocol: Protocol,
-) -> Result<ExportPacket<'_>, Error> {
+/// A v1/v5/v7 packet cut into its parts (see [`fixed_records`]).
+struct FixedRecords<'a> {
+    header: Header,
+    /// Whole records only, at most the header's count.
+    records: &'a [u8],
+    /// Number of records in `records`.
+    count: usize,
+    /// The problem with what follows the records, if any.
+    errors: Vec<Error>,
+}
+
+/// The header of a v1/v5/v7 packet, its record bytes (whole records only,
+/// at most `count`), their number and the problem with what follows them.
+#[inline(always)]
+fn fixed_records(bytes: &[u8], protocol: Protocol) -> Result<FixedRecords<'_>, Error> {
     let (header, count, hlen, rlen) = match protocol {
         Protocol::V1 => {
             let h = v1::V1Header::parse(bytes)?;
@@ -256,17 +388,56 @@ fn parse_fixed(
     } else if bytes[end..].iter().any(|&b| b != 0) {
         errors.push(Error::new(ErrorKind::TrailingBytes(bytes.len() - end), end));
     }
+    Ok(FixedRecords {
+        header,
+        records: &bytes[hlen..end],
+        count: present,
+        errors,
+    })
+}
+
+fn parse_fixed(
+    exporter: ExporterId,
+    bytes: &[u8],
+    protocol: Protocol,
+) -> Result<ExportPacket<'_>, Error> {
+    let FixedRecords {
+        header,
+        records,
+        count,
+        errors,
+    } = fixed_records(bytes, protocol)?;
     let (template, _) = fixed_template(protocol);
     Ok(ExportPacket {
         exporter,
         header,
-        data_sets: vec![DataSet::new(
-            template.clone(),
-            None,
-            0,
-            &bytes[hlen..end],
-            present,
-        )],
+        data_sets: vec![DataSet::new(template.clone(), None, 0, records, count)],
+        missing: Vec::new(),
+        templates: Vec::new(),
+        errors,
+    })
+}
+
+/// [`visit_packet_from`] for v1/v5/v7: one data set of the fixed template.
+fn visit_fixed<'a, F: FnMut(DataSetView<'_>)>(
+    exporter: ExporterId,
+    bytes: &'a [u8],
+    protocol: Protocol,
+    mut sink: VisitSets<'a, F>,
+) -> Result<VisitedPacket<'a>, Error> {
+    let FixedRecords {
+        header,
+        records,
+        count,
+        errors,
+    } = fixed_records(bytes, protocol)?;
+    let (template, _) = fixed_template(protocol);
+    sink.known(template, 0, records, count);
+    Ok(VisitedPacket {
+        exporter,
+        header,
+        data_sets: sink.data_sets,
+        records: sink.records,
         missing: Vec::new(),
         templates: Vec::new(),
         errors,
@@ -283,20 +454,217 @@ enum ScopeAt {
     At(usize),
 }
 
+/// Where a walk puts the data sets it decodes: into an [`ExportPacket`]'s
+/// list ([`PacketSets`], for [`parse_packet`]) or to a visitor
+/// ([`VisitSets`], for [`visit_packet`]). The walk itself (set headers,
+/// templates, template lookups, record counts, errors) is the same code for
+/// both.
+trait SetSink<'a> {
+    /// What the walk returns.
+    type Output;
+    /// A data set whose template is known when the walk reaches it: `body`
+    /// holds exactly `count` whole records (padding checked already).
+    fn known(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize);
+    /// The same for a data set whose template was defined later in the packet
+    /// (handed over at the end of the walk).
+    fn late(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize);
+    /// The walk is over; `lists` holds the packet's other lists.
+    fn finish(
+        self,
+        cache: &mut TemplateCache,
+        scope_key: &ScopeKey,
+        packet: PacketInfo<'a>,
+    ) -> Self::Output;
+}
+
+/// What a walk collects besides the data sets.
+struct PacketInfo<'a> {
+    exporter: ExporterId,
+    header: Header,
+    missing: Vec<MissingSet<'a>>,
+    templates: Vec<TemplateEvent>,
+    errors: Vec<Error>,
+}
+
+/// The data sets of an [`ExportPacket`], each holding its template.
+struct PacketSets<'a> {
+    data_sets: Vec<DataSet<'a>>,
+    /// Some set was decoded at the end of the walk: out of wire order.
+    late: bool,
+}
+
+impl PacketSets<'_> {
+    /// The data set list of the sets of `bytes[header_len..end]`, allocated
+    /// once, sized by a pre-count of their set headers.
+    #[inline(always)]
+    fn presized(bytes: &[u8], (header_len, end): (usize, usize)) -> Self {
+        PacketSets {
+            data_sets: Vec::with_capacity(count_data_sets(bytes, header_len, end)),
+            late: false,
+        }
+    }
+}
+
+impl<'a> SetSink<'a> for PacketSets<'a> {
+    type Output = ExportPacket<'a>;
+
+    #[inline(always)]
+    fn known(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize) {
+        self.data_sets
+            .push(DataSet::new(template.clone(), None, offset, body, count));
+    }
+
+    fn late(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize) {
+        self.known(template, offset, body, count);
+        self.late = true;
+    }
+
+    /// Data sets whose template has lists get the scope snapshot here, once
+    /// per packet: holding it during the walk would make every later
+    /// template change in the packet copy the whole scope.
+    fn finish(
+        mut self,
+        cache: &mut TemplateCache,
+        scope_key: &ScopeKey,
+        packet: PacketInfo<'a>,
+    ) -> ExportPacket<'a> {
+        if self.late {
+            self.data_sets.sort_by_key(|s| s.offset);
+        }
+        // Sub-template lists resolve against the templates known at the end of the packet.
+        if self.data_sets.iter().any(|s| s.template.has_lists) {
+            let scope = cache.snapshot(scope_key);
+            for set in self.data_sets.iter_mut().filter(|s| s.template.has_lists) {
+                set.scope = Some(scope.clone());
+            }
+        }
+        ExportPacket {
+            exporter: packet.exporter,
+            header: packet.header,
+            data_sets: self.data_sets,
+            missing: packet.missing,
+            templates: packet.templates,
+            errors: packet.errors,
+        }
+    }
+}
+
+/// A data set handed to the visitor at the end of the walk (see [`VisitSets`]).
+struct HeldSet<'a> {
+    template: Arc<Template>,
+    offset: usize,
+    body: &'a [u8],
+    count: usize,
+}
+
+/// Hands each data set to a visitor as the walk reaches it, with its
+/// template borrowed from the cache (no reference count, no list).
+struct VisitSets<'a, F> {
+    visit: F,
+    data_sets: usize,
+    records: usize,
+    /// Sets visited at the end of the walk, in wire order: those whose
+    /// template has RFC 6313 lists (their sub-template lists resolve against
+    /// the templates known at the end of the packet, as in
+    /// [`parse_packet`]) and those whose template came later in the packet.
+    /// Rare, and only they allocate.
+    held: Vec<HeldSet<'a>>,
+}
+
+impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
+    type Output = VisitedPacket<'a>;
+
+    #[inline(always)]
+    fn known(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize) {
+        if template.has_lists {
+            self.late(template, offset, body, count);
+            return;
+        }
+        self.data_sets += 1;
+        self.records += count;
+        (self.visit)(DataSetView::new(
+            template,
+            TemplateScope::empty_static(),
+            offset,
+            body,
+            count,
+        ));
+    }
+
+    #[cold]
+    fn late(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize) {
+        self.held.push(HeldSet {
+            template: template.clone(),
+            offset,
+            body,
+            count,
+        });
+    }
+
+    #[inline(always)]
+    fn finish(
+        mut self,
+        cache: &mut TemplateCache,
+        scope_key: &ScopeKey,
+        packet: PacketInfo<'a>,
+    ) -> VisitedPacket<'a> {
+        if !self.held.is_empty() {
+            // Taken, so that the common case drops a list known to be empty.
+            let held = std::mem::take(&mut self.held);
+            self.visit_held(held, cache, scope_key);
+        }
+        VisitedPacket {
+            exporter: packet.exporter,
+            header: packet.header,
+            data_sets: self.data_sets,
+            records: self.records,
+            missing: packet.missing,
+            templates: packet.templates,
+            errors: packet.errors,
+        }
+    }
+}
+
+impl<'a, F: FnMut(DataSetView<'_>)> VisitSets<'a, F> {
+    /// Visit the held sets, in wire order, with the scope as it is at the
+    /// end of the packet.
+    #[cold]
+    #[inline(never)]
+    fn visit_held(
+        &mut self,
+        mut held: Vec<HeldSet<'a>>,
+        cache: &mut TemplateCache,
+        scope_key: &ScopeKey,
+    ) {
+        held.sort_by_key(|s| s.offset);
+        // As `PacketSets::finish` takes its snapshot: marks the scope used.
+        let at = cache.use_scope(scope_key);
+        let empty = cache.empty_scope();
+        let scope = at.and_then(|at| cache.scope_in(at)).unwrap_or(&empty);
+        for s in &held {
+            self.data_sets += 1;
+            self.records += s.count;
+            (self.visit)(DataSetView::new(
+                &s.template,
+                scope,
+                s.offset,
+                s.body,
+                s.count,
+            ));
+        }
+    }
+}
+
 /// State of one set walk.
-struct Walk<'a, 'c> {
+struct Walk<'a, 'c, S> {
     bytes: &'a [u8],
     cache: &'c mut TemplateCache,
     scope_key: ScopeKey,
     /// The scope's position, looked up (and marked used) at the first data
     /// set rather than hashed again for every set.
     scope_at: ScopeAt,
-    /// Snapshot of the scope for sub-template lists, taken in `finish`.
-    scope: Option<Arc<TemplateScope>>,
-    /// What becomes the packet's lists (see [`ExportPacket`]); the packet
-    /// itself is built once, at the end (it was built first and moved in
-    /// and out of the walk).
-    data_sets: Vec<DataSet<'a>>,
+    /// Where the data sets go.
+    sink: S,
     missing: Vec<MissingSet<'a>>,
     templates: Vec<TemplateEvent>,
     errors: Vec<Error>,
@@ -307,24 +675,18 @@ struct Walk<'a, 'c> {
     specs: Vec<FieldSpec>,
 }
 
-impl<'a, 'c> Walk<'a, 'c> {
-    /// A walk over the sets of `bytes[header_len..end]`, in `scope_key`.
+impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
+    /// A walk over the sets of `bytes`, in `scope_key`.
     /// Always inlined: returned out of line, the 232-byte walk was copied.
     #[inline(always)]
-    fn new(
-        scope_key: ScopeKey,
-        bytes: &'a [u8],
-        (header_len, end): (usize, usize),
-        cache: &'c mut TemplateCache,
-    ) -> Self {
+    fn new(scope_key: ScopeKey, bytes: &'a [u8], cache: &'c mut TemplateCache, sink: S) -> Self {
         let specs = cache.take_spec_buffer();
         Walk {
             bytes,
             cache,
             scope_key,
             scope_at: ScopeAt::NotLookedUp,
-            scope: None,
-            data_sets: Vec::with_capacity(count_data_sets(bytes, header_len, end)),
+            sink,
             missing: Vec::new(),
             templates: Vec::new(),
             errors: Vec::new(),
@@ -333,16 +695,9 @@ impl<'a, 'c> Walk<'a, 'c> {
         }
     }
 
-    fn scope(&mut self) -> &Arc<TemplateScope> {
-        if self.scope.is_none() {
-            self.scope = Some(self.cache.snapshot(&self.scope_key));
-        }
-        self.scope.as_ref().expect("set above")
-    }
-
-    /// The template of a data set, if known (marks it used).
+    /// The position of the packet's scope, looked up (and marked used) once.
     #[inline(always)]
-    fn template(&mut self, template_id: u16) -> Option<Arc<Template>> {
+    fn scope_at(&mut self) -> Option<usize> {
         if let ScopeAt::NotLookedUp = self.scope_at {
             self.scope_at = match self.cache.use_scope(&self.scope_key) {
                 Some(at) => ScopeAt::At(at),
@@ -350,16 +705,14 @@ impl<'a, 'c> Walk<'a, 'c> {
             };
         }
         match self.scope_at {
-            ScopeAt::At(at) => self.cache.template_in(at, template_id),
+            ScopeAt::At(at) => Some(at),
             _ => None,
         }
     }
 
-    /// The cache is about to change: positions and snapshots go stale (and
-    /// a shared snapshot would make the change copy the scope).
+    /// The cache is about to change: positions go stale.
     fn forget_scope(&mut self) {
         self.scope_at = ScopeAt::NotLookedUp;
-        self.scope = None;
     }
 
     fn error(&mut self, kind: ErrorKind, offset: usize) {
@@ -419,9 +772,20 @@ impl<'a, 'c> Walk<'a, 'c> {
     }
 
     /// Decode a data set now, or defer it if its template is not known yet.
+    /// The template is borrowed from the cache (marked used) and handed to
+    /// the sink, which takes a reference count only if it keeps it.
+    #[inline(always)]
     fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
-        match self.template(template_id) {
-            Some(template) => self.push_data_set(template, offset, body),
+        let at = self.scope_at();
+        match at.and_then(|at| self.cache.template_in(at, template_id)) {
+            Some(template) => {
+                let scan = scan_records(template, body);
+                if let Some(kind) = scan.problem {
+                    self.errors.push(Error::new(kind, offset + 4 + scan.used));
+                }
+                self.sink
+                    .known(template, offset, &body[..scan.used], scan.count);
+            }
             None => self.deferred.push(MissingSet {
                 key: TemplateKey {
                     scope: self.scope_key,
@@ -433,59 +797,44 @@ impl<'a, 'c> Walk<'a, 'c> {
         }
     }
 
-    /// Data sets whose template has lists get the scope snapshot in `finish`,
-    /// once per packet: holding it during the walk would make every later
-    /// template change in the packet copy the whole scope.
-    fn push_data_set(&mut self, template: Arc<Template>, offset: usize, body: &'a [u8]) {
-        let scan = scan_records(&template, body);
-        if let Some(kind) = scan.problem {
-            self.error(kind, offset + 4 + scan.used);
+    /// Retry deferred sets against the templates known at the end of the
+    /// packet: those found go to the sink, the others to `missing`.
+    #[cold]
+    #[inline(never)]
+    fn resolve_deferred(&mut self) {
+        let deferred = std::mem::take(&mut self.deferred);
+        for m in deferred {
+            let at = self.scope_at();
+            match at.and_then(|at| self.cache.template_in(at, m.key.template_id)) {
+                Some(template) => {
+                    let scan = scan_records(template, m.body);
+                    if let Some(kind) = scan.problem {
+                        self.errors.push(Error::new(kind, m.offset + 4 + scan.used));
+                    }
+                    self.sink
+                        .late(template, m.offset, &m.body[..scan.used], scan.count);
+                }
+                None => self.missing.push(m),
+            }
         }
-        self.data_sets.push(DataSet::new(
-            template,
-            None,
-            offset,
-            &body[..scan.used],
-            scan.count,
-        ));
     }
 
-    /// Retry deferred sets against the templates known at the end of the
-    /// packet, and give the packet's lists to it.
-    fn finish(mut self, exporter: ExporterId, header: Header) -> ExportPacket<'a> {
+    /// Retry deferred sets, and let the sink build what the walk returns.
+    #[inline(always)]
+    fn finish(mut self, exporter: ExporterId, header: Header) -> S::Output {
         self.cache
             .return_spec_buffer(std::mem::take(&mut self.specs));
         if !self.deferred.is_empty() {
-            let deferred = std::mem::take(&mut self.deferred);
-            let mut resolved = false;
-            for m in deferred {
-                match self.template(m.key.template_id) {
-                    Some(t) => {
-                        self.push_data_set(t, m.offset, m.body);
-                        resolved = true;
-                    }
-                    None => self.missing.push(m),
-                }
-            }
-            if resolved {
-                self.data_sets.sort_by_key(|s| s.offset);
-            }
+            self.resolve_deferred();
         }
-        // Sub-template lists resolve against the templates known at the end of the packet.
-        if self.data_sets.iter().any(|s| s.template.has_lists) {
-            let scope = self.scope().clone();
-            for set in self.data_sets.iter_mut().filter(|s| s.template.has_lists) {
-                set.scope = Some(scope.clone());
-            }
-        }
-        ExportPacket {
+        let info = PacketInfo {
             exporter,
             header,
-            data_sets: self.data_sets,
             missing: self.missing,
             templates: self.templates,
             errors: self.errors,
-        }
+        };
+        self.sink.finish(self.cache, &self.scope_key, info)
     }
 }
 
@@ -518,11 +867,14 @@ fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
 
-fn parse_v9<'a>(
+/// The set walk of a NetFlow v9 packet (RFC 3954 section 5), data sets to `sink`.
+#[inline(always)]
+fn walk_v9<'a, S: SetSink<'a>>(
     exporter: ExporterId,
     bytes: &'a [u8],
     cache: &mut TemplateCache,
-) -> Result<ExportPacket<'a>, Error> {
+    sink: impl FnOnce(&[u8], (usize, usize)) -> S,
+) -> Result<S::Output, Error> {
     let header = v9::V9Header::parse(bytes)?;
     let max_fields = cache.limits().max_fields_per_template;
     let scope_key = ScopeKey {
@@ -530,8 +882,8 @@ fn parse_v9<'a>(
         protocol: Protocol::V9,
         domain: header.source_id,
     };
-    let span = (v9::V9Header::LEN, bytes.len());
-    let mut w = Walk::new(scope_key, bytes, span, cache);
+    let sink = sink(bytes, (v9::V9Header::LEN, bytes.len()));
+    let mut w = Walk::new(scope_key, bytes, cache, sink);
     let end = bytes.len();
     let mut offset = v9::V9Header::LEN;
     while offset < end {
@@ -640,11 +992,14 @@ fn ipfix_template_error(e: ipfix::TemplateParse, limit: usize) -> ErrorKind {
     }
 }
 
-fn parse_ipfix<'a>(
+/// The set walk of an IPFIX message (RFC 7011 section 3), data sets to `sink`.
+#[inline(always)]
+fn walk_ipfix<'a, S: SetSink<'a>>(
     exporter: ExporterId,
     bytes: &'a [u8],
     cache: &mut TemplateCache,
-) -> Result<ExportPacket<'a>, Error> {
+    sink: impl FnOnce(&[u8], (usize, usize)) -> S,
+) -> Result<S::Output, Error> {
     let header = ipfix::IpfixHeader::parse(bytes)?;
     let length = header.length as usize;
     if length < ipfix::IpfixHeader::LEN || length > bytes.len() {
@@ -662,8 +1017,8 @@ fn parse_ipfix<'a>(
         protocol: Protocol::Ipfix,
         domain: header.observation_domain,
     };
-    let span = (ipfix::IpfixHeader::LEN, length);
-    let mut w = Walk::new(scope_key, bytes, span, cache);
+    let sink = sink(bytes, (ipfix::IpfixHeader::LEN, length));
+    let mut w = Walk::new(scope_key, bytes, cache, sink);
     if !all_zero(&bytes[length..]) {
         w.error(ErrorKind::TrailingBytes(bytes.len() - length), length);
     }

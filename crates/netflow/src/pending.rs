@@ -17,8 +17,11 @@ use std::sync::Arc;
 use crate::cache::{
     ExporterId, ScopeKey, TemplateCache, TemplateChange, TemplateKey, TemplateScope,
 };
-use crate::packet::{decode_waiting, parse_packet_from, ExportPacket, Header};
-use crate::record::DataSet;
+use crate::packet::{
+    decode_waiting, parse_packet_from, visit_packet_from, ExportPacket, Header, MissingSet,
+    TemplateEvent, VisitedPacket,
+};
+use crate::record::{DataSet, DataSetView};
 use crate::template::Template;
 use crate::Error;
 
@@ -290,6 +293,18 @@ pub struct Decoded<'a> {
     pub dropped: Vec<PendingSet>,
 }
 
+/// The result of [`Decoder::visit`]: [`Decoded`] with the packet's data sets
+/// handed to the visitor instead of collected.
+#[derive(Debug)]
+pub struct Visited<'a> {
+    /// What the walk found besides the data sets it visited.
+    pub packet: VisitedPacket<'a>,
+    /// Earlier sets whose template arrived in this packet, decoded now.
+    pub replayed: Vec<ReplayedSet>,
+    /// Sets dropped from the buffer (too old, or over capacity) while handling this packet.
+    pub dropped: Vec<PendingSet>,
+}
+
 /// A stateful decoder: template cache plus pending buffer, for any number of exporters.
 #[derive(Debug, Clone, Default)]
 pub struct Decoder {
@@ -324,8 +339,7 @@ impl Decoder {
         tag: u64,
         now_ms: u64,
     ) -> Result<Decoded<'a>, Error> {
-        let mut dropped = std::mem::take(&mut self.unreported);
-        dropped.extend(self.pending.expire(now_ms));
+        let mut dropped = self.expired(now_ms);
         let packet = match parse_packet_from(exporter, bytes, &mut self.cache) {
             Ok(p) => p,
             Err(e) => {
@@ -334,16 +348,77 @@ impl Decoder {
                 return Err(e);
             }
         };
+        let replayed = self.replay(exporter, &packet.header, &packet.templates);
+        self.buffer_missing(&packet.header, &packet.missing, tag, now_ms, &mut dropped);
+        Ok(Decoded {
+            packet,
+            replayed,
+            dropped,
+        })
+    }
+
+    /// [`decode`](Self::decode) with the packet's data sets handed to `visit`
+    /// as the walk reaches them, as [`visit_packet_from`] hands them
+    /// (no [`ExportPacket`] built; see there for the order): the same
+    /// templates learned, the same sets buffered, replayed and dropped, the
+    /// same counters. Sets replayed from the buffer come back in
+    /// [`Visited::replayed`], after the packet's own.
+    ///
+    /// [`visit_packet_from`]: crate::packet::visit_packet_from
+    pub fn visit<'a, F>(
+        &mut self,
+        exporter: ExporterId,
+        bytes: &'a [u8],
+        tag: u64,
+        now_ms: u64,
+        visit: F,
+    ) -> Result<Visited<'a>, Error>
+    where
+        F: FnMut(DataSetView<'_>),
+    {
+        let mut dropped = self.expired(now_ms);
+        let packet = match visit_packet_from(exporter, bytes, &mut self.cache, visit) {
+            Ok(p) => p,
+            Err(e) => {
+                self.unreported = dropped;
+                return Err(e);
+            }
+        };
+        let replayed = self.replay(exporter, &packet.header, &packet.templates);
+        self.buffer_missing(&packet.header, &packet.missing, tag, now_ms, &mut dropped);
+        Ok(Visited {
+            packet,
+            replayed,
+            dropped,
+        })
+    }
+
+    /// Sets not reported yet and those too old at `now_ms`.
+    #[inline]
+    fn expired(&mut self, now_ms: u64) -> Vec<PendingSet> {
+        let mut dropped = std::mem::take(&mut self.unreported);
+        dropped.extend(self.pending.expire(now_ms));
+        dropped
+    }
+
+    /// Decode the buffered sets whose template a packet with `header` and
+    /// template events `templates` brought.
+    fn replay(
+        &mut self,
+        exporter: ExporterId,
+        header: &Header,
+        templates: &[TemplateEvent],
+    ) -> Vec<ReplayedSet> {
         let mut replayed = Vec::new();
-        let scope_key = packet.header.domain().map(|domain| ScopeKey {
+        let scope_key = header.domain().map(|domain| ScopeKey {
             exporter,
-            protocol: packet.header.protocol(),
+            protocol: header.protocol(),
             domain,
         });
         if let (false, Some(scope_key)) = (self.pending.is_empty(), scope_key) {
             // Keys whose template arrived; their sets replay in arrival order.
             let mut arrived: HashSet<TemplateKey> = HashSet::new();
-            for ev in &packet.templates {
+            for ev in templates {
                 if !matches!(
                     ev.change,
                     TemplateChange::Learned | TemplateChange::Redefined
@@ -378,20 +453,27 @@ impl Decoder {
                 }
             }
         }
-        for m in &packet.missing {
+        replayed
+    }
+
+    /// Buffer the sets of a packet that wait for their template.
+    fn buffer_missing(
+        &mut self,
+        header: &Header,
+        missing: &[MissingSet<'_>],
+        tag: u64,
+        now_ms: u64,
+        dropped: &mut Vec<PendingSet>,
+    ) {
+        for m in missing {
             dropped.extend(self.pending.push(PendingSet {
                 key: m.key,
                 tag,
-                header: packet.header,
+                header: *header,
                 offset: m.offset,
                 received_ms: now_ms,
                 body: m.body.into(),
             }));
         }
-        Ok(Decoded {
-            packet,
-            replayed,
-            dropped,
-        })
     }
 }

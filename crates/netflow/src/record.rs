@@ -9,7 +9,8 @@ use crate::list::List;
 use crate::template::VARIABLE_LENGTH;
 use crate::template::{FieldPlan, Template, TemplateField, TemplateKind};
 use crate::value::{Op, Value, ValueKind};
-use crate::ErrorKind;
+use crate::wire::{v1, v5, v7};
+use crate::{ErrorKind, Protocol};
 
 /// Reads the length prefix of a variable-length field at `pos`
 /// (RFC 7011 section 7: one byte < 255, or 255 followed by a 16-bit length).
@@ -63,6 +64,11 @@ pub(crate) struct SetScan {
 /// Counts the records of a data set body. Bytes after the last record that
 /// cannot hold another record are padding (RFC 7011 section 3.3.1); if they
 /// are not zero they are reported, never silently taken as data.
+///
+/// Inlined for the fixed-length records of nearly every template (a
+/// division and a padding check per set); variable-length records are
+/// walked out of line.
+#[inline(always)]
 pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
     if let Some(len) = template.record_len {
         // compile() guarantees len > 0.
@@ -83,6 +89,12 @@ pub(crate) fn scan_records(template: &Template, body: &[u8]) -> SetScan {
             problem,
         };
     }
+    scan_variable_records(template, body)
+}
+
+/// [`scan_records`] for templates with variable-length fields.
+#[inline(never)]
+fn scan_variable_records(template: &Template, body: &[u8]) -> SetScan {
     let mut pos = 0;
     let mut count = 0;
     while pos < body.len() {
@@ -159,17 +171,25 @@ impl<'a> DataSet<'a> {
         }
     }
 
-    /// Iterate the records without allocating.
-    pub fn records(&self) -> Records<'_> {
-        Records {
+    /// The set as a [`DataSetView`]: the same records, columns and bytes.
+    #[inline]
+    pub fn view(&self) -> DataSetView<'_> {
+        DataSetView {
             template: &self.template,
             scope: self
                 .scope
                 .as_deref()
                 .unwrap_or_else(|| TemplateScope::empty_static()),
-            rest: self.body,
-            remaining: self.record_count,
+            offset: self.offset,
+            body: self.body,
+            record_count: self.record_count,
         }
+    }
+
+    /// Iterate the records without allocating.
+    #[inline]
+    pub fn records(&self) -> Records<'_> {
+        self.view().records()
     }
 
     /// The records column by column, for templates whose fields all have a
@@ -181,21 +201,9 @@ impl<'a> DataSet<'a> {
     /// transposed. Reading a set column by column decodes each field with one
     /// dispatch per set instead of one per record.
     pub fn columns(&self) -> Option<Columns<'_>> {
-        let template = &*self.template;
-        let stride = template.record_len?;
-        if template.has_lists {
-            return None;
-        }
-        // Whole records only (scan_records cut the body at the last one).
-        let body = self
-            .record_count
-            .checked_mul(stride)
-            .and_then(|n| self.body.get(..n))
-            .unwrap_or(&[]);
-        Some(Columns {
-            steps: template.plan.iter().zip(template.fields.iter()),
-            records: body.chunks_exact(stride.max(1)),
-        })
+        // Not through `view()`: columns need no scope, and finding the
+        // empty one is an atomic load per set.
+        columns_of(&self.template, self.body, self.record_count)
     }
 
     /// True for options data (records of an options template).
@@ -212,6 +220,144 @@ impl<'a> DataSet<'a> {
     pub fn bytes(&self) -> &'a [u8] {
         self.body
     }
+}
+
+/// A data set whose template is borrowed (from the [`TemplateCache`] while
+/// [`visit_packet`] walks a packet, or from a [`DataSet`] through
+/// [`DataSet::view`]): the records of one data set (RFC 3954 section 5.3,
+/// RFC 7011 section 3.3), read as [`DataSet`] reads them, without the
+/// reference count a [`DataSet`] holds on its template.
+///
+/// [`TemplateCache`]: crate::TemplateCache
+/// [`visit_packet`]: crate::packet::visit_packet
+#[derive(Debug, Clone, Copy)]
+pub struct DataSetView<'s> {
+    template: &'s Template,
+    /// For the sub-template lists of RFC 6313 (an empty scope for templates
+    /// without lists).
+    scope: &'s TemplateScope,
+    /// Byte offset of the set header in the export packet (0 for v1/v5/v7).
+    pub offset: usize,
+    /// The whole records (set header and padding excluded).
+    body: &'s [u8],
+    /// Number of records in the set.
+    pub record_count: usize,
+}
+
+impl<'s> DataSetView<'s> {
+    #[inline]
+    pub(crate) fn new(
+        template: &'s Template,
+        scope: &'s TemplateScope,
+        offset: usize,
+        body: &'s [u8],
+        record_count: usize,
+    ) -> Self {
+        DataSetView {
+            template,
+            scope,
+            offset,
+            body,
+            record_count,
+        }
+    }
+
+    /// The template the records follow.
+    pub fn template(&self) -> &'s Template {
+        self.template
+    }
+
+    /// Iterate the records without allocating.
+    #[inline]
+    pub fn records(&self) -> Records<'s> {
+        Records {
+            template: self.template,
+            scope: self.scope,
+            rest: self.body,
+            remaining: self.record_count,
+        }
+    }
+
+    /// The records column by column: see [`DataSet::columns`] (the same
+    /// columns).
+    #[inline]
+    pub fn columns(&self) -> Option<Columns<'s>> {
+        columns_of(self.template, self.body, self.record_count)
+    }
+
+    /// True for options data (records of an options template).
+    pub fn is_options(&self) -> bool {
+        self.template.kind == TemplateKind::Options
+    }
+
+    /// The template id (0 for v1/v5/v7 fixed records).
+    pub fn template_id(&self) -> u16 {
+        self.template.id
+    }
+
+    /// The bytes of the records region (whole records only).
+    pub fn bytes(&self) -> &'s [u8] {
+        self.body
+    }
+
+    /// NetFlow v5 only (empty otherwise): the flow records as typed views
+    /// with every field at a constant offset, as
+    /// [`ExportPacket::v5_records`](crate::ExportPacket::v5_records).
+    pub fn v5_records(&self) -> impl Iterator<Item = v5::record::RecordView<&'s [u8]>> {
+        self.fixed_bytes(Protocol::V5)
+            .chunks_exact(v5::RECORD_LEN)
+            .map(v5::record::RecordView::new_unchecked)
+    }
+
+    /// NetFlow v1 only (empty otherwise): see [`v5_records`](Self::v5_records).
+    pub fn v1_records(&self) -> impl Iterator<Item = v1::record::RecordView<&'s [u8]>> {
+        self.fixed_bytes(Protocol::V1)
+            .chunks_exact(v1::RECORD_LEN)
+            .map(v1::record::RecordView::new_unchecked)
+    }
+
+    /// NetFlow v7 only (empty otherwise): see [`v5_records`](Self::v5_records).
+    pub fn v7_records(&self) -> impl Iterator<Item = v7::record::RecordView<&'s [u8]>> {
+        self.fixed_bytes(Protocol::V7)
+            .chunks_exact(v7::RECORD_LEN)
+            .map(v7::record::RecordView::new_unchecked)
+    }
+
+    /// The records of a v1/v5/v7 set of `protocol` (fixed templates only:
+    /// a v9 or IPFIX template of the same length is not such a set), else
+    /// empty.
+    fn fixed_bytes(&self, protocol: Protocol) -> &'s [u8] {
+        let fixed = self.template.protocol == protocol
+            && matches!(protocol, Protocol::V1 | Protocol::V5 | Protocol::V7);
+        if fixed {
+            self.body
+        } else {
+            &[]
+        }
+    }
+}
+
+/// The columns of `record_count` records of `template` in `body`, if the
+/// template has them (see [`DataSet::columns`]).
+#[inline]
+fn columns_of<'s>(
+    template: &'s Template,
+    body: &'s [u8],
+    record_count: usize,
+) -> Option<Columns<'s>> {
+    let stride = template.record_len?;
+    if template.has_lists {
+        return None;
+    }
+    // Whole records only (scan_records cut the body at the last one).
+    let body = record_count
+        .checked_mul(stride)
+        .and_then(|n| body.get(..n))
+        .unwrap_or(&[]);
+    Some(Columns {
+        steps: template.plan.iter().zip(template.fields.iter()),
+        records: body.chunks_exact(stride.max(1)),
+    })
 }
 
 /// Iterator over the records of a [`DataSet`].
