@@ -685,7 +685,22 @@ impl<'s> Column<'s> {
             Op::DtMilli if len == 8 => {
                 each!(8, |a| Value::DateTimeMilliseconds(u64::from_be_bytes(a)))
             }
-            op => {
+            // Every other op named (not `op =>`): the jump table then covers
+            // all of them and needs no range check, once per column.
+            op @ (Op::UInt
+            | Op::Signed
+            | Op::F32
+            | Op::F64
+            | Op::F64From32
+            | Op::Bool
+            | Op::Str
+            | Op::Bytes
+            | Op::DtSec
+            | Op::DtMilli
+            | Op::DtMicro
+            | Op::DtNano
+            | Op::List
+            | Op::Skip) => {
                 for r in records {
                     let Some(b) = r.get(start..start + len) else {
                         return;
