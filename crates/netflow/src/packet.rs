@@ -747,6 +747,42 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
         }
     }
 
+    /// A template record (`record`: its header of `header` bytes, then its
+    /// field specifiers) that repeats a template the scope holds, byte for
+    /// byte: what [`store_template`](Self::store_template) would do for it
+    /// (a refresh: the same cache changes, the same event), without reading
+    /// its specifiers one by one. Returns the record's length, or None (the
+    /// cache unchanged) for a record to read the usual way.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn refresh_unchanged(
+        &mut self,
+        record: &[u8],
+        header: usize,
+        template_id: u16,
+        kind: TemplateKind,
+        scope_count: u16,
+        field_count: usize,
+        offset: usize,
+    ) -> Option<usize> {
+        let n = self.cache.refresh_unchanged(
+            &self.scope_key,
+            template_id,
+            kind,
+            scope_count,
+            field_count,
+            record.get(header..)?,
+        )?;
+        self.forget_scope();
+        self.templates.push(TemplateEvent {
+            template_id,
+            kind,
+            change: TemplateChange::Refreshed,
+            offset,
+        });
+        Some(header + n)
+    }
+
     fn withdraw(&mut self, template_id: u16, kind: TemplateKind, offset: usize) {
         self.forget_scope();
         self.cache.withdraw(self.scope_key, template_id);
@@ -863,6 +899,13 @@ fn count_data_sets(bytes: &[u8], header_len: usize, end: usize) -> usize {
 /// must not reserve room for thousands of sets it will not hold.
 const PRESIZED_DATA_SETS: usize = 64;
 
+/// The big-endian 16-bit number at `b[at..at + 2]` (the caller checked
+/// the length).
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
 fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
 }
@@ -916,6 +959,15 @@ fn walk_v9<'a, S: SetSink<'a>>(
                 let mut pos = 0;
                 while body.len() - pos >= 4 && !all_zero(&body[pos..]) {
                     let at = offset + 4 + pos;
+                    let record = &body[pos..];
+                    let (id, count) = (be16(record, 0), be16(record, 2));
+                    let kind = TemplateKind::Data;
+                    if let Some(used) =
+                        w.refresh_unchanged(record, 4, id, kind, 0, count as usize, at)
+                    {
+                        pos += used;
+                        continue;
+                    }
                     match v9::parse_template(&body[pos..], max_fields, &mut w.specs) {
                         Ok((id, used)) => {
                             pos += used;
@@ -932,6 +984,19 @@ fn walk_v9<'a, S: SetSink<'a>>(
                 let mut pos = 0;
                 while body.len() - pos >= 6 && !all_zero(&body[pos..]) {
                     let at = offset + 4 + pos;
+                    let record = &body[pos..];
+                    let id = be16(record, 0);
+                    let (scope_len, option_len) = (be16(record, 2), be16(record, 4));
+                    if scope_len % 4 == 0 && option_len % 4 == 0 {
+                        let count = (scope_len as usize + option_len as usize) / 4;
+                        let (kind, scopes) = (TemplateKind::Options, scope_len / 4);
+                        if let Some(used) =
+                            w.refresh_unchanged(record, 6, id, kind, scopes, count, at)
+                        {
+                            pos += used;
+                            continue;
+                        }
+                    }
                     match v9::parse_options_template(&body[pos..], max_fields, &mut w.specs) {
                         Ok((id, scopes, used)) => {
                             pos += used;
@@ -1055,6 +1120,23 @@ fn walk_ipfix<'a, S: SetSink<'a>>(
                 let mut pos = 0;
                 while body.len() - pos >= 4 && !all_zero(&body[pos..]) {
                     let at = offset + 4 + pos;
+                    let record = &body[pos..];
+                    let (id, count) = (be16(record, 0), be16(record, 2) as usize);
+                    // Field count 0 is a withdrawal; an options template
+                    // record has its scope count after the field count.
+                    let fast = match (count, options) {
+                        (0, _) => None,
+                        (_, false) => Some((4, 0)),
+                        (_, true) => (record.len() >= 6).then(|| (6, be16(record, 4))),
+                    };
+                    if let Some((header, scopes)) = fast {
+                        if let Some(used) =
+                            w.refresh_unchanged(record, header, id, kind, scopes, count, at)
+                        {
+                            pos += used;
+                            continue;
+                        }
+                    }
                     let parsed = if options {
                         ipfix::parse_options_template(&body[pos..], max_fields, &mut w.specs)
                     } else {

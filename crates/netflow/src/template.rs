@@ -122,6 +122,41 @@ fn column_steps(fields: &[TemplateField], plan: &[FieldPlan]) -> Box<[ColumnStep
         .collect()
 }
 
+/// The field specifiers of a template record as they are on the wire: v9
+/// (RFC 3954 section 5.2) type and length; IPFIX (RFC 7011 section 3.2)
+/// element id and length, with the enterprise bit and number when the
+/// enterprise is not 0. Reading these bytes back gives `specs` again, so a
+/// template record whose specifiers are these bytes announces this same
+/// layout: exporters resend their templates every few packets (RFC 3954
+/// section 5.2, RFC 7011 section 8.2 over UDP), and comparing the bytes
+/// recognizes a refresh without reading the record field by field. Empty
+/// when `specs` has no such encoding (a v9 field of an enterprise, an IPFIX
+/// element id of 15 bits and more): such a template is never refreshed
+/// this way, only the slow way.
+fn wire_specs(protocol: Protocol, specs: &[FieldSpec]) -> Box<[u8]> {
+    let mut wire = Vec::with_capacity(4 * specs.len());
+    for s in specs {
+        let (enterprise, id) = (s.field.enterprise, s.field.id);
+        match protocol {
+            Protocol::Ipfix if id < 0x8000 && enterprise != 0 => {
+                wire.extend_from_slice(&(id | 0x8000).to_be_bytes());
+                wire.extend_from_slice(&s.length.to_be_bytes());
+                wire.extend_from_slice(&enterprise.to_be_bytes());
+            }
+            Protocol::Ipfix if id < 0x8000 => {
+                wire.extend_from_slice(&id.to_be_bytes());
+                wire.extend_from_slice(&s.length.to_be_bytes());
+            }
+            Protocol::V9 if enterprise == 0 => {
+                wire.extend_from_slice(&id.to_be_bytes());
+                wire.extend_from_slice(&s.length.to_be_bytes());
+            }
+            _ => return Box::new([]),
+        }
+    }
+    wire.into_boxed_slice()
+}
+
 fn plans(fields: &[TemplateField]) -> Box<[FieldPlan]> {
     fields
         .iter()
@@ -153,6 +188,9 @@ pub struct Template {
     pub(crate) plan: Box<[FieldPlan]>,
     /// The fields read as columns (see [`ColumnStep`]).
     pub(crate) columns: Box<[ColumnStep]>,
+    /// The field specifiers as a template record carries them (see
+    /// [`wire_specs`]); empty if they have no such encoding.
+    pub(crate) wire: Box<[u8]>,
     /// Record length when no field is variable-length.
     pub record_len: Option<usize>,
     /// Smallest possible record length (variable-length fields count 1 byte).
@@ -225,6 +263,7 @@ impl Template {
         Ok(Template {
             has_lists,
             columns: column_steps(&fields, &plan),
+            wire: wire_specs(protocol, specs),
             plan,
             protocol,
             id,
@@ -268,6 +307,7 @@ impl Template {
         let plan = plans(&fields);
         Template {
             columns: column_steps(&fields, &plan),
+            wire: Box::new([]),
             plan,
             protocol,
             id: 0,
