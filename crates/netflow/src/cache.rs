@@ -269,9 +269,15 @@ impl Clone for TemplateScope {
 
 impl TemplateScope {
     /// A shared empty scope, for records whose template has no lists.
+    /// A constant, not a `OnceLock`: every data set visited without lists
+    /// gets it, and a `OnceLock` is a load and a check each time.
     pub(crate) fn empty_static() -> &'static TemplateScope {
-        static EMPTY: std::sync::OnceLock<TemplateScope> = std::sync::OnceLock::new();
-        EMPTY.get_or_init(|| TemplateScope::empty(0))
+        static EMPTY: TemplateScope = TemplateScope {
+            templates: HashMap::with_hasher(BuildHasherDefault::new()),
+            clock: AtomicU64::new(0),
+            max_list_depth: 0,
+        };
+        &EMPTY
     }
     pub(crate) fn empty(max_list_depth: usize) -> Self {
         TemplateScope {

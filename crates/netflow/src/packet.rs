@@ -814,14 +814,30 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
         let at = self.scope_at();
         match at.and_then(|at| self.cache.template_in(at, template_id)) {
-            Some(template) => {
-                let scan = scan_records(template, body);
-                if let Some(kind) = scan.problem {
-                    self.errors.push(Error::new(kind, offset + 4 + scan.used));
+            // Fixed-length records (nearly every template): counted here, the
+            // padding error (RFC 7011 section 3.3.1, as scan_records reports
+            // it) built out of line, so that no `Option<ErrorKind>` is
+            // assembled and tested per set.
+            Some(template) => match template.record_len {
+                // compile() makes no template of length 0; checked anyway.
+                Some(len) if len > 0 => {
+                    let count = body.len() / len;
+                    let used = count * len;
+                    if body[used..].iter().any(|&b| b != 0) {
+                        let error = padding_error(template, offset, body.len() - used, used);
+                        self.errors.push(error);
+                    }
+                    self.sink.known(template, offset, &body[..used], count);
                 }
-                self.sink
-                    .known(template, offset, &body[..scan.used], scan.count);
-            }
+                _ => {
+                    let scan = scan_records(template, body);
+                    if let Some(kind) = scan.problem {
+                        self.errors.push(Error::new(kind, offset + 4 + scan.used));
+                    }
+                    self.sink
+                        .known(template, offset, &body[..scan.used], scan.count);
+                }
+            },
             None => self.deferred.push(MissingSet {
                 key: TemplateKey {
                     scope: self.scope_key,
@@ -872,6 +888,20 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
         };
         self.sink.finish(self.cache, &self.scope_key, info)
     }
+}
+
+/// The error of a data set whose bytes after its last record (`length` of
+/// them, from `used`) are not all zero, as `scan_records` reports it.
+#[cold]
+#[inline(never)]
+fn padding_error(template: &Template, offset: usize, length: usize, used: usize) -> Error {
+    Error::new(
+        ErrorKind::NonZeroPadding {
+            template_id: template.id,
+            length,
+        },
+        offset + 4 + used,
+    )
 }
 
 /// Number of data sets (set ID >= 256, in v9 and IPFIX alike) in the sets
