@@ -91,8 +91,12 @@ pub(crate) struct FieldPlan {
 /// the values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ColumnStep {
-    /// Offset in the record.
-    pub offset: u32,
+    /// Offset in the record. 16 bits (the entry fits 8 bytes, kept in every
+    /// cached template): a set is at most 65,535 bytes with its header (RFC
+    /// 3954 section 5.3, RFC 7011 section 3.3.2), so a record of a
+    /// template whose fields reach further is never in one, its columns
+    /// never have values, and its offsets (stored as 65,535) are never read.
+    pub offset: u16,
     pub length: u16,
     pub op: crate::value::Op,
     /// Index of the field in [`Template::fields`].
@@ -114,7 +118,7 @@ fn column_steps(fields: &[TemplateField], plan: &[FieldPlan]) -> Box<[ColumnStep
         .enumerate()
         .filter(|(_, p)| p.op != crate::value::Op::Skip)
         .map(|(i, p)| ColumnStep {
-            offset: p.offset,
+            offset: u16::try_from(p.offset).unwrap_or(u16::MAX),
             length: p.length,
             op: p.op,
             field: i as u16,
