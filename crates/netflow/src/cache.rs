@@ -269,9 +269,15 @@ impl Clone for TemplateScope {
 
 impl TemplateScope {
     /// A shared empty scope, for records whose template has no lists.
+    /// A constant, not a `OnceLock`: every data set visited without lists
+    /// gets it, and a `OnceLock` is a load and a check each time.
     pub(crate) fn empty_static() -> &'static TemplateScope {
-        static EMPTY: std::sync::OnceLock<TemplateScope> = std::sync::OnceLock::new();
-        EMPTY.get_or_init(|| TemplateScope::empty(0))
+        static EMPTY: TemplateScope = TemplateScope {
+            templates: HashMap::with_hasher(BuildHasherDefault::new()),
+            clock: AtomicU64::new(0),
+            max_list_depth: 0,
+        };
+        &EMPTY
     }
     pub(crate) fn empty(max_list_depth: usize) -> Self {
         TemplateScope {
@@ -487,6 +493,8 @@ pub struct TemplateCache {
     /// See [`take_spec_buffer`](Self::take_spec_buffer). Holds at most
     /// `max_fields_per_template` specifiers.
     spec_buffer: Vec<FieldSpec>,
+    /// Refreshes only the slow way (see [`set_slow_refresh`](Self::set_slow_refresh)).
+    slow_refresh: bool,
 }
 
 impl TemplateCache {
@@ -645,6 +653,49 @@ impl TemplateCache {
         true
     }
 
+    /// A template record that announces again, byte for byte, a template
+    /// the scope holds: `wire` starts with its field specifiers (see
+    /// `template::wire_specs`), `field_count` of them. If so, marks the
+    /// scope and the template used and counts the refresh, exactly as
+    /// [`insert`](Self::insert) does for a refresh, and returns the length
+    /// of the specifiers; else changes nothing (the caller then reads the
+    /// record and inserts it). Skips reading the specifiers into a list and
+    /// comparing them one by one with the template's fields.
+    pub(crate) fn refresh_unchanged(
+        &mut self,
+        key: &ScopeKey,
+        template_id: u16,
+        kind: TemplateKind,
+        scope_count: u16,
+        field_count: usize,
+        wire: &[u8],
+    ) -> Option<usize> {
+        if self.slow_refresh {
+            return None;
+        }
+        let at = self.scopes.position(key)?;
+        let scope = &self.scopes.slots[at].scope;
+        let existing = scope.templates.get(&template_id)?;
+        let t = &existing.template;
+        let n = t.wire.len();
+        let same = n > 0
+            && t.kind == kind
+            && t.scope_count == scope_count
+            && t.fields.len() == field_count
+            && wire.get(..n) == Some(&t.wire[..]);
+        if !same {
+            return None;
+        }
+        // What insert() does for a refresh: the scope used (touch_scope),
+        // the template used, the refresh counted.
+        existing.last_used.store(scope.tick(), Ordering::Relaxed);
+        self.scopes.last = at;
+        self.clock += 1;
+        self.scopes.slots[at].last_used = self.clock;
+        self.stats.refreshed += 1;
+        Some(n)
+    }
+
     /// Store a template record (already checked against the field limit).
     pub(crate) fn insert(
         &mut self,
@@ -784,6 +835,15 @@ impl TemplateCache {
             self.stats.withdrawn += ids.len() as u64;
         }
         ids
+    }
+
+    /// Recognize template refreshes only by reading the record and
+    /// comparing its fields, never by comparing its bytes with the held
+    /// template (see `refresh_unchanged`): for tests that check the two
+    /// ways agree.
+    #[doc(hidden)]
+    pub fn set_slow_refresh(&mut self, slow: bool) {
+        self.slow_refresh = slow;
     }
 
     /// Entries in the eviction indexes (scopes, templates): bounded by a

@@ -468,9 +468,10 @@ trait SetSink<'a> {
     /// The same for a data set whose template was defined later in the packet
     /// (handed over at the end of the walk).
     fn late(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize);
-    /// The walk is over; `lists` holds the packet's other lists.
+    /// The walk is over; `packet` holds the packet's other lists. By
+    /// reference, as [`Walk::finish`].
     fn finish(
-        self,
+        &mut self,
         cache: &mut TemplateCache,
         scope_key: &ScopeKey,
         packet: PacketInfo<'a>,
@@ -523,7 +524,7 @@ impl<'a> SetSink<'a> for PacketSets<'a> {
     /// per packet: holding it during the walk would make every later
     /// template change in the packet copy the whole scope.
     fn finish(
-        mut self,
+        &mut self,
         cache: &mut TemplateCache,
         scope_key: &ScopeKey,
         packet: PacketInfo<'a>,
@@ -541,7 +542,7 @@ impl<'a> SetSink<'a> for PacketSets<'a> {
         ExportPacket {
             exporter: packet.exporter,
             header: packet.header,
-            data_sets: self.data_sets,
+            data_sets: std::mem::take(&mut self.data_sets),
             missing: packet.missing,
             templates: packet.templates,
             errors: packet.errors,
@@ -603,7 +604,7 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
 
     #[inline(always)]
     fn finish(
-        mut self,
+        &mut self,
         cache: &mut TemplateCache,
         scope_key: &ScopeKey,
         packet: PacketInfo<'a>,
@@ -747,6 +748,42 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
         }
     }
 
+    /// A template record (`record`: its header of `header` bytes, then its
+    /// field specifiers) that repeats a template the scope holds, byte for
+    /// byte: what [`store_template`](Self::store_template) would do for it
+    /// (a refresh: the same cache changes, the same event), without reading
+    /// its specifiers one by one. Returns the record's length, or None (the
+    /// cache unchanged) for a record to read the usual way.
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn refresh_unchanged(
+        &mut self,
+        record: &[u8],
+        header: usize,
+        template_id: u16,
+        kind: TemplateKind,
+        scope_count: u16,
+        field_count: usize,
+        offset: usize,
+    ) -> Option<usize> {
+        let n = self.cache.refresh_unchanged(
+            &self.scope_key,
+            template_id,
+            kind,
+            scope_count,
+            field_count,
+            record.get(header..)?,
+        )?;
+        self.forget_scope();
+        self.templates.push(TemplateEvent {
+            template_id,
+            kind,
+            change: TemplateChange::Refreshed,
+            offset,
+        });
+        Some(header + n)
+    }
+
     fn withdraw(&mut self, template_id: u16, kind: TemplateKind, offset: usize) {
         self.forget_scope();
         self.cache.withdraw(self.scope_key, template_id);
@@ -778,14 +815,30 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     fn data_set(&mut self, template_id: u16, offset: usize, body: &'a [u8]) {
         let at = self.scope_at();
         match at.and_then(|at| self.cache.template_in(at, template_id)) {
-            Some(template) => {
-                let scan = scan_records(template, body);
-                if let Some(kind) = scan.problem {
-                    self.errors.push(Error::new(kind, offset + 4 + scan.used));
+            // Fixed-length records (nearly every template): counted here, the
+            // padding error (RFC 7011 section 3.3.1, as scan_records reports
+            // it) built out of line, so that no `Option<ErrorKind>` is
+            // assembled and tested per set.
+            Some(template) => match template.record_len {
+                // compile() makes no template of length 0; checked anyway.
+                Some(len) if len > 0 => {
+                    let count = body.len() / len;
+                    let used = count * len;
+                    if body[used..].iter().any(|&b| b != 0) {
+                        let error = padding_error(template, offset, body.len() - used, used);
+                        self.errors.push(error);
+                    }
+                    self.sink.known(template, offset, &body[..used], count);
                 }
-                self.sink
-                    .known(template, offset, &body[..scan.used], scan.count);
-            }
+                _ => {
+                    let scan = scan_records(template, body);
+                    if let Some(kind) = scan.problem {
+                        self.errors.push(Error::new(kind, offset + 4 + scan.used));
+                    }
+                    self.sink
+                        .known(template, offset, &body[..scan.used], scan.count);
+                }
+            },
             None => self.deferred.push(MissingSet {
                 key: TemplateKey {
                     scope: self.scope_key,
@@ -820,8 +873,10 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     }
 
     /// Retry deferred sets, and let the sink build what the walk returns.
+    /// By reference, the lists taken out: by value, the whole walk (256
+    /// bytes) was copied with `memcpy` once a packet.
     #[inline(always)]
-    fn finish(mut self, exporter: ExporterId, header: Header) -> S::Output {
+    fn finish(&mut self, exporter: ExporterId, header: Header) -> S::Output {
         self.cache
             .return_spec_buffer(std::mem::take(&mut self.specs));
         if !self.deferred.is_empty() {
@@ -830,12 +885,26 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
         let info = PacketInfo {
             exporter,
             header,
-            missing: self.missing,
-            templates: self.templates,
-            errors: self.errors,
+            missing: std::mem::take(&mut self.missing),
+            templates: std::mem::take(&mut self.templates),
+            errors: std::mem::take(&mut self.errors),
         };
         self.sink.finish(self.cache, &self.scope_key, info)
     }
+}
+
+/// The error of a data set whose bytes after its last record (`length` of
+/// them, from `used`) are not all zero, as `scan_records` reports it.
+#[cold]
+#[inline(never)]
+fn padding_error(template: &Template, offset: usize, length: usize, used: usize) -> Error {
+    Error::new(
+        ErrorKind::NonZeroPadding {
+            template_id: template.id,
+            length,
+        },
+        offset + 4 + used,
+    )
 }
 
 /// Number of data sets (set ID >= 256, in v9 and IPFIX alike) in the sets
@@ -862,6 +931,13 @@ fn count_data_sets(bytes: &[u8], header_len: usize, end: usize) -> usize {
 /// A datagram of empty data sets (4 bytes each) of templates not known
 /// must not reserve room for thousands of sets it will not hold.
 const PRESIZED_DATA_SETS: usize = 64;
+
+/// The big-endian 16-bit number at `b[at..at + 2]` (the caller checked
+/// the length).
+#[inline(always)]
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
 
 fn all_zero(b: &[u8]) -> bool {
     b.iter().all(|&x| x == 0)
@@ -916,6 +992,15 @@ fn walk_v9<'a, S: SetSink<'a>>(
                 let mut pos = 0;
                 while body.len() - pos >= 4 && !all_zero(&body[pos..]) {
                     let at = offset + 4 + pos;
+                    let record = &body[pos..];
+                    let (id, count) = (be16(record, 0), be16(record, 2));
+                    let kind = TemplateKind::Data;
+                    if let Some(used) =
+                        w.refresh_unchanged(record, 4, id, kind, 0, count as usize, at)
+                    {
+                        pos += used;
+                        continue;
+                    }
                     match v9::parse_template(&body[pos..], max_fields, &mut w.specs) {
                         Ok((id, used)) => {
                             pos += used;
@@ -932,6 +1017,19 @@ fn walk_v9<'a, S: SetSink<'a>>(
                 let mut pos = 0;
                 while body.len() - pos >= 6 && !all_zero(&body[pos..]) {
                     let at = offset + 4 + pos;
+                    let record = &body[pos..];
+                    let id = be16(record, 0);
+                    let (scope_len, option_len) = (be16(record, 2), be16(record, 4));
+                    if scope_len % 4 == 0 && option_len % 4 == 0 {
+                        let count = (scope_len as usize + option_len as usize) / 4;
+                        let (kind, scopes) = (TemplateKind::Options, scope_len / 4);
+                        if let Some(used) =
+                            w.refresh_unchanged(record, 6, id, kind, scopes, count, at)
+                        {
+                            pos += used;
+                            continue;
+                        }
+                    }
                     match v9::parse_options_template(&body[pos..], max_fields, &mut w.specs) {
                         Ok((id, scopes, used)) => {
                             pos += used;
@@ -1055,6 +1153,23 @@ fn walk_ipfix<'a, S: SetSink<'a>>(
                 let mut pos = 0;
                 while body.len() - pos >= 4 && !all_zero(&body[pos..]) {
                     let at = offset + 4 + pos;
+                    let record = &body[pos..];
+                    let (id, count) = (be16(record, 0), be16(record, 2) as usize);
+                    // Field count 0 is a withdrawal; an options template
+                    // record has its scope count after the field count.
+                    let fast = match (count, options) {
+                        (0, _) => None,
+                        (_, false) => Some((4, 0)),
+                        (_, true) => (record.len() >= 6).then(|| (6, be16(record, 4))),
+                    };
+                    if let Some((header, scopes)) = fast {
+                        if let Some(used) =
+                            w.refresh_unchanged(record, header, id, kind, scopes, count, at)
+                        {
+                            pos += used;
+                            continue;
+                        }
+                    }
                     let parsed = if options {
                         ipfix::parse_options_template(&body[pos..], max_fields, &mut w.specs)
                     } else {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::cache::TemplateScope;
 use crate::list::List;
 use crate::template::VARIABLE_LENGTH;
-use crate::template::{FieldPlan, Template, TemplateField, TemplateKind};
+use crate::template::{ColumnStep, Template, TemplateField, TemplateKind};
 use crate::value::{Op, Value, ValueKind};
 use crate::wire::{v1, v5, v7};
 use crate::{ErrorKind, Protocol};
@@ -355,7 +355,8 @@ fn columns_of<'s>(
         .and_then(|n| body.get(..n))
         .unwrap_or(&[]);
     Some(Columns {
-        steps: template.plan.iter().zip(template.fields.iter()),
+        steps: template.columns.iter(),
+        fields: &template.fields,
         records: body.chunks_exact(stride.max(1)),
     })
 }
@@ -584,7 +585,9 @@ fn visit_at<'a, F: FnMut(&'a TemplateField, Value<'a>)>(
 /// The columns of a [`DataSet`]: see [`DataSet::columns`].
 #[derive(Debug, Clone)]
 pub struct Columns<'s> {
-    steps: core::iter::Zip<core::slice::Iter<'s, FieldPlan>, core::slice::Iter<'s, TemplateField>>,
+    /// The template's column steps (padding left out when it was compiled).
+    steps: core::slice::Iter<'s, ColumnStep>,
+    fields: &'s [TemplateField],
     /// The records, cut once per set: each column clones the iterator
     /// (`chunks_exact` divides the length by the stride to count them; once
     /// per column that division was a tenth of reading a column of the 3
@@ -597,25 +600,29 @@ impl<'s> Iterator for Columns<'s> {
 
     #[inline]
     fn next(&mut self) -> Option<Column<'s>> {
-        loop {
-            let (plan, field) = self.steps.next()?;
-            if plan.op != Op::Skip {
-                return Some(Column {
-                    field,
-                    plan: *plan,
-                    records: self.records.clone(),
-                });
-            }
-        }
+        Some(Column {
+            step: self.steps.next()?,
+            fields: self.fields,
+            records: self.records.clone(),
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.steps.size_hint()
     }
 }
+
+impl ExactSizeIterator for Columns<'_> {}
 
 /// One field of every record of a data set of a fixed-length template
 /// (see [`DataSet::columns`]).
 #[derive(Debug, Clone)]
 pub struct Column<'s> {
-    field: &'s TemplateField,
-    plan: FieldPlan,
+    /// Borrowed, not copied: the offset and the decode step are then two
+    /// loads where a copy of the packed step was loaded and taken apart.
+    step: &'s ColumnStep,
+    /// The template's fields (`step.field` indexes them).
+    fields: &'s [TemplateField],
     /// The whole records of the set.
     records: core::slice::ChunksExact<'s, u8>,
 }
@@ -623,7 +630,9 @@ pub struct Column<'s> {
 impl<'s> Column<'s> {
     /// The template field of this column.
     pub fn field(&self) -> &'s TemplateField {
-        self.field
+        // `step.field` indexes the template's fields by construction
+        // (template::column_steps).
+        &self.fields[self.step.field as usize]
     }
 
     /// Number of values (the data set's record count).
@@ -642,8 +651,8 @@ impl<'s> Column<'s> {
     /// each value is a load, a byte swap and the caller's own work.
     #[inline]
     pub fn for_each<F: FnMut(Value<'s>)>(&self, mut f: F) {
-        let start = self.plan.offset as usize;
-        let len = self.plan.length as usize;
+        let start = self.step.offset as usize;
+        let len = self.step.length as usize;
         // compile() puts every field of a fixed-length template inside its
         // record: start + len <= stride, so the per-record slices below are
         // in range; they are still checked (a failure would end the column
@@ -662,7 +671,7 @@ impl<'s> Column<'s> {
                 }
             };
         }
-        match self.plan.op {
+        match self.step.op {
             Op::U8 => each!(1, |a| Value::Unsigned(a[0] as u64)),
             Op::U16 => each!(2, |a| Value::Unsigned(u16::from_be_bytes(a) as u64)),
             Op::U32 => each!(4, |a| Value::Unsigned(u32::from_be_bytes(a) as u64)),
@@ -676,7 +685,22 @@ impl<'s> Column<'s> {
             Op::DtMilli if len == 8 => {
                 each!(8, |a| Value::DateTimeMilliseconds(u64::from_be_bytes(a)))
             }
-            op => {
+            // Every other op named (not `op =>`): the jump table then covers
+            // all of them and needs no range check, once per column.
+            op @ (Op::UInt
+            | Op::Signed
+            | Op::F32
+            | Op::F64
+            | Op::F64From32
+            | Op::Bool
+            | Op::Str
+            | Op::Bytes
+            | Op::DtSec
+            | Op::DtMilli
+            | Op::DtMicro
+            | Op::DtNano
+            | Op::List
+            | Op::Skip) => {
                 for r in records {
                     let Some(b) = r.get(start..start + len) else {
                         return;
@@ -691,9 +715,9 @@ impl<'s> Column<'s> {
     /// [`for_each`](Self::for_each), as an iterator).
     pub fn values(&self) -> impl Iterator<Item = Value<'s>> + 's {
         let (start, len, op) = (
-            self.plan.offset as usize,
-            self.plan.length as usize,
-            self.plan.op,
+            self.step.offset as usize,
+            self.step.length as usize,
+            self.step.op,
         );
         self.records
             .clone()

@@ -83,6 +83,84 @@ pub(crate) struct FieldPlan {
     pub op: crate::value::Op,
 }
 
+/// One column of a fixed-length template without lists: a field that is
+/// not padding, at a known offset. Kept in its own array (no padding
+/// entries to skip, 8 bytes an entry read with plain loads), because a
+/// column is started once per field per data set, and with the 1 to 5
+/// records a set of the usual exporters that start cost as much as reading
+/// the values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ColumnStep {
+    /// Offset in the record. 16 bits (the entry fits 8 bytes, kept in every
+    /// cached template): a set is at most 65,535 bytes with its header (RFC
+    /// 3954 section 5.3, RFC 7011 section 3.3.2), so a record of a
+    /// template whose fields reach further is never in one, its columns
+    /// never have values, and its offsets (stored as 65,535) are never read.
+    pub offset: u16,
+    pub length: u16,
+    pub op: crate::value::Op,
+    /// Index of the field in [`Template::fields`].
+    pub field: u16,
+}
+
+/// The column steps of a template: empty unless every field has a fixed
+/// length and none is a list (the only templates with columns, see
+/// [`crate::DataSet::columns`]). A template record has at most 65,535
+/// fields (its field count is 16 bits in v9 and IPFIX).
+fn column_steps(fields: &[TemplateField], plan: &[FieldPlan]) -> Box<[ColumnStep]> {
+    let fixed = plan.iter().all(|p| {
+        p.offset != u32::MAX && p.length != VARIABLE_LENGTH && p.op != crate::value::Op::List
+    });
+    if !fixed || fields.len() > u16::MAX as usize + 1 {
+        return Box::new([]);
+    }
+    plan.iter()
+        .enumerate()
+        .filter(|(_, p)| p.op != crate::value::Op::Skip)
+        .map(|(i, p)| ColumnStep {
+            offset: u16::try_from(p.offset).unwrap_or(u16::MAX),
+            length: p.length,
+            op: p.op,
+            field: i as u16,
+        })
+        .collect()
+}
+
+/// The field specifiers of a template record as they are on the wire: v9
+/// (RFC 3954 section 5.2) type and length; IPFIX (RFC 7011 section 3.2)
+/// element id and length, with the enterprise bit and number when the
+/// enterprise is not 0. Reading these bytes back gives `specs` again, so a
+/// template record whose specifiers are these bytes announces this same
+/// layout: exporters resend their templates every few packets (RFC 3954
+/// section 5.2, RFC 7011 section 8.2 over UDP), and comparing the bytes
+/// recognizes a refresh without reading the record field by field. Empty
+/// when `specs` has no such encoding (a v9 field of an enterprise, an IPFIX
+/// element id of 15 bits and more): such a template is never refreshed
+/// this way, only the slow way.
+fn wire_specs(protocol: Protocol, specs: &[FieldSpec]) -> Box<[u8]> {
+    let mut wire = Vec::with_capacity(4 * specs.len());
+    for s in specs {
+        let (enterprise, id) = (s.field.enterprise, s.field.id);
+        match protocol {
+            Protocol::Ipfix if id < 0x8000 && enterprise != 0 => {
+                wire.extend_from_slice(&(id | 0x8000).to_be_bytes());
+                wire.extend_from_slice(&s.length.to_be_bytes());
+                wire.extend_from_slice(&enterprise.to_be_bytes());
+            }
+            Protocol::Ipfix if id < 0x8000 => {
+                wire.extend_from_slice(&id.to_be_bytes());
+                wire.extend_from_slice(&s.length.to_be_bytes());
+            }
+            Protocol::V9 if enterprise == 0 => {
+                wire.extend_from_slice(&id.to_be_bytes());
+                wire.extend_from_slice(&s.length.to_be_bytes());
+            }
+            _ => return Box::new([]),
+        }
+    }
+    wire.into_boxed_slice()
+}
+
 fn plans(fields: &[TemplateField]) -> Box<[FieldPlan]> {
     fields
         .iter()
@@ -112,6 +190,11 @@ pub struct Template {
     pub fields: Box<[TemplateField]>,
     /// Per field, the decode step (same order as `fields`).
     pub(crate) plan: Box<[FieldPlan]>,
+    /// The fields read as columns (see [`ColumnStep`]).
+    pub(crate) columns: Box<[ColumnStep]>,
+    /// The field specifiers as a template record carries them (see
+    /// [`wire_specs`]); empty if they have no such encoding.
+    pub(crate) wire: Box<[u8]>,
     /// Record length when no field is variable-length.
     pub record_len: Option<usize>,
     /// Smallest possible record length (variable-length fields count 1 byte).
@@ -180,9 +263,12 @@ impl Template {
                 ValueKind::BasicList | ValueKind::SubTemplateList | ValueKind::SubTemplateMultiList
             )
         });
+        let plan = plans(&fields);
         Ok(Template {
             has_lists,
-            plan: plans(&fields),
+            columns: column_steps(&fields, &plan),
+            wire: wire_specs(protocol, specs),
+            plan,
             protocol,
             id,
             kind,
@@ -222,8 +308,11 @@ impl Template {
             });
             offset += length as usize;
         }
+        let plan = plans(&fields);
         Template {
-            plan: plans(&fields),
+            columns: column_steps(&fields, &plan),
+            wire: Box::new([]),
+            plan,
             protocol,
             id: 0,
             kind: TemplateKind::Data,
