@@ -61,6 +61,12 @@ struct Row {
     reverse_packets: Option<u64>,
     sampling: Option<u64>,
     ip_version: Option<u64>,
+    src_mask: Option<u64>,
+    dst_mask: Option<u64>,
+    icmp_type: Option<u64>,
+    flow_label: Option<u64>,
+    end_reason: Option<u64>,
+    vlan: Option<u64>,
     /// Start/end candidates per unit (index = time unit - 1): (start, end).
     times: [(Option<u64>, Option<u64>); 5],
 }
@@ -72,13 +78,16 @@ fn mapped(a: IpAddr) -> ([u8; 16], bool) {
     }
 }
 
-/// Which core slot a field goes to: (slot, max width in bytes of the value).
+/// Which core slot a field goes to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Slot {
     Src,
     Dst,
     NextHop,
-    U(Column, u32),
+    /// An unsigned column: the column, the max width in bytes of the
+    /// field, and the flag that says which of two elements it came from
+    /// (0: the column has one).
+    U(Column, u32, u16),
     /// Total counters (85/86, reverse 85/86): only when the delta one is absent.
     Total(Column, u16),
     /// Time field: unit index, start?
@@ -89,8 +98,8 @@ fn slot(enterprise: u32, id: u16) -> Option<Slot> {
     use Column as C;
     if enterprise == REVERSE_PEN {
         return match id {
-            1 => Some(Slot::U(C::ReverseBytes, 8)),
-            2 => Some(Slot::U(C::ReversePackets, 8)),
+            1 => Some(Slot::U(C::ReverseBytes, 8, 0)),
+            2 => Some(Slot::U(C::ReversePackets, 8, 0)),
             85 => Some(Slot::Total(C::ReverseBytes, flags::REVERSE_BYTES_TOTAL)),
             86 => Some(Slot::Total(C::ReversePackets, flags::REVERSE_PACKETS_TOTAL)),
             _ => None,
@@ -100,23 +109,33 @@ fn slot(enterprise: u32, id: u16) -> Option<Slot> {
         return None;
     }
     Some(match id {
-        1 => Slot::U(C::Bytes, 8),
-        2 => Slot::U(C::Packets, 8),
-        4 => Slot::U(C::Protocol, 1),
-        5 => Slot::U(C::Tos, 1),
-        6 => Slot::U(C::TcpFlags, 2),
-        7 => Slot::U(C::SrcPort, 2),
+        1 => Slot::U(C::Bytes, 8, 0),
+        2 => Slot::U(C::Packets, 8, 0),
+        4 => Slot::U(C::Protocol, 1, 0),
+        5 => Slot::U(C::Tos, 1, 0),
+        6 => Slot::U(C::TcpFlags, 2, 0),
+        7 => Slot::U(C::SrcPort, 2, 0),
         8 | 27 => Slot::Src,
-        10 => Slot::U(C::InputIf, 4),
-        11 => Slot::U(C::DstPort, 2),
+        10 => Slot::U(C::InputIf, 4, 0),
+        11 => Slot::U(C::DstPort, 2, 0),
         12 | 28 => Slot::Dst,
-        14 => Slot::U(C::OutputIf, 4),
+        14 => Slot::U(C::OutputIf, 4, 0),
         15 | 62 => Slot::NextHop,
-        16 => Slot::U(C::SrcAs, 4),
-        17 => Slot::U(C::DstAs, 4),
-        34 => Slot::U(C::SamplingInterval, 4),
-        60 => Slot::U(C::IpVersion, 1),
-        61 => Slot::U(C::Direction, 1),
+        16 => Slot::U(C::SrcAs, 4, 0),
+        17 => Slot::U(C::DstAs, 4, 0),
+        34 => Slot::U(C::SamplingInterval, 4, 0),
+        9 => Slot::U(C::SrcMask, 1, 0),
+        29 => Slot::U(C::SrcMask, 1, flags::SRC_MASK_V6),
+        13 => Slot::U(C::DstMask, 1, 0),
+        30 => Slot::U(C::DstMask, 1, flags::DST_MASK_V6),
+        32 => Slot::U(C::IcmpType, 2, 0),
+        139 => Slot::U(C::IcmpType, 2, flags::ICMP_V6),
+        31 => Slot::U(C::FlowLabel, 4, 0),
+        136 => Slot::U(C::EndReason, 1, 0),
+        58 => Slot::U(C::Vlan, 2, 0),
+        59 => Slot::U(C::Vlan, 2, flags::VLAN_POST),
+        60 => Slot::U(C::IpVersion, 1, 0),
+        61 => Slot::U(C::Direction, 1, 0),
         85 => Slot::Total(C::Bytes, flags::BYTES_TOTAL),
         86 => Slot::Total(C::Packets, flags::PACKETS_TOTAL),
         22 => Slot::Time(0, true),
@@ -152,6 +171,12 @@ impl Row {
             C::IpVersion => &mut self.ip_version,
             C::Direction => &mut self.direction,
             C::ReverseBytes => &mut self.reverse_bytes,
+            C::SrcMask => &mut self.src_mask,
+            C::DstMask => &mut self.dst_mask,
+            C::IcmpType => &mut self.icmp_type,
+            C::FlowLabel => &mut self.flow_label,
+            C::EndReason => &mut self.end_reason,
+            C::Vlan => &mut self.vlan,
             _ => &mut self.reverse_packets,
         }
     }
@@ -176,7 +201,7 @@ impl Row {
                 }
                 true
             }
-            Slot::U(c, max) => {
+            Slot::U(c, max, bit) => {
                 let Value::Unsigned(v) = *value else {
                     return false;
                 };
@@ -190,6 +215,7 @@ impl Row {
                     return false;
                 }
                 *place = Some(v);
+                self.flags |= bit;
                 true
             }
             Slot::Total(c, bit) => {
@@ -524,7 +550,7 @@ enum Target {
 
 /// The columns a field of a record can be written to (the others are the
 /// export's, the times and `extra`).
-const FIELD_COLUMNS: [Column; 19] = [
+const FIELD_COLUMNS: [Column; 25] = [
     Column::SrcAddr,
     Column::DstAddr,
     Column::NextHop,
@@ -544,6 +570,12 @@ const FIELD_COLUMNS: [Column; 19] = [
     Column::ReversePackets,
     Column::SamplingInterval,
     Column::IpVersion,
+    Column::SrcMask,
+    Column::DstMask,
+    Column::IcmpType,
+    Column::FlowLabel,
+    Column::EndReason,
+    Column::Vlan,
 ];
 
 impl SetPlan {
@@ -623,7 +655,7 @@ impl SetPlan {
         }
         for place in &plan.places {
             let target = match *place {
-                Place::Row(Slot::U(c, _) | Slot::Total(c, _)) => Target::Unsigned(c),
+                Place::Row(Slot::U(c, ..) | Slot::Total(c, _)) => Target::Unsigned(c),
                 Place::Row(Slot::Src) => Target::Address(Column::SrcAddr),
                 Place::Row(Slot::Dst) => Target::Address(Column::DstAddr),
                 Place::Row(Slot::NextHop) => Target::Address(Column::NextHop),
@@ -876,6 +908,12 @@ fn write_rows<E: AsRef<[u8]>>(
     push_all(b, C::ReversePackets, rows.iter().map(|r| r.reverse_packets));
     push_all(b, C::SamplingInterval, rows.iter().map(|r| r.sampling));
     push_all(b, C::IpVersion, rows.iter().map(|r| r.ip_version));
+    push_all(b, C::SrcMask, rows.iter().map(|r| r.src_mask));
+    push_all(b, C::DstMask, rows.iter().map(|r| r.dst_mask));
+    push_all(b, C::IcmpType, rows.iter().map(|r| r.icmp_type));
+    push_all(b, C::FlowLabel, rows.iter().map(|r| r.flow_label));
+    push_all(b, C::EndReason, rows.iter().map(|r| r.end_reason));
+    push_all(b, C::Vlan, rows.iter().map(|r| r.vlan));
     push_extras(b, &extras[..n.min(extras.len())]);
     b.rows += n;
 }
@@ -1224,7 +1262,9 @@ pub(crate) fn record_fields(b: &Batch, row: usize) -> serde_json::Map<String, se
             );
         }
     }
-    let plain: [(Column, u32, u16); 18] = [
+    // The element of a column shared by two: by the row's flag.
+    let either = |bit: u16, a: u16, b: u16| if fl & bit != 0 { b } else { a };
+    let plain: [(Column, u32, u16); 24] = [
         (
             C::Bytes,
             0,
@@ -1269,6 +1309,12 @@ pub(crate) fn record_fields(b: &Batch, row: usize) -> serde_json::Map<String, se
                 2
             },
         ),
+        (C::SrcMask, 0, either(flags::SRC_MASK_V6, 9, 29)),
+        (C::DstMask, 0, either(flags::DST_MASK_V6, 13, 30)),
+        (C::IcmpType, 0, either(flags::ICMP_V6, 32, 139)),
+        (C::FlowLabel, 0, 31),
+        (C::EndReason, 0, 136),
+        (C::Vlan, 0, either(flags::VLAN_POST, 58, 59)),
         (C::FirstRaw, 0, 0),
         (C::LastRaw, 0, 0),
     ];

@@ -11,8 +11,12 @@ use super::{Batch, Column, ColumnData, COLUMNS};
 
 /// The first 8 bytes of a columns file.
 pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
-/// Format version written (and the highest read).
-pub const VERSION: u16 = 1;
+/// Format version written (and the highest read). Version 2 added the
+/// columns `src_mask` to `vlan` (ids 37 to 42), whose fields version 1
+/// kept in `extra`: a reader of version 1 would skip them as unknown
+/// columns and lose those fields, so it must refuse the file instead.
+/// Version 1 files read as they are (those fields from `extra`).
+pub const VERSION: u16 = 2;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
 const FOOTER_MAGIC: &[u8; 4] = b"NFCF";
@@ -283,6 +287,7 @@ pub type ReadBlock = Batch;
 pub struct ColumnFile {
     file: File,
     path: PathBuf,
+    version: u16,
     blocks: Vec<(BlockInfo, Vec<DirEntry>)>,
     report: ScanReport,
 }
@@ -346,6 +351,7 @@ impl ColumnFile {
         let mut f = ColumnFile {
             file,
             path,
+            version,
             blocks: Vec::new(),
             report: ScanReport::default(),
         };
@@ -527,6 +533,11 @@ impl ColumnFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The format version in the file header.
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The good blocks, in file order.
@@ -889,8 +900,11 @@ fn set_bits(bitmap: &[u8], rows: usize) -> usize {
 
 /// Open `path` for appending blocks: a new file gets the header; an
 /// existing columns file is cut after its last good block or footer (a
-/// block torn by a crash is dropped). Returns the file, positioned at its
-/// end, its length, and what was cut (if anything).
+/// block torn by a crash is dropped), and one of an earlier version gets
+/// this version in its header (its blocks read the same in this version;
+/// the appended ones may have columns the earlier version does not know).
+/// Returns the file, positioned at its end, its length, and what was cut
+/// (if anything).
 pub fn open_for_append(path: &Path) -> io::Result<(File, u64, Option<String>)> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -916,6 +930,14 @@ pub fn open_for_append(path: &Path) -> io::Result<(File, u64, Option<String>)> {
             len - good
         ));
         file.set_len(good)?;
+    }
+    if existing.version() < VERSION {
+        // Not through `file`: a positioned write to a file opened to
+        // append goes to its end on Linux.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all_at(&VERSION.to_le_bytes(), 8)?;
     }
     Ok((file, good, cut))
 }

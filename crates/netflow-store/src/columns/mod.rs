@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 1, all integers little-endian)
+//! # File layout (version 2, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 1 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 2 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -46,6 +46,12 @@
 //! file appended to after a restart (footer, then more blocks) too. Unknown
 //! column ids are skipped by readers; a column absent from a block reads as
 //! all nulls.
+//!
+//! Version 2 added the columns `src_mask` to `vlan` (ids 37 to 42) and
+//! their [`flags`] bits; version 1 files have those fields in `extra` and
+//! read the same (a version 1 block simply has none of those columns). A
+//! version 1 reader would skip the new columns and lose their fields, so
+//! the version in the header was raised: it refuses the file instead.
 //!
 //! # Schema: one row per data record (flow and options records)
 //!
@@ -98,6 +104,17 @@ pub mod flags {
     pub const REVERSE_BYTES_TOTAL: u16 = 1 << 7;
     /// `reverse_packets` came from reversePacketTotalCount.
     pub const REVERSE_PACKETS_TOTAL: u16 = 1 << 8;
+    /// `src_mask` came from sourceIPv6PrefixLength / IPV6_SRC_MASK (29),
+    /// not sourceIPv4PrefixLength / SRC_MASK (9). Version 2.
+    pub const SRC_MASK_V6: u16 = 1 << 9;
+    /// `dst_mask` came from IE 30, not 13. Version 2.
+    pub const DST_MASK_V6: u16 = 1 << 10;
+    /// `icmp_type` came from icmpTypeCodeIPv6 (139), not icmpTypeCodeIPv4 /
+    /// ICMP_TYPE (32). Version 2.
+    pub const ICMP_V6: u16 = 1 << 11;
+    /// `vlan` came from postVlanId / DST_VLAN (59), not vlanId / SRC_VLAN
+    /// (58). Version 2.
+    pub const VLAN_POST: u16 = 1 << 12;
 }
 
 /// Units of [`Column::TimeUnit`] (what `first_raw`/`last_raw` are).
@@ -221,10 +238,23 @@ columns! {
     IpVersion = 35, "ip_version", 1;
     /// Every other field, one compact JSON object (empty when none).
     Extra = 36, "extra", 0;
+    /// Source prefix length (IE 9, or 29 with [`flags::SRC_MASK_V6`]). Since version 2.
+    SrcMask = 37, "src_mask", 1;
+    /// Destination prefix length (IE 13, or 30 with [`flags::DST_MASK_V6`]). Since version 2.
+    DstMask = 38, "dst_mask", 1;
+    /// ICMP type and code, `type << 8 | code` (IE 32, or 139 with
+    /// [`flags::ICMP_V6`]). Since version 2.
+    IcmpType = 39, "icmp_type", 2;
+    /// IPv6 flow label (IE 31). Since version 2.
+    FlowLabel = 40, "flow_label", 4;
+    /// Flow end reason (IE 136). Since version 2.
+    EndReason = 41, "end_reason", 1;
+    /// VLAN id (IE 58, or 59 with [`flags::VLAN_POST`]). Since version 2.
+    Vlan = 42, "vlan", 2;
 }
 
 /// Number of columns in this version.
-pub const COLUMNS: usize = 37;
+pub const COLUMNS: usize = 43;
 
 /// One column's values in a [`Batch`]: little-endian values (or the
 /// `extra` bytes) and a validity bitmap.
