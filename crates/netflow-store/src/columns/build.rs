@@ -276,6 +276,7 @@ impl BatchBuilder {
 
     /// Append one row per data record of `export`; returns the rows added.
     pub fn add_export(&mut self, export: &Export<'_>) -> usize {
+        let first = self.batch.rows;
         let mut n = 0;
         for set in export.sets {
             if !self.record_at_a_time {
@@ -290,6 +291,7 @@ impl BatchBuilder {
                 n += 1;
             }
         }
+        push_export_columns(&mut self.batch, export, first, n);
         n
     }
 
@@ -733,14 +735,11 @@ enum Place {
     TimeExtra,
 }
 
-/// What the rows of one export and template share: the header's values
-/// (written once per column for all the rows) and what makes their times
-/// absolute.
+/// What the rows of one export and template share: their time unit and
+/// what makes their times absolute (the header's own columns:
+/// [`push_export_columns`]).
 struct ExportValues {
     received: f64,
-    exporter: SocketAddr,
-    export_nanos: Option<u32>,
-    header_sampling: Option<u16>,
     uptime: Option<u32>,
     export_ms: i64,
     /// The rows' time unit (1-based, [`time_unit`]).
@@ -756,18 +755,15 @@ impl ExportValues {
         chosen: Option<usize>,
     ) -> ExportValues {
         let header = export.header;
-        let (export_nanos, header_sampling) = match header {
-            Header::V1(h) => (Some(h.timestamp_nano), None),
-            Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
-            Header::V7(h) => (Some(h.timestamp_nano), None),
-            _ => (None, None),
+        let export_nanos = match header {
+            Header::V1(h) => Some(h.timestamp_nano),
+            Header::V5(h) => Some(h.timestamp_nano),
+            Header::V7(h) => Some(h.timestamp_nano),
+            _ => None,
         };
         let unit = chosen.map(|u| u as u8 + 1);
         ExportValues {
             received: export.received,
-            exporter: export.exporter,
-            export_nanos,
-            header_sampling,
             uptime: header.uptime(),
             export_ms: header.export_time() as i64 * 1000
                 + export_nanos.map_or(0, |n| (n / 1_000_000) as i64),
@@ -801,23 +797,11 @@ impl ExportValues {
         }
     }
 
-    /// The columns that are the same for every row: the export's and the
-    /// template's, `n` rows of each.
-    fn push_shared(&self, b: &mut Batch, header: &Header, template_id: u16, n: usize) {
-        use Column as C;
-        let (exp_addr, _) = mapped(self.exporter.ip());
-        push_same(b, C::Received, Some(self.received.to_bits()), n);
-        push_all_bytes(b, C::ExporterAddr, std::iter::repeat_n(Some(&exp_addr), n));
-        push_same(b, C::ExporterPort, Some(self.exporter.port() as u64), n);
-        push_same(b, C::Version, Some(header.version() as u64), n);
-        push_same(b, C::Domain, header.domain().map(u64::from), n);
-        push_same(b, C::TemplateId, Some(template_id as u64), n);
-        push_same(b, C::Sequence, header.sequence().map(u64::from), n);
-        push_same(b, C::ExportTime, Some(header.export_time() as u64), n);
-        push_same(b, C::ExportNanos, self.export_nanos.map(u64::from), n);
-        push_same(b, C::Uptime, self.uptime.map(u64::from), n);
-        push_same(b, C::HeaderSampling, self.header_sampling.map(u64::from), n);
-        push_same(b, C::TimeUnit, self.unit.map(u64::from), n);
+    /// The columns that are the same for every row of a template: `n`
+    /// rows of each (the export's own: [`push_export_columns`]).
+    fn push_shared(&self, b: &mut Batch, template_id: u16, n: usize) {
+        push_same(b, Column::TemplateId, Some(template_id as u64), n);
+        push_same(b, Column::TimeUnit, self.unit.map(u64::from), n);
     }
 
     /// The time columns of rows with these raw starts and ends, and the
@@ -880,7 +864,7 @@ fn write_rows<E: AsRef<[u8]>>(
     let n = rows.len();
     let rows = &*rows;
     use Column as C;
-    shared.push_shared(b, export.header, template_id, n);
+    shared.push_shared(b, template_id, n);
     push_all(b, C::Flags, rows.iter().map(|r| Some(r.flags as u64)));
     shared.push_times(
         b,
@@ -942,7 +926,7 @@ fn write_set_rows(
     let n = extras.len();
     let row = b.rows;
     let shared = ExportValues::new(export, init_time_ms, plan.chosen);
-    shared.push_shared(b, export.header, template_id, n);
+    shared.push_shared(b, template_id, n);
     let mut row_flags = plan.flags;
     if export.exporter.is_ipv6() {
         row_flags |= flags::EXPORTER_V6;
@@ -1012,10 +996,58 @@ fn write_set_rows(
     b.rows += n;
 }
 
+/// The columns of the export's header and exporter, the same for all
+/// its `n` rows from row `first` on: written once for the export after its
+/// sets, not once per set (a set of the usual exporters holds 2 to 5
+/// records, and these 10 columns for each set were a tenth of the decode
+/// thread).
+fn push_export_columns(b: &mut Batch, export: &Export<'_>, first: usize, n: usize) {
+    use Column as C;
+    if n == 0 {
+        return;
+    }
+    let header = export.header;
+    let (export_nanos, header_sampling) = match header {
+        Header::V1(h) => (Some(h.timestamp_nano), None),
+        Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
+        Header::V7(h) => (Some(h.timestamp_nano), None),
+        _ => (None, None),
+    };
+    let (exp_addr, _) = mapped(export.exporter.ip());
+    push_same_at(b, C::Received, Some(export.received.to_bits()), first, n);
+    let d = b.column_mut(C::ExporterAddr);
+    d.values.reserve(n * 16);
+    for _ in 0..n {
+        d.values.extend_from_slice(&exp_addr);
+    }
+    set_ones(&mut d.valid, first, n);
+    let port = Some(export.exporter.port() as u64);
+    push_same_at(b, C::ExporterPort, port, first, n);
+    let version = Some(header.version() as u64);
+    push_same_at(b, C::Version, version, first, n);
+    let domain = header.domain().map(u64::from);
+    push_same_at(b, C::Domain, domain, first, n);
+    let sequence = header.sequence().map(u64::from);
+    push_same_at(b, C::Sequence, sequence, first, n);
+    let export_time = Some(header.export_time() as u64);
+    push_same_at(b, C::ExportTime, export_time, first, n);
+    let nanos = export_nanos.map(u64::from);
+    push_same_at(b, C::ExportNanos, nanos, first, n);
+    let uptime = header.uptime().map(u64::from);
+    push_same_at(b, C::Uptime, uptime, first, n);
+    let sampling = header_sampling.map(u64::from);
+    push_same_at(b, C::HeaderSampling, sampling, first, n);
+}
+
 /// `n` rows of the same value (or null) in column `c`, from row `b.rows` on.
 #[inline(always)]
 fn push_same(b: &mut Batch, c: Column, value: Option<u64>, n: usize) {
-    let row = b.rows;
+    push_same_at(b, c, value, b.rows, n);
+}
+
+/// `n` rows of the same value (or null) in column `c`, from row `row` on.
+#[inline(always)]
+fn push_same_at(b: &mut Batch, c: Column, value: Option<u64>, row: usize, n: usize) {
     let w = c.width();
     let d = b.column_mut(c);
     match value {
