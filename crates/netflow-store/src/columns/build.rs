@@ -942,33 +942,23 @@ fn write_set_rows(
             Target::Unsigned(col) => {
                 let w = col.width();
                 let d = b.column_mut(col);
-                d.values.reserve(n * w);
-                let mut k = row;
-                c.for_each(|v| {
-                    if k < row + n {
-                        // Unsigned, as the kinds were checked.
-                        let x = if let Value::Unsigned(x) = v { x } else { 0 };
-                        d.values.extend_from_slice(&x.to_le_bytes()[..w]);
-                        set_bit(&mut d.valid, k, true);
-                        k += 1;
-                    }
-                });
-                push_nulls(d, k, row + n - k, w);
+                // The width a constant in each: a store per value, not a
+                // call to memcpy.
+                let k = match w {
+                    1 => put_values::<1>(d, &c, n, unsigned_bytes),
+                    2 => put_values::<2>(d, &c, n, unsigned_bytes),
+                    4 => put_values::<4>(d, &c, n, unsigned_bytes),
+                    _ => put_values::<8>(d, &c, n, unsigned_bytes),
+                };
+                set_ones(&mut d.valid, row, k);
+                push_nulls(d, row + k, n - k, w);
             }
             Target::Address(col) => {
                 let d = b.column_mut(col);
-                d.values.reserve(n * 16);
-                let mut k = row;
-                c.for_each(|v| {
-                    if k < row + n {
-                        // An address, as the kinds were checked.
-                        let a = v.as_ip().map_or([0; 16], |a| mapped(a).0);
-                        d.values.extend_from_slice(&a);
-                        set_bit(&mut d.valid, k, true);
-                        k += 1;
-                    }
-                });
-                push_nulls(d, k, row + n - k, 16);
+                // An address, as the kinds were checked.
+                let k = put_values::<16>(d, &c, n, |v| v.as_ip().map_or([0; 16], |a| mapped(a).0));
+                set_ones(&mut d.valid, row, k);
+                push_nulls(d, row + k, n - k, 16);
             }
             Target::Start | Target::End => {
                 let out = if *target == Target::Start {
@@ -994,6 +984,44 @@ fn write_set_rows(
     shared.push_times(b, starts.iter().copied().zip(ends.iter().copied()));
     push_extras(b, extras);
     b.rows += n;
+}
+
+/// Append the first `n` values of `c` to `d`, each as `bytes` makes it
+/// (`W` bytes); returns how many there were (at most `n`). Their validity
+/// bits are the caller's, set in one step. A value's bytes appended with
+/// the column's width known only at run time (a call to memcpy) and its
+/// bit set alone (the bitmap's length checked for each) cost 8 % more
+/// instructions in the decode thread (callgrind, the generator's v9
+/// stream).
+#[inline(always)]
+fn put_values<const W: usize>(
+    d: &mut ColumnData,
+    c: &netflow::record::Column<'_>,
+    n: usize,
+    bytes: impl Fn(&Value<'_>) -> [u8; W],
+) -> usize {
+    let start = d.values.len();
+    d.values.resize(start + n * W, 0);
+    let out = &mut d.values[start..];
+    let mut k = 0;
+    c.for_each(|v| {
+        if let Some(place) = out.get_mut(k * W..k * W + W) {
+            place.copy_from_slice(&bytes(&v));
+            k += 1;
+        }
+    });
+    d.values.truncate(start + k * W);
+    k
+}
+
+/// An unsigned value's `W` low bytes, little-endian (0 for another kind,
+/// which the plan's checks rule out).
+#[inline(always)]
+fn unsigned_bytes<const W: usize>(v: &Value<'_>) -> [u8; W] {
+    let x = if let Value::Unsigned(x) = *v { x } else { 0 };
+    let mut out = [0u8; W];
+    out.copy_from_slice(&x.to_le_bytes()[..W]);
+    out
 }
 
 /// The columns of the export's header and exporter, the same for all
