@@ -8,7 +8,7 @@ use std::sync::Arc;
 use netflow::template::REVERSE_PEN;
 use netflow::{DataSet, Header, Protocol, Template, Value};
 
-use super::{flags, set_bit, time_unit, Batch, Column, ColumnData, COLUMNS};
+use super::{flags, set_bit, set_ones, time_unit, Batch, Column, ColumnData, COLUMNS};
 use crate::Export;
 
 /// IE 160 systemInitTimeMilliseconds (IPFIX options data).
@@ -1088,28 +1088,6 @@ fn push_same_at(b: &mut Batch, c: Column, value: Option<u64>, row: usize, n: usi
             set_ones(&mut d.valid, row, n);
         }
         None => push_nulls(d, row, n, w),
-    }
-}
-
-/// Set bits `from..from + n` (the bits after `from` are clear).
-fn set_ones(bits: &mut Vec<u8>, from: usize, n: usize) {
-    if n == 0 {
-        return;
-    }
-    let end = from + n;
-    bits.resize(end.div_ceil(8), 0);
-    let mut i = from;
-    while i < end && i % 8 != 0 {
-        bits[i >> 3] |= 1 << (i & 7);
-        i += 1;
-    }
-    while i + 8 <= end {
-        bits[i >> 3] = 0xff;
-        i += 8;
-    }
-    while i < end {
-        bits[i >> 3] |= 1 << (i & 7);
-        i += 1;
     }
 }
 

@@ -491,36 +491,102 @@ pub(crate) fn set_bit(bits: &mut Vec<u8>, i: usize, on: bool) {
     }
 }
 
+/// Set bits `from..from + n` (the bits after `from` are clear), a byte at
+/// a time: a mask for the bits of each byte in the range. (Bit at a time,
+/// with a length check per bit, it was most of appending a decode
+/// worker's rows to the sink's batch, which is done column by column for
+/// a few rows at a time.)
+pub(crate) fn set_ones(bits: &mut Vec<u8>, from: usize, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let end = from + n;
+    bits.resize(end.div_ceil(8), 0);
+    let (first, last) = (from / 8, (end - 1) / 8);
+    for (i, byte) in bits[first..=last].iter_mut().enumerate() {
+        let at = first + i;
+        let lo = if at == first { from % 8 } else { 0 };
+        let hi = if at == last { (end - 1) % 8 + 1 } else { 8 };
+        *byte |= ((1u16 << hi) - (1u16 << lo)) as u8;
+    }
+}
+
 /// Append `n` bits of `src` (`nulls` of them clear) after the first `at`
 /// bits of `dst` (bits after `at` are clear).
 fn append_bits(dst: &mut Vec<u8>, at: usize, src: &[u8], n: usize, nulls: usize) {
     dst.truncate(at.div_ceil(8));
-    if at % 8 == 0 && nulls < n {
-        dst.extend_from_slice(&src[..n.div_ceil(8).min(src.len())]);
-    } else if nulls == 0 {
-        // All set: the rest of the partial byte, whole bytes, the last bits.
-        let end = at + n;
-        let mut i = at;
-        while i < end && i % 8 != 0 {
-            set_bit(dst, i, true);
-            i += 1;
-        }
-        if i % 8 == 0 {
-            dst.resize(i / 8, 0);
-            let whole = (end - i) / 8;
-            dst.extend(std::iter::repeat_n(0xffu8, whole));
-            i += whole * 8;
-        }
-        while i < end {
-            set_bit(dst, i, true);
-            i += 1;
-        }
+    let end = at + n;
+    if nulls == 0 {
+        set_ones(dst, at, n);
     } else if nulls < n {
-        for i in 0..n {
-            if bit(src, i) {
-                set_bit(dst, at + i, true);
+        let src = &src[..n.div_ceil(8).min(src.len())];
+        let shift = at % 8;
+        if shift == 0 {
+            dst.extend_from_slice(src);
+        } else {
+            // Each source byte straddles two of `dst`: its low bits go
+            // into the partial last byte, its high bits start the next.
+            for &b in src {
+                let last = dst.len() - 1;
+                dst[last] |= b << shift;
+                dst.push(b >> (8 - shift));
             }
         }
     }
-    dst.resize((at + n).div_ceil(8), 0);
+    dst.resize(end.div_ceil(8), 0);
+    // Bits of `src` past `n` (a read block's last byte may have them) are not rows.
+    if end % 8 != 0 {
+        if let Some(last) = dst.get_mut(end / 8) {
+            *last &= (1u8 << (end % 8)) - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{append_bits, bit, set_bit};
+
+    /// `append_bits` as `set_bit` one bit at a time would do it: every
+    /// start within a byte, lengths over byte boundaries, sources with
+    /// no, some and all bits set (and stray bits past their length).
+    #[test]
+    fn append_bits_is_set_bit_repeated() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for at in 0..20 {
+            for n in 0..40 {
+                for pattern in 0..5 {
+                    let mut src = Vec::new();
+                    for i in 0..n {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let on = match pattern {
+                            0 => false,
+                            1 => true,
+                            2 => i % 3 == 0,
+                            _ => state & 1 == 1,
+                        };
+                        set_bit(&mut src, i, on);
+                    }
+                    src.resize(n.div_ceil(8), 0);
+                    if pattern == 4 && n % 8 != 0 {
+                        // Stray bits past `n`.
+                        *src.last_mut().unwrap() |= !((1u8 << (n % 8)) - 1);
+                    }
+                    let nulls = (0..n).filter(|i| !bit(&src, *i)).count();
+                    let mut want = Vec::new();
+                    for i in 0..at {
+                        set_bit(&mut want, i, i % 2 == 1);
+                    }
+                    let mut got = want.clone();
+                    for i in 0..n {
+                        set_bit(&mut want, at + i, bit(&src, i));
+                    }
+                    want.resize((at + n).div_ceil(8), 0);
+                    append_bits(&mut got, at, &src, n, nulls);
+                    assert_eq!(got, want, "at {at}, {n} bits, pattern {pattern}");
+                }
+            }
+        }
+    }
 }
