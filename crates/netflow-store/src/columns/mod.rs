@@ -492,22 +492,29 @@ pub(crate) fn set_bit(bits: &mut Vec<u8>, i: usize, on: bool) {
 }
 
 /// Set bits `from..from + n` (the bits after `from` are clear), a byte at
-/// a time: a mask for the bits of each byte in the range. (Bit at a time,
+/// a time: a mask for the first and last bytes, whole bytes between. (Bit at a time,
 /// with a length check per bit, it was most of appending a decode
 /// worker's rows to the sink's batch, which is done column by column for
 /// a few rows at a time.)
+#[inline]
 pub(crate) fn set_ones(bits: &mut Vec<u8>, from: usize, n: usize) {
     if n == 0 {
         return;
     }
     let end = from + n;
-    bits.resize(end.div_ceil(8), 0);
+    if bits.len() < end.div_ceil(8) {
+        bits.resize(end.div_ceil(8), 0);
+    }
     let (first, last) = (from / 8, (end - 1) / 8);
-    for (i, byte) in bits[first..=last].iter_mut().enumerate() {
-        let at = first + i;
-        let lo = if at == first { from % 8 } else { 0 };
-        let hi = if at == last { (end - 1) % 8 + 1 } else { 8 };
-        *byte |= ((1u16 << hi) - (1u16 << lo)) as u8;
+    // The bits from `from` on in its byte, and up to `end - 1` in its.
+    let head = 0xffu8 << (from % 8);
+    let tail = 0xffu8 >> (7 - (end - 1) % 8);
+    if first == last {
+        bits[first] |= head & tail;
+    } else {
+        bits[first] |= head;
+        bits[first + 1..last].fill(0xff);
+        bits[last] |= tail;
     }
 }
 
