@@ -1218,3 +1218,61 @@ fn file_sink_lines_handed_to_the_compressor_are_written_after_a_failure() {
     assert!(text == lines.concat(), "lines lost or out of order");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A columns-style sink ([`Sink::takes_batches`]) that keeps when each
+/// batch came and how many rows it had.
+struct BatchLog {
+    got: std::sync::Arc<std::sync::Mutex<Vec<(Instant, usize)>>>,
+}
+
+impl Sink for BatchLog {
+    fn write(&mut self, _: &netflow_store::Export<'_>) -> std::io::Result<()> {
+        unreachable!("a batch sink")
+    }
+    fn takes_batches(&self) -> bool {
+        true
+    }
+    fn write_batch(&mut self, batch: &netflow_store::columns::Batch) -> std::io::Result<()> {
+        self.got
+            .lock()
+            .unwrap()
+            .push((Instant::now(), batch.rows()));
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn close(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A decode worker that keeps up (a datagram every 2 ms) gives the sink
+/// its rows many datagrams at a time, not one datagram's at a time, yet
+/// soon after they were built (not at the next flush or at shutdown);
+/// every record arrives.
+#[test]
+fn an_idle_worker_hands_over_rows_in_batches_and_soon() {
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let c = Collector::bind_with_sink(loopback(), BatchLog { got: got.clone() }).expect("binds");
+    let s = exporter_socket(c.local_addr());
+    let packet = vector("PACKET_V5");
+    for _ in 0..100 {
+        s.send(&packet).unwrap();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rows = || got.lock().unwrap().iter().map(|g| g.1).sum::<usize>();
+    wait_stats(&c, "every record handed over", |_| rows() == 300);
+    let calls = got.lock().unwrap().len();
+    // One datagram's rows per hand-over would be 100 calls.
+    assert!(calls <= 40, "{calls} hand-overs for 100 datagrams");
+    // One more datagram, then nothing: its rows come within the delay
+    // (20 ms), long before the flush interval.
+    let sent = Instant::now();
+    s.send(&packet).unwrap();
+    wait_stats(&c, "the last datagram's rows", |_| rows() == 303);
+    let (at, n) = *got.lock().unwrap().last().unwrap();
+    assert_eq!(n, 3);
+    assert!(at - sent < Duration::from_millis(500), "{:?}", at - sent);
+    c.shutdown();
+}

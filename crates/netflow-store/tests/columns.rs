@@ -459,3 +459,307 @@ fn a_reused_encoder_encodes_each_block_as_a_new_one() {
         );
     }
 }
+
+/// The flows-layout names of the fields each column of version 2 holds
+/// (as the decoder names them in v5, v9 and IPFIX records).
+const V2_COLUMNS: [(Column, &[&str]); 6] = [
+    (
+        Column::SrcMask,
+        &[
+            "SRC_MASK",
+            "IPV6_SRC_MASK",
+            "sourceIPv4PrefixLength",
+            "sourceIPv6PrefixLength",
+        ],
+    ),
+    (
+        Column::DstMask,
+        &[
+            "DST_MASK",
+            "IPV6_DST_MASK",
+            "destinationIPv4PrefixLength",
+            "destinationIPv6PrefixLength",
+        ],
+    ),
+    (
+        Column::IcmpType,
+        &["ICMP_TYPE", "icmpTypeCodeIPv4", "icmpTypeCodeIPv6"],
+    ),
+    (Column::FlowLabel, &["IPV6_FLOW_LABEL", "flowLabelIPv6"]),
+    (Column::EndReason, &["flowEndReason"]),
+    (
+        Column::Vlan,
+        &["SRC_VLAN", "DST_VLAN", "vlanId", "postVlanId"],
+    ),
+];
+
+/// Check the version 2 columns of a row against its flows line: a row
+/// with one of a column's fields has its value there (and not in
+/// `extra`; unless `strict`, a field may be in `extra` instead, as one
+/// too wide for its column is), a row without has none. Counts the values
+/// per column.
+fn check_v2_columns(
+    b: &Batch,
+    row: usize,
+    want: &Json,
+    ctx: &str,
+    seen: &mut [usize; 6],
+    strict: bool,
+) {
+    for (i, (c, names)) in V2_COLUMNS.iter().enumerate() {
+        let given: Vec<&Json> = names.iter().filter_map(|n| want["fields"].get(n)).collect();
+        match given.as_slice() {
+            [] => assert_eq!(b.u64(*c, row), None, "{ctx}: {}", c.name()),
+            [v] => {
+                let extra = b.extra(row).unwrap_or("");
+                let in_extra = names.iter().any(|n| extra.contains(&format!("\"{n}\"")));
+                match b.u64(*c, row) {
+                    // Its column, not `extra`.
+                    Some(x) => {
+                        assert_eq!(Json::from(x), **v, "{ctx}: {}", c.name());
+                        assert!(!in_extra, "{ctx}: {} also in extra: {extra}", c.name());
+                        seen[i] += 1;
+                    }
+                    // A field that does not fit the column (wider): `extra`.
+                    None => assert!(in_extra && !strict, "{ctx}: {} not in its column", c.name()),
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The fields version 2 stores in columns of their own: in them (not in
+/// `extra`) for every capture record that has one, as its flows line
+/// gives the value; every such column used by some capture but the flow
+/// label (no capture has one: see `v2_columns_of_a_built_packet`).
+#[test]
+fn v2_columns_hold_their_fields() {
+    let mut seen = [0usize; 6];
+    for cap in captures() {
+        let (lines, batches) = decode_capture(&cap);
+        let mut expect = lines.iter();
+        for b in &batches {
+            for row in 0..b.rows() {
+                let want = expect.next().unwrap();
+                let ctx = format!("{} row {row}: {want}", cap.display());
+                // The captures' fields all fit their columns.
+                check_v2_columns(b, row, want, &ctx, &mut seen, true);
+            }
+        }
+    }
+    for (i, (c, _)) in V2_COLUMNS.iter().enumerate() {
+        if *c != Column::FlowLabel {
+            assert!(seen[i] > 100, "{}: {} values", c.name(), seen[i]);
+        }
+    }
+}
+
+/// A hand-built IPFIX packet with every element of the version 2 columns
+/// (IPv4 and IPv6 ones, a second occurrence, one too wide for its column):
+/// each comes back as its flows line has it, set at a time and record at
+/// a time, through a file.
+#[test]
+fn v2_columns_of_a_built_packet() {
+    use netflow::encode::MessageBuilder;
+    use netflow::wire::ipfix::IpfixHeader;
+    use netflow::{FieldSpec, OwnedValue as V, Protocol, Template, TemplateKind};
+    let f = |id, len| FieldSpec::new(0, id, len);
+    let t6 = [
+        f(27, 16),
+        f(28, 16),
+        f(29, 1),
+        f(30, 1),
+        f(139, 2),
+        f(31, 4),
+        f(136, 1),
+        f(59, 2),
+        f(9, 1),
+    ];
+    let t4 = [
+        f(8, 4),
+        f(12, 4),
+        f(9, 1),
+        f(13, 2),
+        f(32, 2),
+        f(58, 2),
+        f(58, 2),
+    ];
+    let t6 = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &t6).unwrap();
+    let t4 = Template::compile(Protocol::Ipfix, 301, TemplateKind::Data, 0, &t4).unwrap();
+    let mut out = Vec::new();
+    let mut m = MessageBuilder::ipfix(
+        &mut out,
+        IpfixHeader {
+            export_time: 1_700_000_000,
+            sequence: 5,
+            observation_domain: 3,
+            ..Default::default()
+        },
+    );
+    m.template(&t6).unwrap();
+    m.template(&t4).unwrap();
+    for i in 0..5u64 {
+        m.values(
+            &t6,
+            &[
+                V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
+                V::Ipv6(std::net::Ipv6Addr::UNSPECIFIED),
+                V::Unsigned(48 + i),
+                V::Unsigned(64 + i),
+                V::Unsigned(0x8000 + i),
+                V::Unsigned(0xf_ffff - i),
+                V::Unsigned(1 + i),
+                V::Unsigned(4000 + i),
+                V::Unsigned(24),
+            ],
+        )
+        .unwrap();
+    }
+    for i in 0..3u64 {
+        m.values(
+            &t4,
+            &[
+                V::Ipv4([10, 0, 0, i as u8].into()),
+                V::Ipv4([192, 0, 2, i as u8].into()),
+                V::Unsigned(8 + i),
+                V::Unsigned(16 + i),
+                V::Unsigned(0x0303 + i),
+                V::Unsigned(100 + i),
+                V::Unsigned(200 + i),
+            ],
+        )
+        .unwrap();
+    }
+    m.finish().unwrap();
+    let mut decoder = Decoder::default();
+    let exporter: SocketAddr = "192.0.2.9:4739".parse().unwrap();
+    let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
+    let p = &decoded.packet;
+    assert_eq!(p.record_count(), 8);
+    let export = Export {
+        received: 1_700_000_000.5,
+        exporter,
+        header: &p.header,
+        sets: &p.data_sets,
+    };
+    let mut text = Vec::new();
+    write_export(Format::Flows, &mut text, &export);
+    let lines: Vec<Json> = String::from_utf8(text)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut builder = BatchBuilder::new();
+    assert_eq!(builder.add_export(&export), 8);
+    let path = tmp("v2-built.nfcol");
+    let mut w = ColumnWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
+    w.write_block(&builder.take()).unwrap();
+    w.finish().unwrap();
+    let f = ColumnFile::open(&path).unwrap();
+    assert_eq!(f.version(), 2);
+    let b = f.read_block(0, Column::ALL).unwrap();
+    assert_eq!(b.rows(), 8);
+    let mut seen = [0usize; 6];
+    for (row, want) in lines.iter().enumerate() {
+        let ctx = format!("row {row}: {want}");
+        assert_eq!(Json::Object(b.record_fields(row)), want["fields"], "{ctx}");
+        check_v2_columns(&b, row, want, &ctx, &mut seen, false);
+    }
+    // Every column took its field from every row that has it once: the
+    // masks and ICMP of both families, the flow label, the end reason and
+    // postVlanId of the IPv6 rows. Not the second vlanId ("vlanId#2", in
+    // `extra`), not the 2-byte destination prefix length (wider than its
+    // column).
+    assert_eq!(b.u64(Column::FlowLabel, 0), Some(0xf_ffff));
+    assert_eq!(b.u64(Column::IcmpType, 5), Some(0x0303));
+    assert_eq!(b.u64(Column::DstMask, 5), None);
+    assert!(
+        b.extra(5).unwrap().contains("destinationIPv4PrefixLength"),
+        "{:?}",
+        b.extra(5)
+    );
+    // The IPv6 rows' sourceIPv4PrefixLength after sourceIPv6PrefixLength: `extra`.
+    assert_eq!(b.u64(Column::SrcMask, 0), Some(48));
+    assert!(
+        b.extra(0).unwrap().contains("sourceIPv4PrefixLength"),
+        "{:?}",
+        b.extra(0)
+    );
+    assert_eq!(seen[3], 5, "flow labels");
+}
+
+/// A file written by version 1 (`testdata/columns/v1-captures.nfcol`,
+/// see the README there), where the fields of the version 2 columns are
+/// in `extra`: read by this version, every record comes back as its flows
+/// line; appended to, it becomes a version 2 file whose old rows read the
+/// same and whose new rows have those fields in their columns.
+#[test]
+fn version_1_files_read_the_same_and_take_version_2_blocks() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata");
+    let fixture = dir.join("columns/v1-captures.nfcol");
+    let order = [
+        "pmacct-v9.pcap",
+        "softflowd-v9-ether.pcap",
+        "softflowd-ipfix-ether-milli.pcap",
+        "softflowd-v5.pcap",
+        "pmacct-ipfix.pcap",
+        "softflowd-ipfix-biflow-nano.pcap",
+    ];
+    let lines: Vec<Json> = order
+        .iter()
+        .flat_map(|c| decode_capture(&dir.join("captures").join(c)).0)
+        .collect();
+    let fields_of = |f: &ColumnFile| -> Vec<(Json, Option<String>)> {
+        let mut out = Vec::new();
+        for i in 0..f.block_count() {
+            let b = f.read_block(i, Column::ALL).unwrap();
+            for r in 0..b.rows() {
+                out.push((
+                    Json::Object(b.record_fields(r)),
+                    b.extra(r).map(String::from),
+                ));
+            }
+        }
+        out
+    };
+    let old = ColumnFile::open(&fixture).unwrap();
+    assert_eq!(old.version(), 1);
+    assert!(old.is_complete() && old.problems().is_empty());
+    let rows = fields_of(&old);
+    assert_eq!(rows.len(), lines.len());
+    let mut masks_in_extra = 0;
+    for (r, ((got, extra), want)) in rows.iter().zip(&lines).enumerate() {
+        assert_eq!(*got, want["fields"], "row {r}");
+        masks_in_extra += usize::from(extra.as_deref().is_some_and(|e| e.contains("SRC_MASK")));
+    }
+    assert!(
+        masks_in_extra > 100,
+        "{masks_in_extra}: not a version 1 file?"
+    );
+
+    // Appended to: version 2 in the header, the old rows as before.
+    let path = tmp("v1-appended.nfcol");
+    std::fs::copy(&fixture, &path).unwrap();
+    let (mut file, _, cut) = open_for_append(&path).unwrap();
+    assert!(cut.is_none());
+    let (new_lines, batches) = decode_capture(&dir.join("captures/pmacct-v9.pcap"));
+    use std::io::Write;
+    for b in batches.iter().filter(|b| b.rows() > 0) {
+        file.write_all(&encode_block(b).bytes).unwrap();
+    }
+    drop(file);
+    let f = ColumnFile::open(&path).unwrap();
+    assert_eq!(f.version(), 2);
+    assert!(f.problems().is_empty(), "{:?}", f.problems());
+    let all = fields_of(&f);
+    assert_eq!(all.len(), rows.len() + new_lines.len());
+    assert_eq!(all[..rows.len()], rows[..]);
+    for ((got, extra), want) in all[rows.len()..].iter().zip(&new_lines) {
+        assert_eq!(*got, want["fields"]);
+        assert!(
+            !extra.as_deref().unwrap_or("").contains("SRC_MASK"),
+            "{extra:?}"
+        );
+    }
+}

@@ -11,8 +11,12 @@ use super::{Batch, Column, ColumnData, COLUMNS};
 
 /// The first 8 bytes of a columns file.
 pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
-/// Format version written (and the highest read).
-pub const VERSION: u16 = 1;
+/// Format version written (and the highest read). Version 2 added the
+/// columns `src_mask` to `vlan` (ids 37 to 42), whose fields version 1
+/// kept in `extra`: a reader of version 1 would skip them as unknown
+/// columns and lose those fields, so it must refuse the file instead.
+/// Version 1 files read as they are (those fields from `extra`).
+pub const VERSION: u16 = 2;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
 const FOOTER_MAGIC: &[u8; 4] = b"NFCF";
@@ -92,10 +96,9 @@ pub struct EncodedBlock {
 pub fn encode_block(batch: &Batch) -> EncodedBlock {
     let mut encoder = BlockEncoder::default();
     let info = encoder.encode(batch).1;
-    EncodedBlock {
-        bytes: std::mem::take(&mut encoder.out),
-        info,
-    }
+    let mut bytes = std::mem::take(&mut encoder.out);
+    bytes.truncate(encoder.len);
+    EncodedBlock { bytes, info }
 }
 
 /// [`encode_block`] for a writer of many blocks (the collector): the
@@ -109,8 +112,10 @@ pub struct BlockEncoder {
     /// A column's bitmap and values (and offsets) when they must be put
     /// together before compressing.
     raw: Vec<u8>,
-    /// The block: header, column directory, stored columns.
+    /// The block: header, column directory, stored columns (its first
+    /// `len` bytes; the rest is room kept for the next blocks).
     out: Vec<u8>,
+    len: usize,
 }
 
 impl BlockEncoder {
@@ -124,9 +129,16 @@ impl BlockEncoder {
         let ncols = Column::ALL.iter().filter(|c| stored(c).is_some()).count();
         let dir_at = BLOCK_HEADER_LEN;
         let data_at = dir_at + ncols * DIR_ENTRY_LEN;
+        // `out` only grows: every byte of the block is written below (the
+        // header, each directory entry and each column whole), so the room
+        // for a column's compressed bytes is not zeroed again before every
+        // column, as resizing and truncating it was (a tenth of the
+        // writer thread, in `memset`).
         let out = &mut self.out;
-        out.clear();
-        out.resize(data_at, 0);
+        if out.len() < data_at {
+            out.resize(data_at, 0);
+        }
+        let mut end = data_at;
         for (n, (c, col)) in Column::ALL
             .iter()
             .filter_map(|c| stored(c).map(|col| (c, col)))
@@ -150,23 +162,24 @@ impl BlockEncoder {
                 raw.extend_from_slice(&col.values);
                 raw
             };
-            let at = out.len();
-            out.resize(
-                at + lz4_flex::block::get_maximum_output_size(input.len()),
-                0,
-            );
-            let compressed = lz4_flex::block::compress_into(input, &mut out[at..])
+            let at = end;
+            // At least `input.len()`: room for the column stored raw too.
+            let room = at + lz4_flex::block::get_maximum_output_size(input.len());
+            if out.len() < room {
+                out.resize(room, 0);
+            }
+            let compressed = lz4_flex::block::compress_into(input, &mut out[at..room])
                 .expect("the output is sized by get_maximum_output_size");
             let codec = if compressed < input.len() {
-                out.truncate(at + compressed);
+                end = at + compressed;
                 CODEC_LZ4
             } else {
-                out.truncate(at);
-                out.extend_from_slice(input);
+                end = at + input.len();
+                out[at..end].copy_from_slice(input);
                 CODEC_RAW
             };
-            let crc = crc32fast::hash(&out[at..]);
-            let stored_len = (out.len() - at) as u32;
+            let crc = crc32fast::hash(&out[at..end]);
+            let stored_len = (end - at) as u32;
             let entry = &mut out[dir_at + n * DIR_ENTRY_LEN..][..DIR_ENTRY_LEN];
             entry[0..2].copy_from_slice(&(*c as u16).to_le_bytes());
             entry[2] = codec;
@@ -176,7 +189,7 @@ impl BlockEncoder {
             entry[12..16].copy_from_slice(&crc.to_le_bytes());
         }
         let (min, max) = batch.time_range().unwrap_or((0, 0));
-        let body_len = (out.len() - BLOCK_HEADER_LEN) as u32;
+        let body_len = (end - BLOCK_HEADER_LEN) as u32;
         let head = &mut out[..BLOCK_HEADER_LEN];
         head[0..4].copy_from_slice(BLOCK_MAGIC);
         head[4..8].copy_from_slice(&(rows as u32).to_le_bytes());
@@ -191,8 +204,9 @@ impl BlockEncoder {
         crc.update(&out[dir_at..data_at]);
         let crc = crc.finalize();
         out[BLOCK_HEADER_LEN - 4..BLOCK_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+        self.len = end;
         (
-            out,
+            &out[..end],
             BlockInfo {
                 offset: 0,
                 rows: rows as u32,
@@ -283,6 +297,7 @@ pub type ReadBlock = Batch;
 pub struct ColumnFile {
     file: File,
     path: PathBuf,
+    version: u16,
     blocks: Vec<(BlockInfo, Vec<DirEntry>)>,
     report: ScanReport,
 }
@@ -346,6 +361,7 @@ impl ColumnFile {
         let mut f = ColumnFile {
             file,
             path,
+            version,
             blocks: Vec::new(),
             report: ScanReport::default(),
         };
@@ -527,6 +543,11 @@ impl ColumnFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The format version in the file header.
+    pub fn version(&self) -> u16 {
+        self.version
     }
 
     /// The good blocks, in file order.
@@ -889,8 +910,11 @@ fn set_bits(bitmap: &[u8], rows: usize) -> usize {
 
 /// Open `path` for appending blocks: a new file gets the header; an
 /// existing columns file is cut after its last good block or footer (a
-/// block torn by a crash is dropped). Returns the file, positioned at its
-/// end, its length, and what was cut (if anything).
+/// block torn by a crash is dropped), and one of an earlier version gets
+/// this version in its header (its blocks read the same in this version;
+/// the appended ones may have columns the earlier version does not know).
+/// Returns the file, positioned at its end, its length, and what was cut
+/// (if anything).
 pub fn open_for_append(path: &Path) -> io::Result<(File, u64, Option<String>)> {
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -916,6 +940,14 @@ pub fn open_for_append(path: &Path) -> io::Result<(File, u64, Option<String>)> {
             len - good
         ));
         file.set_len(good)?;
+    }
+    if existing.version() < VERSION {
+        // Not through `file`: a positioned write to a file opened to
+        // append goes to its end on Linux.
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)?
+            .write_all_at(&VERSION.to_le_bytes(), 8)?;
     }
     Ok((file, good, cut))
 }

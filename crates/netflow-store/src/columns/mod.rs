@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 1, all integers little-endian)
+//! # File layout (version 2, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 1 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 2 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -46,6 +46,12 @@
 //! file appended to after a restart (footer, then more blocks) too. Unknown
 //! column ids are skipped by readers; a column absent from a block reads as
 //! all nulls.
+//!
+//! Version 2 added the columns `src_mask` to `vlan` (ids 37 to 42) and
+//! their [`flags`] bits; version 1 files have those fields in `extra` and
+//! read the same (a version 1 block simply has none of those columns). A
+//! version 1 reader would skip the new columns and lose their fields, so
+//! the version in the header was raised: it refuses the file instead.
 //!
 //! # Schema: one row per data record (flow and options records)
 //!
@@ -98,6 +104,17 @@ pub mod flags {
     pub const REVERSE_BYTES_TOTAL: u16 = 1 << 7;
     /// `reverse_packets` came from reversePacketTotalCount.
     pub const REVERSE_PACKETS_TOTAL: u16 = 1 << 8;
+    /// `src_mask` came from sourceIPv6PrefixLength / IPV6_SRC_MASK (29),
+    /// not sourceIPv4PrefixLength / SRC_MASK (9). Version 2.
+    pub const SRC_MASK_V6: u16 = 1 << 9;
+    /// `dst_mask` came from IE 30, not 13. Version 2.
+    pub const DST_MASK_V6: u16 = 1 << 10;
+    /// `icmp_type` came from icmpTypeCodeIPv6 (139), not icmpTypeCodeIPv4 /
+    /// ICMP_TYPE (32). Version 2.
+    pub const ICMP_V6: u16 = 1 << 11;
+    /// `vlan` came from postVlanId / DST_VLAN (59), not vlanId / SRC_VLAN
+    /// (58). Version 2.
+    pub const VLAN_POST: u16 = 1 << 12;
 }
 
 /// Units of [`Column::TimeUnit`] (what `first_raw`/`last_raw` are).
@@ -221,10 +238,23 @@ columns! {
     IpVersion = 35, "ip_version", 1;
     /// Every other field, one compact JSON object (empty when none).
     Extra = 36, "extra", 0;
+    /// Source prefix length (IE 9, or 29 with [`flags::SRC_MASK_V6`]). Since version 2.
+    SrcMask = 37, "src_mask", 1;
+    /// Destination prefix length (IE 13, or 30 with [`flags::DST_MASK_V6`]). Since version 2.
+    DstMask = 38, "dst_mask", 1;
+    /// ICMP type and code, `type << 8 | code` (IE 32, or 139 with
+    /// [`flags::ICMP_V6`]). Since version 2.
+    IcmpType = 39, "icmp_type", 2;
+    /// IPv6 flow label (IE 31). Since version 2.
+    FlowLabel = 40, "flow_label", 4;
+    /// Flow end reason (IE 136). Since version 2.
+    EndReason = 41, "end_reason", 1;
+    /// VLAN id (IE 58, or 59 with [`flags::VLAN_POST`]). Since version 2.
+    Vlan = 42, "vlan", 2;
 }
 
 /// Number of columns in this version.
-pub const COLUMNS: usize = 37;
+pub const COLUMNS: usize = 43;
 
 /// One column's values in a [`Batch`]: little-endian values (or the
 /// `extra` bytes) and a validity bitmap.
@@ -461,36 +491,109 @@ pub(crate) fn set_bit(bits: &mut Vec<u8>, i: usize, on: bool) {
     }
 }
 
+/// Set bits `from..from + n` (the bits after `from` are clear), a byte at
+/// a time: a mask for the first and last bytes, whole bytes between. (Bit at a time,
+/// with a length check per bit, it was most of appending a decode
+/// worker's rows to the sink's batch, which is done column by column for
+/// a few rows at a time.)
+#[inline]
+pub(crate) fn set_ones(bits: &mut Vec<u8>, from: usize, n: usize) {
+    if n == 0 {
+        return;
+    }
+    let end = from + n;
+    if bits.len() < end.div_ceil(8) {
+        bits.resize(end.div_ceil(8), 0);
+    }
+    let (first, last) = (from / 8, (end - 1) / 8);
+    // The bits from `from` on in its byte, and up to `end - 1` in its.
+    let head = 0xffu8 << (from % 8);
+    let tail = 0xffu8 >> (7 - (end - 1) % 8);
+    if first == last {
+        bits[first] |= head & tail;
+    } else {
+        bits[first] |= head;
+        bits[first + 1..last].fill(0xff);
+        bits[last] |= tail;
+    }
+}
+
 /// Append `n` bits of `src` (`nulls` of them clear) after the first `at`
 /// bits of `dst` (bits after `at` are clear).
 fn append_bits(dst: &mut Vec<u8>, at: usize, src: &[u8], n: usize, nulls: usize) {
     dst.truncate(at.div_ceil(8));
-    if at % 8 == 0 && nulls < n {
-        dst.extend_from_slice(&src[..n.div_ceil(8).min(src.len())]);
-    } else if nulls == 0 {
-        // All set: the rest of the partial byte, whole bytes, the last bits.
-        let end = at + n;
-        let mut i = at;
-        while i < end && i % 8 != 0 {
-            set_bit(dst, i, true);
-            i += 1;
-        }
-        if i % 8 == 0 {
-            dst.resize(i / 8, 0);
-            let whole = (end - i) / 8;
-            dst.extend(std::iter::repeat_n(0xffu8, whole));
-            i += whole * 8;
-        }
-        while i < end {
-            set_bit(dst, i, true);
-            i += 1;
-        }
+    let end = at + n;
+    if nulls == 0 {
+        set_ones(dst, at, n);
     } else if nulls < n {
-        for i in 0..n {
-            if bit(src, i) {
-                set_bit(dst, at + i, true);
+        let src = &src[..n.div_ceil(8).min(src.len())];
+        let shift = at % 8;
+        if shift == 0 {
+            dst.extend_from_slice(src);
+        } else {
+            // Each source byte straddles two of `dst`: its low bits go
+            // into the partial last byte, its high bits start the next.
+            for &b in src {
+                let last = dst.len() - 1;
+                dst[last] |= b << shift;
+                dst.push(b >> (8 - shift));
             }
         }
     }
-    dst.resize((at + n).div_ceil(8), 0);
+    dst.resize(end.div_ceil(8), 0);
+    // Bits of `src` past `n` (a read block's last byte may have them) are not rows.
+    if end % 8 != 0 {
+        if let Some(last) = dst.get_mut(end / 8) {
+            *last &= (1u8 << (end % 8)) - 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{append_bits, bit, set_bit};
+
+    /// `append_bits` as `set_bit` one bit at a time would do it: every
+    /// start within a byte, lengths over byte boundaries, sources with
+    /// no, some and all bits set (and stray bits past their length).
+    #[test]
+    fn append_bits_is_set_bit_repeated() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for at in 0..20 {
+            for n in 0..40 {
+                for pattern in 0..5 {
+                    let mut src = Vec::new();
+                    for i in 0..n {
+                        state ^= state << 13;
+                        state ^= state >> 7;
+                        state ^= state << 17;
+                        let on = match pattern {
+                            0 => false,
+                            1 => true,
+                            2 => i % 3 == 0,
+                            _ => state & 1 == 1,
+                        };
+                        set_bit(&mut src, i, on);
+                    }
+                    src.resize(n.div_ceil(8), 0);
+                    if pattern == 4 && n % 8 != 0 {
+                        // Stray bits past `n`.
+                        *src.last_mut().unwrap() |= !((1u8 << (n % 8)) - 1);
+                    }
+                    let nulls = (0..n).filter(|i| !bit(&src, *i)).count();
+                    let mut want = Vec::new();
+                    for i in 0..at {
+                        set_bit(&mut want, i, i % 2 == 1);
+                    }
+                    let mut got = want.clone();
+                    for i in 0..n {
+                        set_bit(&mut want, at + i, bit(&src, i));
+                    }
+                    want.resize((at + n).div_ceil(8), 0);
+                    append_bits(&mut got, at, &src, n, nulls);
+                    assert_eq!(got, want, "at {at}, {n} bits, pattern {pattern}");
+                }
+            }
+        }
+    }
 }
