@@ -14,9 +14,13 @@
 //! the enterprise bit with enterprise 0, field counts and scope counts that
 //! differ while the specifier bytes agree).
 
+mod inputs_support;
+
 use std::path::Path;
 
-use netflow::{decode_hex, parse_packet_from, visit_packet_from, ExporterId, TemplateCache};
+use inputs_support::{captures, seeds};
+
+use netflow::{parse_packet_from, visit_packet_from, ExporterId, TemplateCache};
 
 fn exporter(port: u16) -> ExporterId {
     ExporterId(([192, 0, 2, 7], port).into())
@@ -87,47 +91,6 @@ impl Pair {
         }
         self.refreshes = a.stats().refreshed;
     }
-}
-
-fn captures() -> Vec<(String, Vec<Vec<u8>>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|path| {
-            let mut r = netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
-            let mut payloads = Vec::new();
-            while let Some(d) = r.next_datagram() {
-                payloads.push(d.unwrap().payload.to_vec());
-            }
-            (path.file_name().unwrap().to_string_lossy().into(), payloads)
-        })
-        .collect()
-}
-
-fn seeds() -> Vec<(String, Vec<u8>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/seed_vectors.json"
-    );
-    let all: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    all["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().unwrap().to_string(),
-                decode_hex(v["hex"].as_str().unwrap()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 /// Byte ranges of the (options) template sets of a v9 or IPFIX packet.

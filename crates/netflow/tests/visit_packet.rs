@@ -11,10 +11,14 @@
 //! owned column values), so an API that drops, repeats, reorders or
 //! misdecodes a set, or updates the cache differently, fails here.
 
+mod inputs_support;
+
 use std::path::Path;
 
+use inputs_support::{captures, seeds};
+
 use netflow::{
-    decode_hex, parse_packet_from, visit_packet, visit_packet_from, DataSet, DataSetView, Decoder,
+    parse_packet_from, visit_packet, visit_packet_from, DataSet, DataSetView, Decoder,
     ExportPacket, ExporterId, OwnedRecord, OwnedValue, PendingBuffer, PendingLimits, TemplateCache,
     VisitedPacket,
 };
@@ -172,47 +176,6 @@ fn compare(p: &ExportPacket<'_>, v: &VisitedPacket<'_>, sets: &[SetDesc], what: 
 
 fn offsets(sets: &[SetDesc]) -> Vec<usize> {
     sets.iter().map(|s| s.offset).collect()
-}
-
-fn captures() -> Vec<(String, Vec<Vec<u8>>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
-    let mut names: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-        .collect();
-    names.sort();
-    names
-        .into_iter()
-        .map(|path| {
-            let mut r = netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
-            let mut payloads = Vec::new();
-            while let Some(d) = r.next_datagram() {
-                payloads.push(d.unwrap().payload.to_vec());
-            }
-            (path.file_name().unwrap().to_string_lossy().into(), payloads)
-        })
-        .collect()
-}
-
-fn seeds() -> Vec<(String, Vec<u8>)> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../testdata/seed_vectors.json"
-    );
-    let all: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    all["vectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| {
-            (
-                v["name"].as_str().unwrap().to_string(),
-                decode_hex(v["hex"].as_str().unwrap()).unwrap(),
-            )
-        })
-        .collect()
 }
 
 fn exporter(port: u16) -> ExporterId {

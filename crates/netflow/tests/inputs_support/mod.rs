@@ -1,0 +1,50 @@
+//! The test inputs shared by `visit_packet.rs` and `template_refresh.rs`
+//! (included with `#[path]`): every UDP payload of every capture in
+//! `testdata/captures`, and every seed vector's packet.
+
+use std::path::Path;
+
+use netflow::decode_hex;
+
+/// Every capture's UDP payloads, by file name, in name order.
+pub fn captures() -> Vec<(String, Vec<Vec<u8>>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|path| {
+            let mut r = netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
+            let mut payloads = Vec::new();
+            while let Some(d) = r.next_datagram() {
+                payloads.push(d.unwrap().payload.to_vec());
+            }
+            (path.file_name().unwrap().to_string_lossy().into(), payloads)
+        })
+        .collect()
+}
+
+/// Every seed vector's packet, by vector name.
+pub fn seeds() -> Vec<(String, Vec<u8>)> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../testdata/seed_vectors.json"
+    );
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    all["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["name"].as_str().unwrap().to_string(),
+                decode_hex(v["hex"].as_str().unwrap()).unwrap(),
+            )
+        })
+        .collect()
+}
