@@ -36,8 +36,9 @@ damages what was written. An existing file is appended to.
   {\"<receive ts>\": {\"client\": [host, port], \"header\": {...}, \"flows\": [...]}}
   as the Python original writes it.
 --format flows: one flat JSON object per flow or options record.
---format columns: a binary block-columnar file of normalized records (one
-  block per second, LZ4, checksummed; default name <unix-seconds>.nfcol),
+--format columns: a binary block-columnar file of normalized records (a
+  block per second or per 65,536 records, LZ4, checksummed; default name
+  <unix-seconds>.nfcol),
   for `netflow analyzer` on many flows: every field of every record is kept
   (core columns plus an `extra` JSON column). SIGTERM writes everything and
   a footer; after kill -9 the file is readable up to its last complete
