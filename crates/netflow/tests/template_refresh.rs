@@ -16,9 +16,7 @@
 
 mod inputs_support;
 
-use std::path::Path;
-
-use inputs_support::{captures, seeds};
+use inputs_support::{captures, fuzz_corpus, seeds};
 
 use netflow::{parse_packet_from, visit_packet_from, ExporterId, TemplateCache};
 
@@ -144,15 +142,7 @@ fn captures_and_seeds_refresh_as_the_slow_way() {
 
 #[test]
 fn mutated_template_records_refresh_as_the_slow_way() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
-    for dir in std::fs::read_dir(&corpus).unwrap() {
-        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let path = f.unwrap().path();
-            inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-    inputs.sort();
+    let mut inputs = fuzz_corpus();
     for (name, payloads) in captures() {
         inputs.extend(
             payloads

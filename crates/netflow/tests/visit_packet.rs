@@ -13,9 +13,7 @@
 
 mod inputs_support;
 
-use std::path::Path;
-
-use inputs_support::{captures, seeds};
+use inputs_support::{captures, fuzz_corpus, seeds};
 
 use netflow::{
     parse_packet_from, visit_packet, visit_packet_from, DataSet, DataSetView, Decoder,
@@ -238,15 +236,7 @@ fn seed_vectors_visit_what_parse_packet_collects() {
 
 #[test]
 fn fuzz_corpus_and_mutations_agree() {
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
-    let mut inputs: Vec<(String, Vec<u8>)> = Vec::new();
-    for dir in std::fs::read_dir(&corpus).unwrap() {
-        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
-            let path = f.unwrap().path();
-            inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-        }
-    }
-    inputs.sort();
+    let mut inputs = fuzz_corpus();
     for (name, payloads) in captures() {
         inputs.extend(
             payloads

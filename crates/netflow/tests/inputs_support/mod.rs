@@ -1,6 +1,6 @@
 //! The test inputs shared by `visit_packet.rs` and `template_refresh.rs`
 //! (included with `#[path]`): every UDP payload of every capture in
-//! `testdata/captures`, and every seed vector's packet.
+//! `testdata/captures`, every seed vector's packet, and the fuzz corpus.
 
 use std::path::Path;
 
@@ -47,4 +47,19 @@ pub fn seeds() -> Vec<(String, Vec<u8>)> {
             )
         })
         .collect()
+}
+
+/// Every file of the fuzz corpus (`fuzz/corpus/<target>/`), by path, in
+/// path order.
+pub fn fuzz_corpus() -> Vec<(String, Vec<u8>)> {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
+    let mut inputs = Vec::new();
+    for dir in std::fs::read_dir(&corpus).unwrap() {
+        for f in std::fs::read_dir(dir.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            inputs.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+        }
+    }
+    inputs.sort();
+    inputs
 }
