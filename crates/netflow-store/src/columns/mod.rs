@@ -16,7 +16,7 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 2, all integers little-endian)
+//! # File layout (version 3, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
@@ -29,8 +29,11 @@
 //!     receive time: the time `analyzer top --since/--until` filters on);
 //!     crc32: CRC-32 (IEEE) of the 32 header bytes before it and the directory.
 //! directory = columns x (column id u16 | codec u8 | flags u8 | stored_len u32 | raw_len u32 | crc32 u32)
-//!     codec 0: stored as is, 1: LZ4 block (lz4_flex); flags bit 0: a
-//!     validity bitmap precedes the values; crc32 of the stored bytes.
+//!     codec 0: stored as is, 1: LZ4 block (lz4_flex), 2 (version 3): the
+//!     values as byte planes (byte 0 of every row, then byte 1 of every
+//!     row, ...; the bitmap before them as it is), then an LZ4 block;
+//!     flags bit 0: a validity bitmap precedes the values; crc32 of the
+//!     stored bytes.
 //! column-data (raw, after decompression) = [validity bitmap, (rows+7)/8 bytes,
 //!     bit i set = row i has a value] values
 //!     fixed-width columns: rows x width bytes (a row without a value is zeros);
@@ -81,7 +84,7 @@ pub use build::BatchBuilder;
 pub use file::{
     encode_block, file_header, footer, is_columns_file, open_for_append, BlockEncoder, BlockInfo,
     BlockScratch, ColumnError, ColumnFile, ColumnWriter, EncodedBlock, ReadBlock, ScanReport,
-    FILE_MAGIC,
+    FILE_MAGIC, VERSION,
 };
 
 /// Bits of the [`Column::Flags`] column.
