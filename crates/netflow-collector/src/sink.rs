@@ -94,6 +94,14 @@ pub trait Sink {
             "this sink takes exports, not column batches",
         ))
     }
+    /// [`write_batch`](Sink::write_batch) for a batch the caller gives
+    /// up: the sink may keep its rows without copying them (by exchanging
+    /// them for an empty batch of its own); `batch` is empty after.
+    fn take_batch(&mut self, batch: &mut Batch) -> io::Result<()> {
+        let result = self.write_batch(batch);
+        batch.clear();
+        result
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -120,6 +128,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
         (**self).write_batch(batch)
+    }
+    fn take_batch(&mut self, batch: &mut Batch) -> io::Result<()> {
+        (**self).take_batch(batch)
     }
 }
 

@@ -64,7 +64,9 @@ pub(crate) struct Datagram {
 /// no datagram is waiting and the first of them was built at least
 /// [`HAND_OVER_DELAY`] ago, or once it holds this many rows or bytes of
 /// lines (bounding the memory and the delay of a worker that is never idle).
-const HAND_OVER_ROWS: usize = 4096;
+/// A block's worth of rows: the columns sink then keeps the worker's batch
+/// whole ([`Sink::take_batch`]) instead of copying it into its own.
+const HAND_OVER_ROWS: usize = crate::columns::BLOCK_ROWS;
 const HAND_OVER_BYTES: usize = 1 << 20;
 /// How long a worker with no datagram waiting may keep what it built
 /// before handing it to the sink (then it waits at most that long for the
@@ -828,13 +830,12 @@ impl DecodeLoop {
             if self.builder.batch().is_empty() {
                 return;
             }
-            let result = self
-                .sink
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .write_batch(self.builder.batch());
-            self.builder.clear();
-            result
+            let sink = &self.sink;
+            self.builder.hand_over(|batch| {
+                sink.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .take_batch(batch)
+            })
         } else {
             if self.pending_lines == 0 {
                 return;

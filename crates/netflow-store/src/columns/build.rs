@@ -290,6 +290,15 @@ impl BatchBuilder {
         std::mem::take(&mut self.batch)
     }
 
+    /// Give the rows built so far to `f` (which may keep them by
+    /// exchanging the batch for another); the builder goes on in whatever
+    /// batch `f` leaves, cleared.
+    pub fn hand_over<R>(&mut self, f: impl FnOnce(&mut Batch) -> R) -> R {
+        let result = f(&mut self.batch);
+        self.batch.clear();
+        result
+    }
+
     /// Forget the rows built so far (keeping allocations and exporter state).
     pub fn clear(&mut self) {
         self.batch.clear();
