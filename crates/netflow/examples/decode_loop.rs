@@ -10,7 +10,10 @@
 //! them: every value's content is read, MACs and IPv6 addresses included),
 //! `v5view` (`ExportPacket::v5_records`, v5 only), `visit_columns`,
 //! `visit_columns_bench` and `visit_v5view` (the same three through
-//! `visit_packet`, no `ExportPacket` built),
+//! `visit_packet`, no `ExportPacket` built; the two column modes read each
+//! set with `Columns::for_each_value`), `visit_columns_each` (as
+//! `visit_columns`, each column with `Column::for_each`, as before
+//! `for_each_value`),
 //! `netflow_parser` (the crates.io `netflow_parser` 1.0.6 the decode bench
 //! compares against, every value read: its instruction count per record is
 //! the reference for the bench's ratios) or `count` (prints the number of
@@ -62,6 +65,7 @@ fn main() {
         "v5view" => v5view,
         "visit_columns" => visit_columns,
         "visit_columns_bench" => visit_columns_bench,
+        "visit_columns_each" => visit_columns_each,
         "visit_v5view" => visit_v5view,
         "count" => count,
         "netflow_parser" => {
@@ -243,13 +247,35 @@ fn columns_bench(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
 }
 
 /// [`columns_folded`] through `visit_packet`: each data set handed to the
-/// closure as the walk reaches it, no `ExportPacket` built.
+/// closure as the walk reaches it, no `ExportPacket` built, its columns
+/// read with `Columns::for_each_value`.
 #[inline(always)]
 fn visit_columns_folded(
     p: &[u8],
     cache: &mut TemplateCache,
     fold: impl Fn(Value<'_>) -> u64,
 ) -> (usize, u64) {
+    let mut acc = 0u64;
+    let packet = visit_packet(p, cache, |set| match set.columns() {
+        Some(columns) => columns.for_each_value(|_, v| acc = acc.wrapping_add(fold(v))),
+        None => {
+            for r in set.records() {
+                r.for_each_field(|_, v| acc = acc.wrapping_add(fold(v)));
+            }
+        }
+    })
+    .expect("decode");
+    (packet.records, acc)
+}
+
+#[inline(never)]
+fn visit_columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    visit_columns_folded(p, cache, fold)
+}
+
+/// [`visit_columns`] with each column read by `Column::for_each`.
+#[inline(never)]
+fn visit_columns_each(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
     let mut acc = 0u64;
     let packet = visit_packet(p, cache, |set| match set.columns() {
         Some(columns) => {
@@ -265,11 +291,6 @@ fn visit_columns_folded(
     })
     .expect("decode");
     (packet.records, acc)
-}
-
-#[inline(never)]
-fn visit_columns(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
-    visit_columns_folded(p, cache, fold)
 }
 
 #[inline(never)]

@@ -321,6 +321,35 @@ fn check_columns(ds: &DataSet<'_>) {
     for row in &rows {
         assert_eq!(row.len(), n, "one column per field of fields()");
     }
+    // Columns::for_each_value: the same (field, value) pairs, column by
+    // column, each column in record order; also from a column further on.
+    // Compared as they come (no list of every value: the worst-case sets
+    // of zero-length fields hold millions).
+    let count = ds.record_count;
+    for skip in [0, 1, n / 2, n.saturating_sub(1), n] {
+        let mut columns = ds.columns().unwrap();
+        for _ in 0..skip {
+            columns.next();
+        }
+        let mut k = skip.min(n) * count;
+        columns.for_each_value(|f, v| {
+            let (wf, wv) = &rows[k % count][k / count];
+            assert!(
+                std::ptr::eq(f, *wf),
+                "for_each_value after {skip}: value {k} of another field"
+            );
+            assert!(
+                same(wv, &v),
+                "for_each_value after {skip}: value {k}: {v:?}, fields(): {wv:?}"
+            );
+            k += 1;
+        });
+        assert_eq!(
+            k,
+            n * count,
+            "for_each_value after {skip}: number of values"
+        );
+    }
 }
 
 fn walk_packet(p: &ExportPacket<'_>, w: &mut Work, o: WalkOpts) {

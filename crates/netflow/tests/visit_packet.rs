@@ -35,7 +35,31 @@ struct SetDesc {
     v5: Vec<u32>,
 }
 
+/// `Columns::for_each_value` yields `fields()` of every record, transposed
+/// (column by column, each in record order), by field name and value.
+fn check_for_each_value(view: DataSetView<'_>) {
+    let Some(columns) = view.columns() else {
+        return;
+    };
+    let rows: Vec<Vec<(String, String)>> = view
+        .records()
+        .map(|r| {
+            r.fields()
+                .map(|(f, v)| (f.name.to_string(), format!("{v:?}")))
+                .collect()
+        })
+        .collect();
+    let n = rows.first().map_or(0, Vec::len);
+    let want: Vec<_> = (0..n)
+        .flat_map(|i| rows.iter().map(move |r| r[i].clone()))
+        .collect();
+    let mut got = Vec::with_capacity(want.len());
+    columns.for_each_value(|f, v| got.push((f.name.to_string(), format!("{v:?}"))));
+    assert_eq!(got, want, "for_each_value and fields() disagree");
+}
+
 fn describe(view: DataSetView<'_>) -> SetDesc {
+    check_for_each_value(view);
     let records: Vec<OwnedRecord> = view.records().map(|r| r.to_owned_record()).collect();
     assert_eq!(
         records.len(),
