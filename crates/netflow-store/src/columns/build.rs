@@ -2095,6 +2095,32 @@ mod tests {
         (by_set, by_export)
     }
 
+    /// An IPFIX message (export time 1,700,000,000) with `templates`, then
+    /// the data records `records` writes.
+    fn ipfix_message(
+        sequence: u32,
+        observation_domain: u32,
+        templates: &[&netflow::Template],
+        records: impl FnOnce(&mut netflow::encode::MessageBuilder<'_>),
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut m = netflow::encode::MessageBuilder::ipfix(
+            &mut out,
+            netflow::wire::ipfix::IpfixHeader {
+                export_time: 1_700_000_000,
+                sequence,
+                observation_domain,
+                ..Default::default()
+            },
+        );
+        for t in templates {
+            m.template(t).unwrap();
+        }
+        records(&mut m);
+        m.finish().unwrap();
+        out
+    }
+
     /// An export of sets of two templates taking turns, 1 to 3 records
     /// each, as the generator sends them: columns fed by one template and
     /// not the other (validity runs), IPv4 and IPv6 addresses, numbers
@@ -2104,8 +2130,6 @@ mod tests {
     /// set at a time and record at a time give the same rows.
     #[test]
     fn sets_of_two_templates_column_by_column() {
-        use netflow::encode::MessageBuilder;
-        use netflow::wire::ipfix::IpfixHeader;
         use netflow::{FieldSpec, OwnedValue as V, Template, TemplateKind};
         let f = |id, len| FieldSpec::new(0, id, len);
         let t4 = [
@@ -2135,74 +2159,63 @@ mod tests {
         ];
         let t4 = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &t4).unwrap();
         let t6 = Template::compile(Protocol::Ipfix, 301, TemplateKind::Data, 0, &t6).unwrap();
-        let mut out = Vec::new();
-        let mut m = MessageBuilder::ipfix(
-            &mut out,
-            IpfixHeader {
-                export_time: 1_700_000_000,
-                sequence: 9,
-                observation_domain: 1,
-                ..Default::default()
-            },
-        );
-        m.template(&t4).unwrap();
-        m.template(&t6).unwrap();
         let mut records = 0;
-        for (k, &(v6, n)) in [
-            (false, 2),
-            (true, 1),
-            (false, 3),
-            (true, 2),
-            (true, 1),
-            (false, 1),
-        ]
-        .iter()
-        .enumerate()
-        {
-            for i in 0..n as u64 {
-                let i = i + 10 * k as u64;
-                records += 1;
-                if v6 {
-                    m.values(
-                        &t6,
-                        &[
-                            V::Ipv6(std::net::Ipv6Addr::new(
-                                0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16,
-                            )),
-                            V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
-                            V::Unsigned(0xf_0000 + i),
-                            V::DateTimeMilliseconds(1_699_999_999_000 + i),
-                            V::DateTimeMilliseconds(1_700_000_000_000 + i),
-                            V::Unsigned(1 << 40 | i),
-                            V::Unsigned(0x12),
-                            V::Unsigned(0x8000 + i),
-                            V::Unsigned(100 + i),
-                        ],
-                    )
-                    .unwrap();
-                } else {
-                    m.values(
-                        &t4,
-                        &[
-                            V::Ipv4([10, 0, 0, i as u8].into()),
-                            V::Ipv4([192, 0, 2, 255 - i as u8].into()),
-                            V::Unsigned(1000 + i),
-                            V::Unsigned(2000 + i),
-                            V::Unsigned(0xfff0_0000 + i),
-                            V::Unsigned(u64::MAX - i),
-                            V::Unsigned(443),
-                            V::Unsigned(50_000 + i),
-                            V::Unsigned(6),
-                            V::Unsigned(0x0102 + i),
-                            V::Unsigned(0x01_0203 + i),
-                            V::Unsigned(0x1234),
-                        ],
-                    )
-                    .unwrap();
+        let out = ipfix_message(9, 1, &[&t4, &t6], |m| {
+            for (k, &(v6, n)) in [
+                (false, 2),
+                (true, 1),
+                (false, 3),
+                (true, 2),
+                (true, 1),
+                (false, 1),
+            ]
+            .iter()
+            .enumerate()
+            {
+                for i in 0..n as u64 {
+                    let i = i + 10 * k as u64;
+                    records += 1;
+                    if v6 {
+                        m.values(
+                            &t6,
+                            &[
+                                V::Ipv6(std::net::Ipv6Addr::new(
+                                    0x2001, 0xdb8, 0, 0, 0, 0, 0, i as u16,
+                                )),
+                                V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
+                                V::Unsigned(0xf_0000 + i),
+                                V::DateTimeMilliseconds(1_699_999_999_000 + i),
+                                V::DateTimeMilliseconds(1_700_000_000_000 + i),
+                                V::Unsigned(1 << 40 | i),
+                                V::Unsigned(0x12),
+                                V::Unsigned(0x8000 + i),
+                                V::Unsigned(100 + i),
+                            ],
+                        )
+                        .unwrap();
+                    } else {
+                        m.values(
+                            &t4,
+                            &[
+                                V::Ipv4([10, 0, 0, i as u8].into()),
+                                V::Ipv4([192, 0, 2, 255 - i as u8].into()),
+                                V::Unsigned(1000 + i),
+                                V::Unsigned(2000 + i),
+                                V::Unsigned(0xfff0_0000 + i),
+                                V::Unsigned(u64::MAX - i),
+                                V::Unsigned(443),
+                                V::Unsigned(50_000 + i),
+                                V::Unsigned(6),
+                                V::Unsigned(0x0102 + i),
+                                V::Unsigned(0x01_0203 + i),
+                                V::Unsigned(0x1234),
+                            ],
+                        )
+                        .unwrap();
+                    }
                 }
             }
-        }
-        m.finish().unwrap();
+        });
         let mut decoder = Decoder::default();
         let exporter: SocketAddr = "192.0.2.1:2055".parse().unwrap();
         let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
@@ -2237,8 +2250,6 @@ mod tests {
     /// an IPv6 source after an IPv4 one, fields of no column.
     #[test]
     fn every_place_of_a_field_set_at_a_time() {
-        use netflow::encode::MessageBuilder;
-        use netflow::wire::ipfix::IpfixHeader;
         use netflow::{FieldSpec, OwnedValue as V, Template, TemplateKind};
         let f = |id, len| FieldSpec::new(0, id, len);
         let specs = [
@@ -2261,43 +2272,33 @@ mod tests {
             f(6, 2),
         ];
         let t = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &specs).unwrap();
-        let mut out = Vec::new();
-        let mut m = MessageBuilder::ipfix(
-            &mut out,
-            IpfixHeader {
-                export_time: 1_700_000_000,
-                sequence: 5,
-                observation_domain: 3,
-                ..Default::default()
-            },
-        );
-        m.template(&t).unwrap();
-        for i in 0..7u64 {
-            m.values(
-                &t,
-                &[
-                    V::Ipv4([10, 0, 0, i as u8].into()),
-                    V::Ipv4([192, 0, 2, i as u8].into()),
-                    V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
-                    V::Unsigned(1000 + i),
-                    V::Unsigned(5000 + i),
-                    V::Unsigned(7 + i),
-                    V::DateTimeMilliseconds(1_699_999_999_000 + i),
-                    V::DateTimeMilliseconds(1_700_000_000_000 + i),
-                    V::DateTimeSeconds(1_699_999_990 + i),
-                    V::Unsigned(100 + i),
-                    V::Unsigned(200 + i),
-                    V::Unsigned(300 + i),
-                    V::Unsigned(443),
-                    V::Unsigned(8443),
-                    V::Unsigned(24),
-                    V::String(format!("ge-0/{i}")),
-                    V::Unsigned(0x12),
-                ],
-            )
-            .unwrap();
-        }
-        m.finish().unwrap();
+        let out = ipfix_message(5, 3, &[&t], |m| {
+            for i in 0..7u64 {
+                m.values(
+                    &t,
+                    &[
+                        V::Ipv4([10, 0, 0, i as u8].into()),
+                        V::Ipv4([192, 0, 2, i as u8].into()),
+                        V::Ipv6(std::net::Ipv6Addr::LOCALHOST),
+                        V::Unsigned(1000 + i),
+                        V::Unsigned(5000 + i),
+                        V::Unsigned(7 + i),
+                        V::DateTimeMilliseconds(1_699_999_999_000 + i),
+                        V::DateTimeMilliseconds(1_700_000_000_000 + i),
+                        V::DateTimeSeconds(1_699_999_990 + i),
+                        V::Unsigned(100 + i),
+                        V::Unsigned(200 + i),
+                        V::Unsigned(300 + i),
+                        V::Unsigned(443),
+                        V::Unsigned(8443),
+                        V::Unsigned(24),
+                        V::String(format!("ge-0/{i}")),
+                        V::Unsigned(0x12),
+                    ],
+                )
+                .unwrap();
+            }
+        });
         let mut decoder = Decoder::default();
         let exporter: SocketAddr = "[2001:db8::1]:4739".parse().unwrap();
         let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
