@@ -12,27 +12,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use netflow::{parse_packet, TemplateCache, Value};
 
-/// IPFIX message: header (version 10, length, export time, sequence,
-/// domain), then the sets.
-fn message(sets: &[Vec<u8>]) -> Vec<u8> {
-    let body = sets.concat();
-    let mut m = Vec::new();
-    m.extend(10u16.to_be_bytes());
-    m.extend(((16 + body.len()) as u16).to_be_bytes());
-    m.extend(1_700_000_000u32.to_be_bytes());
-    m.extend(1u32.to_be_bytes());
-    m.extend(7u32.to_be_bytes());
-    m.extend(body);
-    m
-}
-
-fn set(id: u16, content: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend(id.to_be_bytes());
-    s.extend(((4 + content.len()) as u16).to_be_bytes());
-    s.extend(content);
-    s
-}
+mod inputs_support;
+use inputs_support::{ipfix_message as message, set};
 
 /// A template set with one template (id 256) of `(element id, length)`.
 fn template_set(fields: &[(u16, u16)]) -> Vec<u8> {

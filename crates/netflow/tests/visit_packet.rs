@@ -13,7 +13,7 @@
 
 mod inputs_support;
 
-use inputs_support::{captures, fuzz_corpus, seeds};
+use inputs_support::{captures, fuzz_corpus, ipfix_message as ipfix, seeds, set};
 
 use netflow::{
     parse_packet_from, visit_packet, visit_packet_from, DataSet, DataSetView, Decoder,
@@ -315,26 +315,6 @@ fn fuzz_corpus_and_mutations_agree() {
 }
 
 // Hand-built IPFIX messages (RFC 7011 section 3) for the corners.
-
-fn ipfix(sets: &[Vec<u8>]) -> Vec<u8> {
-    let body = sets.concat();
-    let mut m = Vec::new();
-    m.extend(10u16.to_be_bytes());
-    m.extend(((16 + body.len()) as u16).to_be_bytes());
-    m.extend(1_700_000_000u32.to_be_bytes());
-    m.extend(1u32.to_be_bytes());
-    m.extend(7u32.to_be_bytes());
-    m.extend(body);
-    m
-}
-
-fn set(id: u16, content: &[u8]) -> Vec<u8> {
-    let mut s = Vec::new();
-    s.extend(id.to_be_bytes());
-    s.extend(((4 + content.len()) as u16).to_be_bytes());
-    s.extend(content);
-    s
-}
 
 /// Template set with one template of `(element id, length)` fields.
 fn template(id: u16, fields: &[(u16, u16)]) -> Vec<u8> {

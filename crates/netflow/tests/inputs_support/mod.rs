@@ -1,6 +1,10 @@
-//! The test inputs shared by `visit_packet.rs` and `template_refresh.rs`
-//! (included with `#[path]`): every UDP payload of every capture in
-//! `testdata/captures`, every seed vector's packet, and the fuzz corpus.
+//! The test inputs shared by `visit_packet.rs`, `template_refresh.rs` and
+//! `column_spans.rs` (included with `mod`): every UDP payload of every
+//! capture in `testdata/captures`, every seed vector's packet, the fuzz
+//! corpus, and hand-built IPFIX messages.
+
+// Not every test that includes this module uses all of it.
+#![allow(dead_code)]
 
 use std::path::Path;
 
@@ -62,4 +66,27 @@ pub fn fuzz_corpus() -> Vec<(String, Vec<u8>)> {
     }
     inputs.sort();
     inputs
+}
+
+/// An IPFIX message of these sets (RFC 7011 section 3.1: version 10,
+/// length, export time 1,700,000,000, sequence 1, observation domain 7).
+pub fn ipfix_message(sets: &[Vec<u8>]) -> Vec<u8> {
+    let body = sets.concat();
+    let mut m = Vec::new();
+    m.extend(10u16.to_be_bytes());
+    m.extend(((16 + body.len()) as u16).to_be_bytes());
+    m.extend(1_700_000_000u32.to_be_bytes());
+    m.extend(1u32.to_be_bytes());
+    m.extend(7u32.to_be_bytes());
+    m.extend(body);
+    m
+}
+
+/// A set (RFC 7011 section 3.3.2): set id, length, content.
+pub fn set(id: u16, content: &[u8]) -> Vec<u8> {
+    let mut s = Vec::new();
+    s.extend(id.to_be_bytes());
+    s.extend(((4 + content.len()) as u16).to_be_bytes());
+    s.extend(content);
+    s
 }
