@@ -20,6 +20,10 @@
 #   WARMUP    seconds before the memory reference sample [min(30, DURATION/4)]
 #   NETFLOW   the netflow binary [target/release/netflow, built if missing]
 #   KEEP      1: keep the work directory (collector output, logs) [0]
+#   FORMAT    the collector's --format: flows, or columns (flow records
+#             per exporter read back with `netflow analyzer top --by
+#             exporter`, options records as the total written less the
+#             flows) [flows]
 set -euo pipefail
 
 duration="${1:-}"
@@ -28,6 +32,12 @@ if ! [[ "$duration" =~ ^[0-9]+$ ]] || [ "$duration" -lt 10 ]; then
     exit 2
 fi
 rate="${RATE:-300}"
+format="${FORMAT:-flows}"
+case "$format" in
+    flows) out_name=flows.gz ;;
+    columns) out_name=flows.nfcol ;;
+    *) echo "soak: FORMAT must be flows or columns" >&2; exit 2 ;;
+esac
 exporters="${EXPORTERS:-3}"
 sample="${SAMPLE:-5}"
 warmup="${WARMUP:-$(( duration / 4 < 30 ? duration / 4 : 30 ))}"
@@ -57,7 +67,7 @@ trap cleanup EXIT
 # A free UDP port on loopback.
 port="$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 
-"$netflow" collector --host 127.0.0.1 --port "$port" -o "$work/flows.gz" --format flows \
+"$netflow" collector --host 127.0.0.1 --port "$port" -o "$work/$out_name" --format "$format" \
     --stats 30 >"$work/collector.out" 2>"$work/collector.err" &
 collector_pid=$!
 for _ in $(seq 50); do
@@ -113,11 +123,11 @@ collector_status=0
 wait "$collector_pid" || collector_status=$?
 collector_pid=""
 
-python3 - "$work" "$warmup" "$duration" "$rate" "$gen_status" "$collector_status" <<'PY'
-import gzip, json, re, sys
+python3 - "$work" "$warmup" "$duration" "$rate" "$gen_status" "$collector_status" "$format" "$netflow" <<'PY'
+import gzip, json, re, subprocess, sys
 from collections import Counter
 
-work, warmup, duration, rate, gen_status, collector_status = sys.argv[1:]
+work, warmup, duration, rate, gen_status, collector_status, fmt, netflow = sys.argv[1:]
 warmup, duration = int(warmup), int(duration)
 failures = []
 
@@ -135,25 +145,47 @@ if not sent:
 # Lines start with the same keys in the same order ("received", "exporter",
 # ..., "options"); they are read with a regex (a full JSON parse of tens of
 # millions of lines takes a quarter of an hour), any other line with json.
-prefix = re.compile(rb'\{"received":[^,]*,"exporter":"([^"]*)","version":\d+,"domain":(?:\d+|null),"template_id":\d+,"options":(true|false),')
-counts = Counter()
-with gzip.open(f"{work}/flows.gz", "rb") as f:
-    for line in f:
-        m = prefix.match(line)
-        if m:
-            counts[(m.group(1).decode(), m.group(2) == b"true")] += 1
-        else:
-            rec = json.loads(line)
-            counts[(rec["exporter"], bool(rec.get("options")))] += 1
+# A columns file: flows per exporter from the analyzer, options only as a
+# total (the collector's "written" less the flows).
 flows, options = Counter(), Counter()
-for (exporter, is_options), n in counts.items():
-    (options if is_options else flows)[exporter] += n
+options_total = None
+if fmt == "flows":
+    prefix = re.compile(rb'\{"received":[^,]*,"exporter":"([^"]*)","version":\d+,"domain":(?:\d+|null),"template_id":\d+,"options":(true|false),')
+    counts = Counter()
+    with gzip.open(f"{work}/flows.gz", "rb") as f:
+        for line in f:
+            m = prefix.match(line)
+            if m:
+                counts[(m.group(1).decode(), m.group(2) == b"true")] += 1
+            else:
+                rec = json.loads(line)
+                counts[(rec["exporter"], bool(rec.get("options")))] += 1
+    for (exporter, is_options), n in counts.items():
+        (options if is_options else flows)[exporter] += n
+else:
+    top = json.loads(subprocess.run(
+        [netflow, "analyzer", "top", "--by", "exporter", "-n", "100000", "--output", "json",
+         "-f", f"{work}/flows.nfcol"], check=True, capture_output=True, text=True).stdout)
+    for row in top["rows"]:
+        flows[row["key"]] += row["flows"]
+    written = None
+    for name in ("collector.out", "collector.err"):
+        for line in open(f"{work}/{name}", errors="replace"):
+            m = re.match(r"total .* written (\d+) ", line)
+            if m:
+                written = int(m.group(1))
+    if written is None:
+        failures.append("no collector total line (written N)")
+    else:
+        options_total = written - sum(flows.values())
 
 print(f"soak: {duration} s at {rate} packets/s, {len(sent)} exporters")
 print(f"{'exporter':<24} {'version':>7} {'packets':>8} {'sent':>9} {'stored':>9} {'opt sent':>8} {'opt stored':>10}")
 total_sent = total_stored = 0
 for exp, (version, packets, records, opts) in sorted(sent.items()):
     stored, stored_opts = flows.get(exp, 0), options.get(exp, 0)
+    if options_total is not None:
+        stored_opts = opts  # compared as a total below
     total_sent += records + opts
     total_stored += stored + stored_opts
     mark = "" if (stored, stored_opts) == (records, opts) else "  MISMATCH"
@@ -163,6 +195,12 @@ for exp, (version, packets, records, opts) in sorted(sent.items()):
 for exp in sorted(set(flows) | set(options)):
     if exp not in sent:
         failures.append(f"records from unknown exporter {exp}")
+if options_total is not None:
+    opts_sent = sum(v[3] for v in sent.values())
+    print(f"options records sent {opts_sent} stored {options_total} (totals: per exporter in flows format only)")
+    if options_total != opts_sent:
+        failures.append(f"options: sent {opts_sent} stored {options_total}")
+        total_stored += options_total - opts_sent
 print(f"total records sent {total_sent} stored {total_stored}")
 
 # Memory after the warm-up: the median of each window of WINDOW seconds
