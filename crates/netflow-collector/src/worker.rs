@@ -783,7 +783,7 @@ impl DecodeLoop {
                 builder.add_export(e);
             });
             self.built_since.get_or_insert_with(Instant::now);
-            if self.builder.batch().rows() >= HAND_OVER_ROWS {
+            if self.builder.rows() >= HAND_OVER_ROWS {
                 self.hand_over();
             }
             return;
@@ -827,7 +827,7 @@ impl DecodeLoop {
         self.built_since = None;
         let start = Instant::now();
         let result = if self.batches {
-            if self.builder.batch().is_empty() {
+            if self.builder.is_empty() {
                 return;
             }
             let sink = &self.sink;

@@ -21,7 +21,7 @@ const SYSTEM_INIT_TIME_MS: u16 = 160;
 /// options data, to make IPFIX sysUpTime start/end absolute; so an exporter's
 /// exports should go through one builder (the collector sends each exporter
 /// to one decode worker).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct BatchBuilder {
     batch: Batch,
     init_time_ms: HashMap<SocketAddr, i64>,
@@ -35,10 +35,12 @@ pub struct BatchBuilder {
     starts: Vec<Option<u64>>,
     ends: Vec<Option<u64>>,
     /// Column by column: the index, plan index and row count of each set
-    /// of the export that has rows, and each row's times (start and end
-    /// ms, raw first and last), reused.
+    /// of the export that has rows, reused.
     column_sets: Vec<(usize, usize, usize)>,
-    times: Vec<[Option<u64>; 4]>,
+    /// Column by column: the rows taken but not yet written, and how many
+    /// are written at once (when there are no fewer).
+    staged: Staged,
+    stage_rows: usize,
     /// [`Build::Exports`] but in tests, to compare the three ways.
     build: Build,
 }
@@ -274,19 +276,52 @@ impl Row {
     }
 }
 
+impl Default for BatchBuilder {
+    fn default() -> Self {
+        BatchBuilder {
+            batch: Batch::default(),
+            init_time_ms: HashMap::new(),
+            extra: Vec::new(),
+            row_extras: Vec::new(),
+            plans: Vec::new(),
+            starts: Vec::new(),
+            ends: Vec::new(),
+            column_sets: Vec::new(),
+            staged: Staged::default(),
+            stage_rows: STAGE_ROWS,
+            build: Build::default(),
+        }
+    }
+}
+
+/// Rows staged before they are written column by column
+/// ([`BatchBuilder::settle`]): about 57 of the generator's v9 datagrams.
+const STAGE_ROWS: usize = 1024;
+
 impl BatchBuilder {
     pub fn new() -> BatchBuilder {
         BatchBuilder::default()
     }
 
     /// The rows built so far.
-    pub fn batch(&self) -> &Batch {
+    pub fn batch(&mut self) -> &Batch {
+        self.settle();
         &self.batch
+    }
+
+    /// How many rows were built so far.
+    pub fn rows(&self) -> usize {
+        self.batch.rows + self.staged.rows
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
     }
 
     /// Hand over the rows built so far (the builder is empty after; exporter
     /// state is kept).
     pub fn take(&mut self) -> Batch {
+        self.settle();
         std::mem::take(&mut self.batch)
     }
 
@@ -294,6 +329,7 @@ impl BatchBuilder {
     /// exchanging the batch for another); the builder goes on in whatever
     /// batch `f` leaves, cleared.
     pub fn hand_over<R>(&mut self, f: impl FnOnce(&mut Batch) -> R) -> R {
+        self.settle();
         let result = f(&mut self.batch);
         self.batch.clear();
         result
@@ -301,18 +337,20 @@ impl BatchBuilder {
 
     /// Forget the rows built so far (keeping allocations and exporter state).
     pub fn clear(&mut self) {
+        self.staged.clear();
         self.batch.clear();
     }
 
     /// Append one row per data record of `export`; returns the rows added.
     pub fn add_export(&mut self, export: &Export<'_>) -> usize {
-        let first = self.batch.rows;
         if self.build == Build::Exports {
             if let Some(n) = self.add_export_by_column(export) {
-                push_export_columns(&mut self.batch, export, first, n);
                 return n;
             }
+            // Rows in the order of the exports.
+            self.settle();
         }
+        let first = self.batch.rows;
         let mut n = 0;
         for set in export.sets {
             if self.build != Build::Records {
@@ -396,19 +434,33 @@ impl BatchBuilder {
         Some((self.plans.len() - 1, dropped))
     }
 
-    /// The rows of an export whose data sets all follow plans that read
-    /// their values straight from the records ([`RawLayout`]), built
-    /// column by column over all its sets: each column is looked up, grown
-    /// and given its validity bits once per export instead of once per
-    /// set. `None` (nothing added) when any set cannot be read so (options
-    /// data, a template without such a plan, values of an unexpected kind):
-    /// then the sets are added one by one as before. The rows are the same
-    /// as [`add_set`](Self::add_set)'s and [`add_record`](Self::add_record)'s
-    /// (the tests compare all three byte for byte). The generator's v9
-    /// datagrams hold 9 sets of about 2 records: writing all 43 columns for
-    /// each set was 80 % of the collector's decode thread (callgrind).
+    /// Takes an export whose data sets all follow plans that read their
+    /// values straight from the records ([`RawLayout`]): its rows are
+    /// staged ([`Staged`]: the sets' record bytes, the export's header
+    /// values, each row's times and `extra`) and written column by column
+    /// for many exports at once by [`settle`](Self::settle). `None`
+    /// (nothing added) when any set cannot be read so (options data, a
+    /// template without such a plan, values of an unexpected kind): then
+    /// the sets are added one by one as before, after the staged rows. The
+    /// rows are the same as [`add_set`](Self::add_set)'s and
+    /// [`add_record`](Self::add_record)'s (the tests compare all three byte
+    /// for byte).
     fn add_export_by_column(&mut self, export: &Export<'_>) -> Option<usize> {
+        // A plan dropped for a new template would move the plan indices of
+        // the staged sets: those are written first.
+        if self.staged.rows > 0
+            && self.plans.len() >= PLANS
+            && export.sets.iter().any(|s| {
+                !self
+                    .plans
+                    .iter()
+                    .any(|p| Arc::ptr_eq(&p.template, &s.template))
+            })
+        {
+            self.settle();
+        }
         self.column_sets.clear();
+        let base = self.staged.rows;
         let mut total = 0;
         // The field columns every set feeds, and those some set feeds.
         let (mut fed_all, mut fed_any) = (u64::MAX, 0u64);
@@ -434,10 +486,11 @@ impl BatchBuilder {
             if !plan.kinds_match(columns.clone()) {
                 return None;
             }
-            if self.row_extras.len() < total + count {
-                self.row_extras.resize_with(total + count, Vec::new);
+            let from = base + total;
+            if self.row_extras.len() < from + count {
+                self.row_extras.resize_with(from + count, Vec::new);
             }
-            plan.extras(columns, &mut self.row_extras[total..total + count]);
+            plan.extras(columns, &mut self.row_extras[from..from + count]);
             fed_all &= raw.fed;
             fed_any |= raw.fed;
             self.column_sets.push((i, at, count));
@@ -446,23 +499,80 @@ impl BatchBuilder {
         if total == 0 {
             return Some(0);
         }
-        let b = &mut self.batch;
-        let row = b.rows;
-        let plans = &self.plans;
-        let runs = &self.column_sets[..];
-        // The columns that are the same for every row of a set.
-        let flag = if export.exporter.is_ipv6() {
+        let s = &mut self.staged;
+        let exporter_flag = if export.exporter.is_ipv6() {
             flags::EXPORTER_V6
         } else {
             0
         };
-        let mut runs_of = |c: Column, value: &dyn Fn(usize, &SetPlan) -> Option<u64>| {
+        let received_ms = (export.received * 1000.0) as i64;
+        for &(i, at, n) in &self.column_sets {
+            let (Some(set), Some(raw)) = (export.sets.get(i), self.plans[at].raw.as_ref()) else {
+                continue;
+            };
+            let plan = &self.plans[at];
+            // Times: raw from the records, made absolute now (with the
+            // exporter's boot time as it is now).
+            let shared = ExportValues::new(export, &self.init_time_ms, plan.chosen);
+            let records = set.bytes().chunks_exact(raw.stride).take(n);
+            for record in records {
+                let first = raw.start.map(|f| f.read(record));
+                let last = raw.end.map(|f| f.read(record));
+                let (start, end) = shared.absolute(first, last);
+                let time_ms = start.unwrap_or(received_ms);
+                s.min_time_ms = s.min_time_ms.min(time_ms);
+                s.max_time_ms = s.max_time_ms.max(time_ms);
+                s.times
+                    .push([start.map(|v| v as u64), end.map(|v| v as u64), first, last]);
+            }
+            let body = s.bodies.len();
+            let bytes = set.bytes();
+            s.bodies
+                .extend_from_slice(&bytes[..(n * raw.stride).min(bytes.len())]);
+            s.sets.push(StagedSet {
+                plan: at,
+                rows: n,
+                body,
+                values: [
+                    Some(set.template_id() as u64),
+                    plan.chosen.map(|u| u as u64 + 1),
+                    Some((plan.flags | exporter_flag) as u64),
+                ],
+            });
+        }
+        s.fed_all &= fed_all;
+        s.fed_any |= fed_any;
+        s.exports.push(StagedExport::new(export, total));
+        s.rows += total;
+        if s.rows >= self.stage_rows {
+            self.settle();
+        }
+        Some(total)
+    }
+
+    /// Write the staged rows ([`add_export_by_column`](Self::add_export_by_column))
+    /// to the batch, column by column: each column is grown and given its
+    /// validity bits once for all the staged exports. Written an export at
+    /// a time, growing and marking all 43 columns for the ~18 rows of one
+    /// of the generator's v9 datagrams was most of the collector's decode
+    /// thread (callgrind).
+    fn settle(&mut self) {
+        let s = &mut self.staged;
+        let total = s.rows;
+        if total == 0 {
+            return;
+        }
+        let b = &mut self.batch;
+        let row = b.rows;
+        let plans = &self.plans;
+        // Values the same for every row of an export, or of a set.
+        let mut runs_of = |c: Column, runs: &mut dyn Iterator<Item = (usize, Option<u64>)>| {
             let mut valid = ValidRuns::new(row);
             let w = c.width();
             let d = b.column_mut(c);
             d.values.resize((row + total) * w, 0);
-            for &(i, at, n) in runs {
-                match value(i, &plans[at]) {
+            for (n, value) in runs {
+                match value {
                     Some(v) => {
                         let from = valid.row * w;
                         if let Some(out) = d.values.get_mut(from..from + n * w) {
@@ -475,32 +585,27 @@ impl BatchBuilder {
             }
             valid.finish(&mut d.valid);
         };
-        runs_of(Column::TemplateId, &|i, _| {
-            export.sets.get(i).map(|s| s.template_id() as u64)
-        });
-        runs_of(Column::TimeUnit, &|_, plan| {
-            plan.chosen.map(|u| u as u64 + 1)
-        });
-        runs_of(Column::Flags, &|_, plan| Some((plan.flags | flag) as u64));
-        // Times: raw from the records, made absolute per set.
-        let times = &mut self.times;
-        times.clear();
-        let received_ms = (export.received * 1000.0) as i64;
-        for &(i, at, n) in runs {
-            let (Some(set), Some(raw)) = (export.sets.get(i), plans[at].raw.as_ref()) else {
-                continue;
-            };
-            let shared = ExportValues::new(export, &self.init_time_ms, plans[at].chosen);
-            for record in set.bytes().chunks_exact(raw.stride).take(n) {
-                let first = raw.start.map(|f| f.read(record));
-                let last = raw.end.map(|f| f.read(record));
-                let (start, end) = shared.absolute(first, last);
-                let time_ms = start.unwrap_or(received_ms);
-                b.min_time_ms = b.min_time_ms.min(time_ms);
-                b.max_time_ms = b.max_time_ms.max(time_ms);
-                times.push([start.map(|v| v as u64), end.map(|v| v as u64), first, last]);
-            }
+        for (k, c) in EXPORT_COLUMNS.into_iter().enumerate() {
+            runs_of(c, &mut s.exports.iter().map(|e| (e.rows, e.values[k])));
         }
+        for (k, c) in [Column::TemplateId, Column::TimeUnit, Column::Flags]
+            .into_iter()
+            .enumerate()
+        {
+            runs_of(c, &mut s.sets.iter().map(|set| (set.rows, set.values[k])));
+        }
+        let d = b.column_mut(Column::ExporterAddr);
+        d.values.resize((row + total) * 16, 0);
+        let mut at = row * 16;
+        for e in &s.exports {
+            if let Some(out) = d.values.get_mut(at..at + e.rows * 16) {
+                for place in out.chunks_exact_mut(16) {
+                    place.copy_from_slice(&e.address);
+                }
+            }
+            at += e.rows * 16;
+        }
+        set_ones(&mut d.valid, row, total);
         for (t, c) in [
             Column::StartMs,
             Column::EndMs,
@@ -513,13 +618,11 @@ impl BatchBuilder {
             let d = b.column_mut(c);
             d.values.resize((row + total) * 8, 0);
             let mut valid = ValidRuns::new(row);
-            for (k, time) in times.iter().enumerate() {
+            let out = d.values.get_mut(row * 8..).unwrap_or_default();
+            for (time, place) in s.times.iter().zip(out.chunks_exact_mut(8)) {
                 match time[t] {
                     Some(v) => {
-                        let at = (row + k) * 8;
-                        if let Some(out) = d.values.get_mut(at..at + 8) {
-                            out.copy_from_slice(&v.to_le_bytes());
-                        }
+                        place.copy_from_slice(&v.to_le_bytes());
                         valid.values(1);
                     }
                     None => valid.nulls(&mut d.valid, &mut d.nulls, 1),
@@ -535,11 +638,13 @@ impl BatchBuilder {
             d.values.resize((row + total) * c.width(), 0);
         }
         let mut k = row;
-        for &(i, at, n) in runs {
-            let (Some(set), Some(raw)) = (export.sets.get(i), plans[at].raw.as_ref()) else {
+        for set in &s.sets {
+            let n = set.rows;
+            let Some(raw) = plans.get(set.plan).and_then(|p| p.raw.as_ref()) else {
+                k += n;
                 continue;
             };
-            let body = set.bytes();
+            let body = s.bodies.get(set.body..).unwrap_or_default();
             for f in &raw.program {
                 let d = b.column_mut(f.column);
                 if let Some(out) = d.values.get_mut(k * f.w..(k + n) * f.w) {
@@ -551,26 +656,32 @@ impl BatchBuilder {
         for c in FIELD_COLUMNS {
             let bit = 1u64 << c as usize;
             let d = b.column_mut(c);
-            if fed_all & bit != 0 {
+            if s.fed_all & bit != 0 {
                 set_ones(&mut d.valid, row, total);
-            } else if fed_any & bit == 0 {
+            } else if s.fed_any & bit == 0 {
                 set_bit(&mut d.valid, row + total - 1, false);
                 d.nulls += total;
             } else {
                 let mut valid = ValidRuns::new(row);
-                for &(_, at, n) in runs {
-                    if plans[at].raw.as_ref().is_some_and(|r| r.fed & bit != 0) {
-                        valid.values(n);
+                for set in &s.sets {
+                    let fed = plans
+                        .get(set.plan)
+                        .and_then(|p| p.raw.as_ref())
+                        .is_some_and(|r| r.fed & bit != 0);
+                    if fed {
+                        valid.values(set.rows);
                     } else {
-                        valid.nulls(&mut d.valid, &mut d.nulls, n);
+                        valid.nulls(&mut d.valid, &mut d.nulls, set.rows);
                     }
                 }
                 valid.finish(&mut d.valid);
             }
         }
         push_extras(b, &self.row_extras[..total]);
+        b.min_time_ms = b.min_time_ms.min(s.min_time_ms);
+        b.max_time_ms = b.max_time_ms.max(s.max_time_ms);
         b.rows += total;
-        Some(total)
+        s.clear();
     }
 
     fn add_record(
@@ -1539,48 +1650,136 @@ fn unsigned_bytes<const W: usize>(v: &Value<'_>) -> [u8; W] {
     out
 }
 
+/// The columns of the export's header and exporter (but its address), the
+/// same for all its rows, in [`StagedExport::values`]' order.
+const EXPORT_COLUMNS: [Column; 9] = [
+    Column::Received,
+    Column::ExporterPort,
+    Column::Version,
+    Column::Domain,
+    Column::Sequence,
+    Column::ExportTime,
+    Column::ExportNanos,
+    Column::Uptime,
+    Column::HeaderSampling,
+];
+
+/// Rows taken column by column ([`BatchBuilder::add_export_by_column`])
+/// and not yet written to the batch ([`BatchBuilder::settle`]). Their
+/// `extra` objects are the builder's `row_extras`, from the first.
+#[derive(Debug)]
+struct Staged {
+    rows: usize,
+    /// The record bytes of the sets, one after the other.
+    bodies: Vec<u8>,
+    sets: Vec<StagedSet>,
+    exports: Vec<StagedExport>,
+    /// Per row: absolute start and end ms, raw first and last.
+    times: Vec<[Option<u64>; 4]>,
+    /// The field columns every set feeds, and those some set feeds.
+    fed_all: u64,
+    fed_any: u64,
+    min_time_ms: i64,
+    max_time_ms: i64,
+}
+
+impl Default for Staged {
+    fn default() -> Self {
+        Staged {
+            rows: 0,
+            bodies: Vec::new(),
+            sets: Vec::new(),
+            exports: Vec::new(),
+            times: Vec::new(),
+            fed_all: u64::MAX,
+            fed_any: 0,
+            min_time_ms: i64::MAX,
+            max_time_ms: i64::MIN,
+        }
+    }
+}
+
+impl Staged {
+    fn clear(&mut self) {
+        self.rows = 0;
+        self.bodies.clear();
+        self.sets.clear();
+        self.exports.clear();
+        self.times.clear();
+        self.fed_all = u64::MAX;
+        self.fed_any = 0;
+        self.min_time_ms = i64::MAX;
+        self.max_time_ms = i64::MIN;
+    }
+}
+
+/// A staged set: its plan (index in the builder's), rows, where its
+/// records start in [`Staged::bodies`], and its template id, time unit and
+/// flags (the same for all its rows).
+#[derive(Debug)]
+struct StagedSet {
+    plan: usize,
+    rows: usize,
+    body: usize,
+    values: [Option<u64>; 3],
+}
+
+/// A staged export: its rows, and the values of [`EXPORT_COLUMNS`] and
+/// the exporter's address (v4-mapped) its rows have.
+#[derive(Debug)]
+struct StagedExport {
+    rows: usize,
+    values: [Option<u64>; 9],
+    address: [u8; 16],
+}
+
+impl StagedExport {
+    fn new(export: &Export<'_>, rows: usize) -> StagedExport {
+        let header = export.header;
+        let (export_nanos, header_sampling) = match header {
+            Header::V1(h) => (Some(h.timestamp_nano), None),
+            Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
+            Header::V7(h) => (Some(h.timestamp_nano), None),
+            _ => (None, None),
+        };
+        StagedExport {
+            rows,
+            values: [
+                Some(export.received.to_bits()),
+                Some(export.exporter.port() as u64),
+                Some(header.version() as u64),
+                header.domain().map(u64::from),
+                header.sequence().map(u64::from),
+                Some(header.export_time() as u64),
+                export_nanos.map(u64::from),
+                header.uptime().map(u64::from),
+                header_sampling.map(u64::from),
+            ],
+            address: mapped(export.exporter.ip()).0,
+        }
+    }
+}
+
 /// The columns of the export's header and exporter, the same for all
 /// its `n` rows from row `first` on: written once for the export after its
 /// sets, not once per set (a set of the usual exporters holds 2 to 5
 /// records, and these 10 columns for each set were a tenth of the decode
 /// thread).
 fn push_export_columns(b: &mut Batch, export: &Export<'_>, first: usize, n: usize) {
-    use Column as C;
     if n == 0 {
         return;
     }
-    let header = export.header;
-    let (export_nanos, header_sampling) = match header {
-        Header::V1(h) => (Some(h.timestamp_nano), None),
-        Header::V5(h) => (Some(h.timestamp_nano), Some(h.sampling_interval)),
-        Header::V7(h) => (Some(h.timestamp_nano), None),
-        _ => (None, None),
-    };
-    let (exp_addr, _) = mapped(export.exporter.ip());
-    push_same_at(b, C::Received, Some(export.received.to_bits()), first, n);
-    let d = b.column_mut(C::ExporterAddr);
+    let e = StagedExport::new(export, n);
+    for (c, value) in EXPORT_COLUMNS.into_iter().zip(e.values) {
+        push_same_at(b, c, value, first, n);
+    }
+    let d = b.column_mut(Column::ExporterAddr);
     let start = d.values.len();
     d.values.resize(start + n * 16, 0);
     for place in d.values[start..].chunks_exact_mut(16) {
-        place.copy_from_slice(&exp_addr);
+        place.copy_from_slice(&e.address);
     }
     set_ones(&mut d.valid, first, n);
-    let port = Some(export.exporter.port() as u64);
-    push_same_at(b, C::ExporterPort, port, first, n);
-    let version = Some(header.version() as u64);
-    push_same_at(b, C::Version, version, first, n);
-    let domain = header.domain().map(u64::from);
-    push_same_at(b, C::Domain, domain, first, n);
-    let sequence = header.sequence().map(u64::from);
-    push_same_at(b, C::Sequence, sequence, first, n);
-    let export_time = Some(header.export_time() as u64);
-    push_same_at(b, C::ExportTime, export_time, first, n);
-    let nanos = export_nanos.map(u64::from);
-    push_same_at(b, C::ExportNanos, nanos, first, n);
-    let uptime = header.uptime().map(u64::from);
-    push_same_at(b, C::Uptime, uptime, first, n);
-    let sampling = header_sampling.map(u64::from);
-    push_same_at(b, C::HeaderSampling, sampling, first, n);
 }
 
 /// `n` rows of the same value (or null) in column `c`, from row `b.rows` on.
@@ -1943,6 +2142,12 @@ mod tests {
                 netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
             let mut decoder = Decoder::default();
             let mut builders = builders();
+            // Staged rows written every export or two, rather than for
+            // many exports at once.
+            let mut small = BatchBuilder {
+                stage_rows: 3,
+                ..Default::default()
+            };
             while let Some(d) = reader.next_datagram() {
                 let d = d.unwrap();
                 let Ok(decoded) =
@@ -1968,11 +2173,17 @@ mod tests {
                 let n = a.add_export(&export);
                 assert_eq!(n, b.add_export(&export));
                 assert_eq!(n, c.add_export(&export));
+                assert_eq!(n, small.add_export(&export));
             }
-            let [a, b, c] = &builders;
+            let [a, b, c] = &mut builders;
             assert!(
                 a.batch() == c.batch(),
                 "{}: other rows by export",
+                path.display()
+            );
+            assert!(
+                small.batch() == c.batch(),
+                "{}: other rows by export, staged a few at a time",
                 path.display()
             );
             assert!(
