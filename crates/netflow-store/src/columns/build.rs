@@ -41,6 +41,9 @@ pub struct BatchBuilder {
     /// are written at once (when there are no fewer).
     staged: Staged,
     stage_rows: usize,
+    /// Per plan, its staged records: offset in [`Staged::bodies`] and
+    /// row, reused.
+    plan_records: Vec<Vec<(u32, u32)>>,
     /// [`Build::Exports`] but in tests, to compare the three ways.
     build: Build,
 }
@@ -289,6 +292,7 @@ impl Default for BatchBuilder {
             column_sets: Vec::new(),
             staged: Staged::default(),
             stage_rows: STAGE_ROWS,
+            plan_records: Vec::new(),
             build: Build::default(),
         }
     }
@@ -637,21 +641,32 @@ impl BatchBuilder {
             let d = b.column_mut(c);
             d.values.resize((row + total) * c.width(), 0);
         }
+        // Each template's records (where in `bodies`, which row), then
+        // each of its fields for all of them.
+        let records = &mut self.plan_records;
+        records.resize_with(plans.len().max(records.len()), Vec::new);
+        for list in records.iter_mut() {
+            list.clear();
+        }
         let mut k = row;
         for set in &s.sets {
-            let n = set.rows;
-            let Some(raw) = plans.get(set.plan).and_then(|p| p.raw.as_ref()) else {
-                k += n;
+            if let (Some(raw), Some(list)) = (
+                plans.get(set.plan).and_then(|p| p.raw.as_ref()),
+                records.get_mut(set.plan),
+            ) {
+                list.extend(
+                    (0..set.rows).map(|r| ((set.body + r * raw.stride) as u32, (k + r) as u32)),
+                );
+            }
+            k += set.rows;
+        }
+        for (plan, list) in plans.iter().zip(records.iter()) {
+            let Some(raw) = plan.raw.as_ref().filter(|_| !list.is_empty()) else {
                 continue;
             };
-            let body = s.bodies.get(set.body..).unwrap_or_default();
             for f in &raw.program {
-                let d = b.column_mut(f.column);
-                if let Some(out) = d.values.get_mut(k * f.w..(k + n) * f.w) {
-                    f.put(body, raw.stride, out);
-                }
+                f.scatter(&s.bodies, list, &mut b.column_mut(f.column).values);
             }
-            k += n;
         }
         for c in FIELD_COLUMNS {
             let bit = 1u64 << c as usize;
@@ -923,33 +938,36 @@ struct RawTarget {
 }
 
 impl RawTarget {
-    /// The field of each record of `body` (`out.len() / w` records of
-    /// `stride` bytes) into `out`, `w` bytes a value, little-endian (low
+    /// The field of each record of `bodies` at the offsets of `records`
+    /// into its row of `out` (`w` bytes a value, little-endian: the low
     /// bytes of the number; addresses as 16 bytes, IPv4 v4-mapped), as
-    /// [`write_set_rows`] writes the decoded values.
+    /// [`write_set_rows`] writes the decoded values. The records of one
+    /// template over many exports at once: one jump to a loop whose sizes
+    /// are constants, instead of one per set of a couple of records.
     #[inline]
-    fn put(&self, body: &[u8], stride: usize, out: &mut [u8]) {
-        let records = body.chunks_exact(stride);
+    fn scatter(&self, bodies: &[u8], records: &[(u32, u32)], out: &mut [u8]) {
         let o = self.field.offset;
         macro_rules! each {
             ($l:literal, $w:literal, |$a:ident| $value:expr) => {{
-                for (record, place) in records.zip(out.chunks_exact_mut($w)) {
-                    let Some($a) = record.get(o..).and_then(|r| r.first_chunk::<$l>()) else {
+                for &(at, row) in records {
+                    let Some($a) = bodies
+                        .get(at as usize + o..)
+                        .and_then(|r| r.first_chunk::<$l>())
+                    else {
                         continue;
                     };
-                    let value: [u8; $w] = $value;
-                    place.copy_from_slice(&value);
+                    let Some(place) = out
+                        .get_mut(row as usize * $w..)
+                        .and_then(|p| p.first_chunk_mut::<$w>())
+                    else {
+                        continue;
+                    };
+                    *place = $value;
                 }
             }};
-            ($l:literal, $w:literal) => {
-                each!($l, $w, |a| {
-                    let mut be = [0u8; 8];
-                    be[8 - $l..].copy_from_slice(a);
-                    let le = u64::from_be_bytes(be).to_le_bytes();
-                    let mut v = [0u8; $w];
-                    v.copy_from_slice(&le[..$w]);
-                    v
-                })
+            // A big-endian number of type `$n` to a little-endian one of `$c`.
+            ($l:literal, $w:literal, $n:ty, $c:ty) => {
+                each!($l, $w, |a| (<$n>::from_be_bytes(*a) as $c).to_le_bytes())
             };
         }
         match self.copy {
@@ -961,22 +979,27 @@ impl RawTarget {
                 v
             }),
             ValueCopy::V6 => each!(16, 16, |a| *a),
-            ValueCopy::N1W1 => each!(1, 1),
-            ValueCopy::N1W2 => each!(1, 2),
-            ValueCopy::N1W4 => each!(1, 4),
-            ValueCopy::N1W8 => each!(1, 8),
-            ValueCopy::N2W2 => each!(2, 2),
-            ValueCopy::N2W4 => each!(2, 4),
-            ValueCopy::N2W8 => each!(2, 8),
-            ValueCopy::N4W4 => each!(4, 4),
-            ValueCopy::N4W8 => each!(4, 8),
-            ValueCopy::N8W8 => each!(8, 8),
+            ValueCopy::N1W1 => each!(1, 1, u8, u8),
+            ValueCopy::N1W2 => each!(1, 2, u8, u16),
+            ValueCopy::N1W4 => each!(1, 4, u8, u32),
+            ValueCopy::N1W8 => each!(1, 8, u8, u64),
+            ValueCopy::N2W2 => each!(2, 2, u16, u16),
+            ValueCopy::N2W4 => each!(2, 4, u16, u32),
+            ValueCopy::N2W8 => each!(2, 8, u16, u64),
+            ValueCopy::N4W4 => each!(4, 4, u32, u32),
+            ValueCopy::N4W8 => each!(4, 8, u32, u64),
+            ValueCopy::N8W8 => each!(8, 8, u64, u64),
             ValueCopy::Any => {
                 let w = self.w;
-                for (record, place) in records.zip(out.chunks_exact_mut(w.max(1))) {
+                let m = w.min(8);
+                for &(at, row) in records {
+                    let Some(record) = bodies.get(at as usize..) else {
+                        continue;
+                    };
                     let le = self.field.read(record).to_le_bytes();
-                    let m = w.min(8);
-                    place[..m].copy_from_slice(&le[..m]);
+                    if let Some(place) = out.get_mut(row as usize * w..row as usize * w + m) {
+                        place.copy_from_slice(&le[..m]);
+                    }
                 }
             }
         }
