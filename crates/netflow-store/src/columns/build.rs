@@ -1483,11 +1483,13 @@ impl ExportValues {
 fn push_extras<E: AsRef<[u8]>>(b: &mut Batch, extras: &[E]) {
     let base = b.rows;
     let extra_column = b.column_mut(Column::Extra);
-    for (k, extra) in extras.iter().enumerate() {
+    extra_column.offsets.reserve(extras.len());
+    for extra in extras {
         extra_column.values.extend_from_slice(extra.as_ref());
         extra_column.offsets.push(extra_column.values.len() as u32);
-        set_bit(&mut extra_column.valid, base + k, true);
     }
+    // Every row has one (an empty object is "").
+    set_ones(&mut extra_column.valid, base, extras.len());
 }
 
 /// Append rows: each record's core values (`rows`, with the time fields of
