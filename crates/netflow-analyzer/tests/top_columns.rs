@@ -26,8 +26,7 @@ fn columns_file_of_every_capture() -> PathBuf {
         .collect();
     captures.sort();
     assert!(captures.len() >= 10, "{captures:?}");
-    let out =
-        std::env::temp_dir().join(format!("netflow-top-columns-{}.nfcol", std::process::id()));
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-columns.nfcol");
     let mut writer = ColumnWriter::new(std::fs::File::create(&out).unwrap()).unwrap();
     let mut builder = BatchBuilder::new();
     for capture in &captures {
@@ -244,10 +243,7 @@ fn records_without_a_source_address_are_flows_and_without_any_are_not() {
     // (every record has both addresses in the captures' test); these
     // blocks mix records with a destination only and records without
     // addresses, which the reader must find to count the flows right.
-    let path = std::env::temp_dir().join(format!(
-        "netflow-top-columns-partial-{}.nfcol",
-        std::process::id()
-    ));
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("top-columns-partial.nfcol");
     let mut writer = ColumnWriter::new(std::fs::File::create(&path).unwrap()).unwrap();
     let mut builder = BatchBuilder::new();
     let mut decoder = Decoder::default();

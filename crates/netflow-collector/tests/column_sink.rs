@@ -16,7 +16,7 @@ use netflow_store::Export;
 
 #[test]
 fn batches_taken_and_copied_reach_the_file_in_order() {
-    let path = std::env::temp_dir().join(format!("column-sink-{}.nfcol", std::process::id()));
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("column-sink.nfcol");
     let _ = std::fs::remove_file(&path);
     let mut sink = ColumnSink::create(&path).unwrap();
     sink.flush_rows = 100;

@@ -108,7 +108,7 @@ fn check_table(stdout: &str) {
 }
 
 fn temp_path(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("netflow-store-test-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("netflow-store-analyzer");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }

@@ -28,7 +28,7 @@ fn captures() -> Vec<PathBuf> {
 }
 
 fn tmp(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("netflow-columns-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("netflow-columns");
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
 }

@@ -14,7 +14,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn plain_and_gzip_files() {
-    let dir = std::env::temp_dir().join(format!("netflow-store-read-{}", std::process::id()));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("netflow-store-read");
     std::fs::create_dir_all(&dir).unwrap();
     let lines = ["{\"a\": 1}", "{\"b\": 2}", "{\"c\": \"\\u00e9\"}"];
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();

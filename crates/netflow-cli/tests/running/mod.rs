@@ -14,8 +14,7 @@ pub const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A fresh, empty temporary directory for one test of one suite.
 pub fn tmp_dir(suite: &str, name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("netflow-cli-{suite}-{}-{name}", std::process::id()));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("netflow-cli-{suite}-{name}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
