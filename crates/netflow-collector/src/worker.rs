@@ -73,9 +73,12 @@ const HAND_OVER_BYTES: usize = 1 << 20;
 /// next datagram). Handed over whenever no datagram was waiting, a worker
 /// that keeps up gave the sink a datagram's rows or a few at a time, and
 /// appending them to the sink's batch, 43 columns each time, cost 10 % of
-/// its instructions (callgrind, 400 v9 datagrams/s). A small delay against
-/// the flush interval (1 s): rows reach the file at most this much later.
-const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
+/// its instructions (callgrind, 400 v9 datagrams/s). Long enough that a
+/// worker receiving 4,500 v9 datagrams/s or more hands over a block of
+/// its own (the columns sink's `OWN_BLOCK_PART`: no copy at all), short
+/// against the flush interval (1 s): rows reach the file at most this
+/// much later.
+const HAND_OVER_DELAY: Duration = Duration::from_millis(100);
 
 /// Spare payload buffers a receive thread keeps at most (more are freed).
 const POOL_MAX: usize = 4096;

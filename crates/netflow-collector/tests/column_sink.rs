@@ -1,8 +1,8 @@
 //! The columns sink's hand-overs: batches given up (`Sink::take_batch`,
 //! kept by exchanging batches when none are buffered) and lent
 //! (`Sink::write_batch`, copied), mixed: every row reaches the file once,
-//! in order, and a block holds at most `flush_rows` rows plus one
-//! hand-over.
+//! in order, a block holds at most `flush_rows` rows plus one
+//! hand-over, and a batch taken with an eighth of that is a block of its own.
 
 mod common;
 
@@ -57,8 +57,10 @@ fn batches_taken_and_copied_reach_the_file_in_order() {
     let f = ColumnFile::open(&path).unwrap();
     assert!(f.problems().is_empty(), "{:?}", f.problems());
     let mut got = Vec::new();
+    let mut sizes = Vec::new();
     for i in 0..f.block_count() {
         let b = f.read_block(i, &[Column::Received]).unwrap();
+        sizes.push(b.rows());
         assert!(
             b.rows() <= 100 + largest,
             "block {i}: {} rows (flush_rows 100, hand-overs of at most {largest})",
@@ -75,6 +77,14 @@ fn batches_taken_and_copied_reach_the_file_in_order() {
         .flat_map(|r| std::iter::repeat_n(r, per_export))
         .collect();
     assert_eq!(got, want, "every row once, in order");
+    // Taken batches of at least an eighth of `flush_rows` are blocks of
+    // their own, whole (33, 5, 90, 60 and 70 exports of 3 records).
+    for whole in [99, 15, 270, 180, 210] {
+        assert!(
+            sizes.contains(&whole),
+            "{whole} rows in one block: {sizes:?}"
+        );
+    }
     assert!(f.block_count() >= 5, "{} blocks", f.block_count());
     let _ = std::fs::remove_file(&path);
 }
