@@ -73,12 +73,14 @@ const HAND_OVER_BYTES: usize = 1 << 20;
 /// next datagram). Handed over whenever no datagram was waiting, a worker
 /// that keeps up gave the sink a datagram's rows or a few at a time, and
 /// appending them to the sink's batch, 43 columns each time, cost 10 % of
-/// its instructions (callgrind, 400 v9 datagrams/s). Long enough that a
-/// worker receiving 4,500 v9 datagrams/s or more hands over a block of
-/// its own (the columns sink's `OWN_BLOCK_PART`: no copy at all), short
-/// against the flush interval (1 s): rows reach the file at most this
-/// much later.
-const HAND_OVER_DELAY: Duration = Duration::from_millis(100);
+/// its instructions (callgrind, 400 v9 datagrams/s). A small delay against
+/// the flush interval (1 s): rows reach the file at most this much later.
+/// A worker receiving 23,000 v9 datagrams/s or more builds a block of its
+/// own in that time (the columns sink's `OWN_BLOCK_PART`: not copied).
+/// Not longer: at 100 ms, the batches of the 10-minute soak's mix (6,000
+/// datagrams/s) were sometimes blocks of their own and sometimes copied,
+/// and the collector's RSS moved with their sizes (+24 % over the soak).
+const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
 
 /// Spare payload buffers a receive thread keeps at most (more are freed).
 const POOL_MAX: usize = 4096;

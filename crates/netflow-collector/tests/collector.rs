@@ -1265,7 +1265,7 @@ fn an_idle_worker_hands_over_rows_in_batches_and_soon() {
     // One datagram's rows per hand-over would be 100 calls.
     assert!(calls <= 40, "{calls} hand-overs for 100 datagrams");
     // One more datagram, then nothing: its rows come within the delay
-    // (100 ms), long before the flush interval.
+    // (20 ms), long before the flush interval.
     let sent = Instant::now();
     s.send(&packet).unwrap();
     wait_stats(&c, "the last datagram's rows", |_| rows() == 303);
