@@ -476,10 +476,6 @@ impl BatchBuilder {
             if count == 0 {
                 continue;
             }
-            let columns = set.columns()?;
-            if columns.clone().next().is_some_and(|c| c.len() != count) {
-                return None;
-            }
             let (at, dropped) = self.plan_for(set)?;
             if dropped && !self.column_sets.is_empty() {
                 // The indices already noted moved.
@@ -487,14 +483,27 @@ impl BatchBuilder {
             }
             let plan = &self.plans[at];
             let raw = plan.raw.as_ref().filter(|_| plan.usable)?;
-            if !plan.kinds_match(columns.clone()) {
+            if set.bytes().len() < count * raw.stride {
                 return None;
             }
             let from = base + total;
             if self.row_extras.len() < from + count {
                 self.row_extras.resize_with(from + count, Vec::new);
             }
-            plan.extras(columns, &mut self.row_extras[from..from + count]);
+            let extras = &mut self.row_extras[from..from + count];
+            if plan.any_checked || plan.passes.contains(&true) {
+                // Values to check or to write to `extra`: read by the
+                // decoder (the others are read from the bytes at settling).
+                let columns = set.columns()?;
+                if columns.clone().next().is_some_and(|c| c.len() != count)
+                    || !plan.kinds_match(columns.clone())
+                {
+                    return None;
+                }
+                plan.extras(columns, extras);
+            } else {
+                extras.iter_mut().for_each(Vec::clear);
+            }
             fed_all &= raw.fed;
             fed_any |= raw.fed;
             self.column_sets.push((i, at, count));
