@@ -822,7 +822,8 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             Some(template) => match template.record_len {
                 // compile() makes no template of length 0; checked anyway.
                 Some(len) if len > 0 => {
-                    let count = body.len() / len;
+                    // A set body is at most 65,531 bytes (16-bit set length).
+                    let count = template.records_in(body.len());
                     let used = count * len;
                     if body[used..].iter().any(|&b| b != 0) {
                         let error = padding_error(template, offset, body.len() - used, used);

@@ -249,13 +249,46 @@ pub struct Template {
     pub(crate) wire: Box<[u8]>,
     /// Record length when no field is variable-length.
     pub record_len: Option<usize>,
+    /// `record_len`'s reciprocal for [`Template::records_in`] (0 when
+    /// there is no record length or it is longer than a set can be).
+    pub(crate) record_len_recip: u64,
     /// Smallest possible record length (variable-length fields count 1 byte).
     pub min_record_len: usize,
     /// Some field is a structured data list (RFC 6313) and needs the template scope.
     pub has_lists: bool,
 }
 
+/// `ceil(2^32 / len)`, for [`Template::records_in`]; 0 without a length
+/// or for a length of 0 or of more than 65,535 bytes (no such record fits
+/// a set).
+fn reciprocal(len: Option<usize>) -> u64 {
+    match len {
+        Some(len @ 1..=0xFFFF) => (1u64 << 32).div_ceil(len as u64),
+        _ => 0,
+    }
+}
+
+/// `n / d` for `n` below 65,536, given `recip == reciprocal(Some(d))`
+/// (see [`Template::records_in`]; a larger `n` is cut to 16 bits).
+#[inline(always)]
+fn divide(n: usize, recip: u64) -> usize {
+    debug_assert!(n <= 0xFFFF);
+    ((((n as u64) & 0xFFFF) * recip) >> 32) as usize
+}
+
 impl Template {
+    /// How many whole records of `record_len` bytes `n` bytes hold (`n`
+    /// below 65,536: the body of one set), as `n / record_len`, without
+    /// dividing: `n * ceil(2^32 / d) / 2^32` is `n / d` exactly while
+    /// `n * e < 2^32`, where `e = d * ceil(2^32 / d) - 2^32 < d`, so for
+    /// every `n` and `d` below 2^16 (`tests::records_in_divides`). A
+    /// division is ~8 instructions with LLVM's 32-bit fast path, and
+    /// 20 to 40 cycles, once a data set.
+    #[inline(always)]
+    pub(crate) fn records_in(&self, n: usize) -> usize {
+        divide(n, self.record_len_recip)
+    }
+
     /// The field specifiers as they were on the wire (scope fields first).
     pub fn specs(&self) -> impl ExactSizeIterator<Item = FieldSpec> + '_ {
         self.fields.iter().map(|f| f.spec)
@@ -329,6 +362,7 @@ impl Template {
             scope_count,
             fields: fields.into_boxed_slice(),
             record_len: offset,
+            record_len_recip: reciprocal(offset),
             min_record_len: min_len,
         })
     }
@@ -375,6 +409,7 @@ impl Template {
             scope_count: 0,
             fields: fields.into_boxed_slice(),
             record_len: Some(offset),
+            record_len_recip: reciprocal(Some(offset)),
             min_record_len: offset,
             has_lists: false,
         }
@@ -429,5 +464,58 @@ fn dedup_keys(fields: &mut [TemplateField]) {
             f.name = Cow::Owned(format!("{}#{}", f.name, n));
             f.id_key = Cow::Owned(format!("{}#{}", f.id_key, n));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The reciprocal division is `n / d` for every set body length `n`
+    /// and every record length `d` that fits a set; no record of a longer
+    /// template fits one.
+    #[test]
+    fn records_in_divides() {
+        for d in 1..=0xFFFFusize {
+            let recip = reciprocal(Some(d));
+            // Every n for the short records of real templates, a sample
+            // (the ends, around multiples of d) for the others.
+            if d <= 256 {
+                for n in 0..=0xFFFF {
+                    assert_eq!(divide(n, recip), n / d, "{n} / {d}");
+                }
+            } else {
+                let ks = (0..=0xFFFF / d).step_by((0xFFFF / d / 64).max(1));
+                for n in
+                    ks.flat_map(|k| [k * d, (k * d).saturating_sub(1), k * d + 1, k * d + d - 1])
+                {
+                    let n = n.min(0xFFFF);
+                    assert_eq!(divide(n, recip), n / d, "{n} / {d}");
+                }
+                assert_eq!(divide(0xFFFF, recip), 0xFFFF / d, "65535 / {d}");
+            }
+        }
+        assert_eq!(reciprocal(Some(0x10000)), 0);
+        assert_eq!(reciprocal(None), 0);
+        let t = Template::compile(
+            Protocol::V9,
+            256,
+            TemplateKind::Data,
+            0,
+            &[FieldSpec::new(0, 1, 4), FieldSpec::new(0, 2, 8)],
+        )
+        .unwrap();
+        assert_eq!(t.records_in(120), 10);
+        assert_eq!(t.records_in(131), 10);
+        let long = Template::compile(
+            Protocol::V9,
+            256,
+            TemplateKind::Data,
+            0,
+            &[FieldSpec::new(0, 1, 0xFFFE), FieldSpec::new(0, 2, 3)],
+        )
+        .unwrap();
+        assert_eq!(long.record_len, Some(0x10001));
+        assert_eq!(long.records_in(0xFFFF), 0);
     }
 }

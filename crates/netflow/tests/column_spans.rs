@@ -5,7 +5,7 @@
 //! it yields exactly what `Record::fields()` yields, transposed (column by
 //! column, each column in record order), for templates with and without
 //! spans, padding inside and between spans, spans longer than 255 columns,
-//! records shorter than 8 bytes, and 0 to 5 records a set; plus one set
+//! records shorter than 8 bytes, and 0 to 5, 8 and 13 records a set; plus one set
 //! whose values are written out by hand.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -115,7 +115,9 @@ fn case(fields: &[(u16, u16)], records: usize, rng: &mut Rng) -> Vec<u8> {
 
 fn check(fields: &[(u16, u16)], rng: &mut Rng, what: &str) {
     let columns = fields.iter().filter(|f| f.0 != 210).count();
-    for records in 0..=5 {
+    // Sets of 8 and 13 records too: long columns (a set of 12 records in
+    // the seed v9 packets), read with one load a value.
+    for records in (0..=5).chain([8, 13]) {
         let bytes = case(fields, records, rng);
         let want = want(&bytes);
         assert_eq!(want.len(), columns * records, "{what}: {records} records");
