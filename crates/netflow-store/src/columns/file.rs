@@ -17,8 +17,9 @@ pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
 /// columns and lose those fields, so it must refuse the file instead.
 /// Version 1 files read as they are (those fields from `extra`). Version
 /// 3 added a codec ([`CODEC_LZ4_PLANES`]) that a version 2 reader does not
-/// know; version 1 and 2 files read as they are.
-pub const VERSION: u16 = 3;
+/// know, version 4 two more ([`CODEC_LZ4_ADDR`], [`CODEC_RAW_ADDR`]); files of
+/// every earlier version read as they are.
+pub const VERSION: u16 = 4;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
 const FOOTER_MAGIC: &[u8; 4] = b"NFCF";
@@ -36,6 +37,17 @@ const CODEC_LZ4: u8 = 1;
 /// stream LZ4 took 38 % fewer instructions (the writer thread 27 % fewer,
 /// planes included) and the file was 24 % smaller (BENCHMARKS.md, session 7).
 const CODEC_LZ4_PLANES: u8 = 2;
+/// An address column split by family (the validity bitmap before it as it
+/// is, then: a bitmap with bit i set when row i is IPv4-mapped (`::ffff:
+/// a.b.c.d`, how IPv4 addresses are kept) or, without a value, zeros; the
+/// last 4 bytes of every row; the first 12 bytes of every other row, in row
+/// order), then LZ4. As 16-byte rows, LZ4 took a sequence for every IPv4
+/// row (12 bytes matched, 4 literal): the three address columns were 60 %
+/// of the writer's LZ4 time on the generator's v9 stream
+/// (BENCHMARKS.md, session 9).
+const CODEC_LZ4_ADDR: u8 = 3;
+/// As [`CODEC_LZ4_ADDR`], stored as is (LZ4 did not make it smaller).
+const CODEC_RAW_ADDR: u8 = 4;
 const HAS_BITMAP: u8 = 1;
 /// Largest `extra` column accepted when reading (a corrupt length must not
 /// make the reader allocate gigabytes).
@@ -156,7 +168,13 @@ impl BlockEncoder {
         {
             let bitmap = col.nulls > 0;
             let planes = in_planes(*c);
-            let input: &[u8] = if planes {
+            let addr = is_address(*c);
+            if addr {
+                to_address_parts(col, rows, bitmap.then_some(bitmap_len), &mut self.raw);
+            }
+            let input: &[u8] = if addr {
+                &self.raw
+            } else if planes {
                 let raw = &mut self.raw;
                 raw.clear();
                 if bitmap {
@@ -192,11 +210,17 @@ impl BlockEncoder {
                 .expect("the output is sized by get_maximum_output_size");
             let codec = if compressed < input.len() {
                 end = at + compressed;
-                if planes {
+                if addr {
+                    CODEC_LZ4_ADDR
+                } else if planes {
                     CODEC_LZ4_PLANES
                 } else {
                     CODEC_LZ4
                 }
+            } else if addr {
+                end = at + input.len();
+                out[at..end].copy_from_slice(input);
+                CODEC_RAW_ADDR
             } else {
                 // Stored as is: the values as rows, not planes (the
                 // bitmap, if any, is the same).
@@ -795,8 +819,23 @@ impl ColumnFile {
             0
         };
         let raw_len = d.raw_len as usize;
+        let split = matches!(d.codec, CODEC_LZ4_ADDR | CODEC_RAW_ADDR);
+        if split && !is_address(c) {
+            return Err(err(
+                d.at,
+                format!("column {}: codec {} is for addresses", c.name(), d.codec),
+            ));
+        }
+        // Split addresses: the family bitmap and 4 bytes a row, then 12
+        // bytes for each row that is not IPv4 (counted when read).
+        let split_min = bitmap_len + rows.div_ceil(8) + rows * 4;
         let ok_len = match c.width() {
             0 => raw_len >= bitmap_len + (rows + 1) * 4 && raw_len <= MAX_VAR_COLUMN,
+            _ if split => {
+                raw_len >= split_min
+                    && raw_len <= split_min + rows * 12
+                    && (raw_len - split_min) % 12 == 0
+            }
             w => raw_len == bitmap_len + rows * w,
         };
         if !ok_len {
@@ -843,9 +882,11 @@ impl ColumnFile {
             };
         }
         let raw: &[u8] = match d.codec {
-            CODEC_RAW if stored.len() == raw_len => stored,
-            CODEC_RAW => return Err(err(d.at, format!("column {}: length mismatch", c.name()))),
-            CODEC_LZ4 | CODEC_LZ4_PLANES => {
+            CODEC_RAW | CODEC_RAW_ADDR if stored.len() == raw_len => stored,
+            CODEC_RAW | CODEC_RAW_ADDR => {
+                return Err(err(d.at, format!("column {}: length mismatch", c.name())))
+            }
+            CODEC_LZ4 | CODEC_LZ4_PLANES | CODEC_LZ4_ADDR => {
                 // Grown, never cleared: zeroing what LZ4 overwrites
                 // anyway was a tenth of a scan.
                 let out = &mut scratch.raw;
@@ -901,6 +942,14 @@ impl ColumnFile {
             col.values.extend_from_slice(values);
         } else if d.codec == CODEC_LZ4_PLANES {
             from_planes(raw, c.width(), &mut col.values);
+        } else if split {
+            let validity = (bitmap_len > 0).then_some(&col.valid[..]);
+            if !from_address_parts(raw, rows, validity, &mut col.values) {
+                return Err(err(
+                    d.at,
+                    format!("column {}: family bitmap and addresses disagree", c.name()),
+                ));
+            }
         } else {
             col.values.extend_from_slice(raw);
         }
@@ -930,6 +979,97 @@ fn in_planes(c: Column) -> bool {
             | C::DstAs
             | C::TcpFlags
     )
+}
+
+/// The 16-byte address columns (kept as IPv6, IPv4 as `::ffff:a.b.c.d`).
+fn is_address(c: Column) -> bool {
+    matches!(
+        c,
+        Column::ExporterAddr | Column::SrcAddr | Column::DstAddr | Column::NextHop
+    )
+}
+
+/// The first 12 bytes of an IPv4-mapped IPv6 address (RFC 4291 2.5.5.2).
+const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+
+/// `raw` = the address column `col` of `rows` rows split as
+/// [`CODEC_LZ4_ADDR`] stores it: its validity bitmap (`bitmap_len` bytes
+/// when it has one), the family bitmap, the last 4 bytes of every row, the
+/// first 12 of the rows that are not IPv4.
+fn to_address_parts(col: &ColumnData, rows: usize, bitmap_len: Option<usize>, raw: &mut Vec<u8>) {
+    raw.clear();
+    if let Some(len) = bitmap_len {
+        raw.extend_from_slice(&col.valid[..len.min(col.valid.len())]);
+        raw.resize(len, 0);
+    }
+    let family_at = raw.len();
+    let low_at = family_at + rows.div_ceil(8);
+    raw.resize(low_at + rows * 4, 0);
+    let (head, low) = raw.split_at_mut(low_at);
+    let (validity, family) = head.split_at_mut(family_at);
+    let mut heads: Vec<[u8; 12]> = Vec::new();
+    for (i, (row, low)) in col
+        .values
+        .chunks_exact(16)
+        .zip(low.chunks_exact_mut(4))
+        .enumerate()
+    {
+        let (high, v4) = row.split_at(12);
+        let valid = bitmap_len.is_none() || super::bit(validity, i);
+        // A row without a value must read back as zeros, not as ::ffff:0.0.0.0.
+        let v4_row = if valid {
+            high == V4_MAPPED
+        } else {
+            row == [0; 16]
+        };
+        if v4_row {
+            family[i >> 3] |= 1 << (i & 7);
+        } else {
+            heads.push(high.try_into().expect("12 bytes"));
+        }
+        low.copy_from_slice(v4);
+    }
+    raw.extend(heads.iter().flatten());
+}
+
+/// Append the `rows` 16-byte rows of the split addresses `raw` (after the
+/// validity bitmap) to `values`: `::ffff:a.b.c.d` for an IPv4 row with a
+/// value (every row when there is no `validity` bitmap), zeros for one
+/// without, the 12 stored bytes and the 4 for any other. `false` when the
+/// family bitmap does not count as many other rows as there are stored.
+fn from_address_parts(
+    raw: &[u8],
+    rows: usize,
+    validity: Option<&[u8]>,
+    values: &mut Vec<u8>,
+) -> bool {
+    let family_len = rows.div_ceil(8);
+    let Some((family, rest)) = raw.split_at_checked(family_len) else {
+        return false;
+    };
+    let Some((low, high)) = rest.split_at_checked(rows * 4) else {
+        return false;
+    };
+    if high.len() != 12 * (rows - set_bits(family, rows)) {
+        return false;
+    }
+    values.reserve(rows * 16);
+    let mut highs = high.chunks_exact(12);
+    for (i, v4) in low.chunks_exact(4).enumerate() {
+        if super::bit(family, i) {
+            if validity.is_none_or(|b| super::bit(b, i)) {
+                values.extend_from_slice(&V4_MAPPED);
+                values.extend_from_slice(v4);
+            } else {
+                values.extend_from_slice(&[0; 16]);
+            }
+        } else {
+            // Counted above: as many as there are clear bits.
+            values.extend_from_slice(highs.next().unwrap_or(&[0; 12]));
+            values.extend_from_slice(v4);
+        }
+    }
+    true
 }
 
 /// Append `values` (rows of `w` bytes) to `out` as `w` planes: byte 0 of
@@ -1190,6 +1330,182 @@ mod tests {
             assert_eq!(a.valid, b.valid, "{}", c.name());
             assert_eq!(a.nulls, b.nulls, "{}", c.name());
         }
+    }
+
+    /// Address columns split by family: IPv4 rows, IPv6 rows, rows
+    /// without a value (zeros, and one that is not zeros), a valid `::`,
+    /// `::ffff:0.0.0.0` with and without a value; LZ4 when smaller, else
+    /// stored as is. Every column reads back the same.
+    #[test]
+    fn address_columns_read_back() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        fn mapped(v4: [u8; 4]) -> [u8; 16] {
+            let mut a = [0u8; 16];
+            a[..12].copy_from_slice(&V4_MAPPED);
+            a[12..].copy_from_slice(&v4);
+            a
+        }
+        let mut random = |family: u64| {
+            let r = next();
+            match family {
+                0 => mapped((r as u32).to_be_bytes()),
+                2 => {
+                    let mut a = [0u8; 16];
+                    a[..8].copy_from_slice(&r.to_be_bytes());
+                    a[8..].copy_from_slice(
+                        &r.rotate_left(29)
+                            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                            .to_be_bytes(),
+                    );
+                    a
+                }
+                _ => {
+                    let mut a = [0u8; 16];
+                    a[..8].copy_from_slice(
+                        &0x2001_0db8_0000_0000u64.wrapping_add(r >> 60).to_be_bytes(),
+                    );
+                    a[8..].copy_from_slice(&r.to_be_bytes());
+                    a
+                }
+            }
+        };
+        // Blocks of (column, each row's bytes and whether it has a value)
+        // and the codec each column must get.
+        type Rows = Vec<([u8; 16], bool)>;
+        let mixed: Rows = (0..2000)
+            .map(|r| match r % 13 {
+                0 | 5 => (random(1), true),
+                3 => ([0; 16], false),
+                7 if r == 7 => (mapped([10, 1, 2, 3]), false),
+                8 if r == 8 => ([0; 16], true),
+                9 if r == 9 => (mapped([0; 4]), true),
+                10 if r == 10 => (mapped([0; 4]), false),
+                _ => (random(0), true),
+            })
+            .collect();
+        let blocks: Vec<Vec<(Column, Rows, u8)>> = vec![
+            vec![
+                (
+                    Column::SrcAddr,
+                    (0..2000)
+                        .map(|r| (mapped([10, 0, (r % 3) as u8, (r % 7) as u8]), true))
+                        .collect(),
+                    CODEC_LZ4_ADDR,
+                ),
+                (Column::DstAddr, mixed, CODEC_LZ4_ADDR),
+                (
+                    Column::ExporterAddr,
+                    vec![(mapped([192, 0, 2, 9]), true); 2000],
+                    CODEC_LZ4_ADDR,
+                ),
+            ],
+            vec![
+                (
+                    Column::NextHop,
+                    (0..8).map(|_| (random(2), true)).collect(),
+                    CODEC_RAW_ADDR,
+                ),
+                (
+                    Column::SrcAddr,
+                    (0..8).map(|_| (random(0), true)).collect(),
+                    CODEC_RAW_ADDR,
+                ),
+            ],
+        ];
+        for (n, columns) in blocks.into_iter().enumerate() {
+            let rows = columns[0].1.len();
+            let mut batch = Batch::new();
+            let mut check = Vec::new();
+            for (c, values, codec) in columns {
+                let d = batch.column_mut(c);
+                for (r, (v, valid)) in values.into_iter().enumerate() {
+                    d.values.extend_from_slice(&v);
+                    if valid {
+                        set_ones(&mut d.valid, r, 1);
+                    } else {
+                        set_bit(&mut d.valid, r, false);
+                        d.nulls += 1;
+                    }
+                }
+                check.push((c, codec));
+            }
+            for c in Column::ALL {
+                let d = batch.column_mut(*c);
+                if d.values.is_empty() && c.width() != 0 {
+                    d.values.resize(rows * c.width(), 0);
+                    set_bit(&mut d.valid, rows - 1, false);
+                    d.nulls = rows;
+                } else if c.width() == 0 {
+                    d.offsets.resize(rows + 1, 0);
+                    set_ones(&mut d.valid, 0, rows);
+                }
+            }
+            batch.rows = rows;
+            let block = encode_block(&batch);
+            let codec = |c: Column| {
+                block.bytes[BLOCK_HEADER_LEN..]
+                    .chunks_exact(DIR_ENTRY_LEN)
+                    .find(|e| e[0..2] == (c as u16).to_le_bytes())
+                    .map(|e| e[2])
+            };
+            let path = std::env::temp_dir().join(format!("addresses-{}.nfcol", std::process::id()));
+            let mut w = ColumnWriter::new(File::create(&path).unwrap()).unwrap();
+            w.write_block(&batch).unwrap();
+            w.finish().unwrap();
+            let f = ColumnFile::open(&path).unwrap();
+            let read = f.read_block(0, Column::ALL).unwrap();
+            let _ = std::fs::remove_file(&path);
+            for (c, want) in check {
+                assert_eq!(codec(c), Some(want), "block {n} {}", c.name());
+                let (a, b) = (batch.column(c).unwrap(), read.column(c).unwrap());
+                assert!(
+                    a.values == b.values,
+                    "block {n} {}: values differ",
+                    c.name()
+                );
+                assert_eq!(a.valid, b.valid, "block {n} {}", c.name());
+                assert_eq!(a.nulls, b.nulls, "block {n} {}", c.name());
+            }
+        }
+    }
+
+    /// Split addresses whose family bitmap does not count the stored IPv6
+    /// heads, or too short for the rows: refused, no panic.
+    #[test]
+    fn address_parts_must_agree() {
+        let mut values = Vec::new();
+        // 3 rows: family bits 0b101 (rows 0 and 2 IPv4), 12 bytes, one head.
+        let mut raw = vec![0b101];
+        raw.extend_from_slice(&[1; 12]);
+        raw.extend_from_slice(&[7; 12]);
+        assert!(from_address_parts(&raw, 3, None, &mut values));
+        assert_eq!(values.len(), 48);
+        assert_eq!(&values[16..28], &[7; 12]);
+        assert_eq!(&values[..12], &V4_MAPPED);
+        for (bad, rows) in [
+            (&raw[..raw.len() - 12], 3),
+            (&raw[..raw.len() - 1], 3),
+            (&raw[..5], 3),
+            (&raw[..0], 3),
+            (&raw[..], 4),
+            (&raw[..], 2),
+        ] {
+            values.clear();
+            assert!(
+                !from_address_parts(bad, rows, None, &mut values),
+                "{} {rows}",
+                bad.len()
+            );
+        }
+        let mut all_v6 = raw.clone();
+        all_v6[0] = 0;
+        assert!(!from_address_parts(&all_v6, 3, None, &mut values));
     }
 
     /// What a column with a valid checksum but a crafted or damaged LZ4

@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 3, all integers little-endian)
+//! # File layout (version 4, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 2 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 4 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -32,6 +32,13 @@
 //!     codec 0: stored as is, 1: LZ4 block (lz4_flex), 2 (version 3): the
 //!     values as byte planes (byte 0 of every row, then byte 1 of every
 //!     row, ...; the bitmap before them as it is), then an LZ4 block;
+//!     3 (version 4, the 16-byte address columns): the addresses split by
+//!     family (the bitmap before them as it is, then a family bitmap, bit
+//!     i set when row i is IPv4-mapped `::ffff:a.b.c.d` or, without a
+//!     value, zeros; the last 4 bytes of every row; the first 12 bytes of
+//!     every row whose bit is clear, in row order), then an LZ4 block;
+//!     4 (version 4): the same split stored as is (raw_len is then
+//!     bitmap + (rows+7)/8 + 4 x rows + 12 x the rows that are not IPv4);
 //!     flags bit 0: a validity bitmap precedes the values; crc32 of the
 //!     stored bytes.
 //! column-data (raw, after decompression) = [validity bitmap, (rows+7)/8 bytes,
