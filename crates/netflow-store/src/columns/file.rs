@@ -1508,6 +1508,118 @@ mod tests {
         assert!(!from_address_parts(&all_v6, 3, None, &mut values));
     }
 
+    /// Split address columns with valid checksums over crafted bytes
+    /// (random family bitmaps, lengths and contents, either codec): the
+    /// reader gives the column or an error, never a panic, and a column it
+    /// gives has 16 bytes a row.
+    #[test]
+    fn crafted_address_columns_are_refused_or_read() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let rows = 40;
+        let mut batch = Batch::new();
+        let d = batch.column_mut(Column::SrcAddr);
+        for r in 0..rows {
+            let mut a = [0u8; 16];
+            a[10] = 0xff;
+            a[11] = 0xff;
+            a[15] = r as u8;
+            if r % 3 == 0 {
+                a[0] = 0x20;
+            }
+            d.values.extend_from_slice(&a);
+        }
+        set_ones(&mut d.valid, 0, rows);
+        for c in Column::ALL {
+            let d = batch.column_mut(*c);
+            if d.values.is_empty() && c.width() != 0 {
+                d.values.resize(rows * c.width(), 0);
+                set_bit(&mut d.valid, rows - 1, false);
+                d.nulls = rows;
+            } else if c.width() == 0 {
+                d.offsets.resize(rows + 1, 0);
+                set_ones(&mut d.valid, 0, rows);
+            }
+        }
+        batch.rows = rows;
+        let good = encode_block(&batch).bytes;
+        let ncols = u16::from_le_bytes([good[8], good[9]]) as usize;
+        let data_at = BLOCK_HEADER_LEN + ncols * DIR_ENTRY_LEN;
+        let path = std::env::temp_dir().join(format!("crafted-{}.nfcol", std::process::id()));
+        let (mut read, mut refused) = (0, 0);
+        for round in 0..3000 {
+            // The directory entry of src_addr and where its bytes are.
+            let mut block = good.clone();
+            let mut at = data_at;
+            let mut entry = 0;
+            for n in 0..ncols {
+                let e = BLOCK_HEADER_LEN + n * DIR_ENTRY_LEN;
+                if block[e..e + 2] == (Column::SrcAddr as u16).to_le_bytes() {
+                    entry = e;
+                    break;
+                }
+                at += le_u32(&block, e + 4) as usize;
+            }
+            let stored_len = le_u32(&block, entry + 4) as usize;
+            let codec = if round % 2 == 0 {
+                CODEC_RAW_ADDR
+            } else {
+                CODEC_LZ4_ADDR
+            };
+            let raw_min = rows.div_ceil(8) + rows * 4;
+            let family: Vec<u8> = (0..rows.div_ceil(8)).map(|_| next() as u8).collect();
+            let ipv6_rows = rows - set_bits(&family, rows);
+            let raw_len = match next() % 4 {
+                0 | 1 => raw_min + 12 * ipv6_rows,
+                2 => raw_min + 12 * (next() as usize % (rows + 2)),
+                _ => next() as usize % (raw_min + 12 * rows + 20),
+            };
+            let raw: Vec<u8> = (0..raw_len)
+                .map(|i| family.get(i).copied().unwrap_or((next() % 3) as u8))
+                .collect();
+            let mut stored = if codec == CODEC_RAW_ADDR {
+                raw
+            } else {
+                lz4_flex::block::compress(&raw)
+            };
+            if next() % 5 == 0 && !stored.is_empty() {
+                let i = next() as usize % stored.len();
+                stored[i] = next() as u8;
+            }
+            block.splice(at..at + stored_len, stored.iter().copied());
+            block[entry + 2] = codec;
+            block[entry + 4..entry + 8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+            block[entry + 8..entry + 12].copy_from_slice(&(raw_len as u32).to_le_bytes());
+            block[entry + 12..entry + 16].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+            let body_len = (block.len() - BLOCK_HEADER_LEN) as u32;
+            block[12..16].copy_from_slice(&body_len.to_le_bytes());
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(&block[..BLOCK_HEADER_LEN - 4]);
+            crc.update(&block[BLOCK_HEADER_LEN..data_at]);
+            let crc = crc.finalize();
+            block[BLOCK_HEADER_LEN - 4..BLOCK_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+            let mut file = file_header().to_vec();
+            file.extend_from_slice(&block);
+            std::fs::write(&path, &file).unwrap();
+            let f = ColumnFile::open(&path).unwrap();
+            assert_eq!(f.block_count(), 1, "round {round}: {:?}", f.problems());
+            match f.read_block(0, &[Column::SrcAddr]) {
+                Ok(b) => {
+                    assert_eq!(b.column(Column::SrcAddr).unwrap().values.len(), rows * 16);
+                    read += 1;
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        let _ = std::fs::remove_file(&path);
+        assert!(read > 100 && refused > 100, "read {read} refused {refused}");
+    }
+
     /// What a column with a valid checksum but a crafted or damaged LZ4
     /// block gives the decoder (safe-decode): an error or bytes within the
     /// output, never a panic.
