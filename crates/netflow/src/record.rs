@@ -635,6 +635,9 @@ impl<'s> Columns<'s> {
             stride,
             by_spans,
         } = self;
+        if count == 0 {
+            return;
+        }
         if count <= 2 && by_spans {
             // Span by span. An index into the steps, not a slice cut at
             // each span, and this path before the column by column one:
@@ -661,34 +664,29 @@ impl<'s> Columns<'s> {
                                 let Some(span_fields) = fields.get(i..i + n) else {
                                     return;
                                 };
-                                let start = first.offset as usize;
-                                let end = start + $n * n;
-                                let Some(r0) = body.get(start..end) else {
-                                    return;
-                                };
-                                if !TWO {
-                                    // One record: its values in column order are the
-                                    // span's bytes in order.
-                                    for (field, b) in span_fields.iter().zip(r0.chunks_exact($n)) {
-                                        let Ok($a) = <[u8; $n]>::try_from(b) else {
-                                            return;
-                                        };
-                                        f(field, $value);
-                                    }
-                                } else {
-                                    // Two records: each column's value in the first,
-                                    // then in the second.
-                                    let Some(r1) = body.get(start + stride..end + stride) else {
-                                        return;
+                                // The span's bytes, `$n` a column from `first.offset`,
+                                // end within the record (`Template::column_stride`
+                                // checks every span when the template is built):
+                                // no check here, in the first record or the second.
+                                let span = body.as_ptr().wrapping_add(first.offset as usize);
+                                for (k, field) in span_fields.iter().enumerate() {
+                                    // SAFETY: `k < n`, so the `$n` bytes at `k * $n`
+                                    // from the span's start are inside the span, so
+                                    // inside the first record, which `body` holds
+                                    // (`count >= 1`).
+                                    let $a = unsafe {
+                                        span.add(k * $n).cast::<[u8; $n]>().read_unaligned()
                                     };
-                                    let values = r0.chunks_exact($n).zip(r1.chunks_exact($n));
-                                    for (field, (b0, b1)) in span_fields.iter().zip(values) {
-                                        let Ok($a) = <[u8; $n]>::try_from(b0) else {
-                                            return;
-                                        };
-                                        f(field, $value);
-                                        let Ok($a) = <[u8; $n]>::try_from(b1) else {
-                                            return;
+                                    f(field, $value);
+                                    if TWO {
+                                        // Two records: each column's value in the
+                                        // first, then in the second.
+                                        // SAFETY: as above, in the second record
+                                        // (`count == 2`: `body` is two records).
+                                        let $a = unsafe {
+                                            span.add(stride + k * $n)
+                                                .cast::<[u8; $n]>()
+                                                .read_unaligned()
                                         };
                                         f(field, $value);
                                     }
@@ -752,9 +750,6 @@ impl<'s> Columns<'s> {
         // first one on, one each, so the steps and those fields go in
         // step (no index to check per column).
         let steps = steps.as_slice();
-        if count == 0 {
-            return;
-        }
         let tail = steps
             .first()
             .and_then(|s| fields.get(s.field as usize..))

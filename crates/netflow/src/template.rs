@@ -176,17 +176,20 @@ pub(crate) fn column_read_len(step: &ColumnStep) -> usize {
 }
 
 /// The record length the columns of `steps` are read with
-/// ([`Template::column_stride`]): `record_len` when every column's read
-/// ends within it, else 0 (no column is read). Always the former for
+/// ([`Template::column_stride`]): `record_len` when every column's read,
+/// and every span's, ends within it, else 0 (no column is read). Always the former for
 /// compiled templates, which is checked here rather than assumed, because
 /// the unchecked reads of `record::column_values` rely on it.
 fn column_stride(steps: &[ColumnStep], record_len: Option<usize>) -> u32 {
     let Some(len) = record_len.and_then(|len| u32::try_from(len).ok()) else {
         return 0;
     };
-    let inside = steps
-        .iter()
-        .all(|s| s.offset as usize + column_read_len(s) <= len as usize);
+    // Each column's read, and each span's (`run + 1` columns read side by
+    // side, `Columns::for_each_value`), ends within the record.
+    let inside = steps.iter().all(|s| {
+        let end = s.offset as usize + column_read_len(s) * (s.run as usize + 1);
+        end <= len as usize
+    });
     if inside {
         len
     } else {
@@ -286,7 +289,8 @@ pub struct Template {
     pub record_len: Option<usize>,
     /// The record length the columns are read with: `record_len`, kept
     /// apart from it (which is public, and may be changed by its owner)
-    /// because every column step's read ends within it, checked when the
+    /// because every column step's read (and every span's) ends within it,
+    /// checked when the
     /// template is built ([`column_stride`]); 0 when there are no columns
     /// or that check failed. Column values are read without a bound check
     /// each (`record::column_values`), and this is their bound.
@@ -599,6 +603,13 @@ mod tests {
         assert_eq!(column_stride(&[step(0, 2, Op::Ipv6)], Some(8)), 0);
         assert_eq!(column_stride(&[step(0, 8, Op::U8)], Some(1)), 1);
         assert_eq!(column_stride(&[step(2, 3, Op::UInt)], Some(4)), 0);
+        // A span reads `run + 1` values side by side from its first step.
+        let span = ColumnStep {
+            run: 1,
+            ..step(0, 4, Op::U32)
+        };
+        assert_eq!(column_stride(&[span, step(4, 4, Op::U32)], Some(8)), 8);
+        assert_eq!(column_stride(&[span], Some(4)), 0);
         assert_eq!(column_stride(&[], None), 0);
         assert_eq!(column_stride(&[], Some(1 << 40)), 0);
     }
