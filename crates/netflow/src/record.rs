@@ -868,9 +868,10 @@ impl<'s> Column<'s> {
 ///
 /// # Safety
 ///
-/// `body` is one or more whole records of `stride` bytes, `stride` is the
-/// `column_stride` of the template `step` belongs to: as `columns_of` sets
-/// up a [`Columns`] with records (see [`column_values`]).
+/// `body` is one or more whole records of `stride` bytes (so `stride >
+/// 0`), `stride` is the `column_stride` of the template `step` belongs to:
+/// as `columns_of` sets up a [`Columns`] with records (see
+/// [`column_values`]).
 #[inline(always)]
 unsafe fn read_column<'s, F: FnMut(Value<'s>)>(
     step: &ColumnStep,
@@ -926,14 +927,17 @@ unsafe fn read_column<'s, F: FnMut(Value<'s>)>(
             | Op::DtNano
             | Op::List
             | Op::Skip) => {
-                // Rare ops: record by record (`chunks_exact` divides once
-                // here), each value checked.
+                // Rare ops: record by record, each value checked (no
+                // `chunks_exact`: its stride made nonzero was hoisted into
+                // the start of every set; `stride > 0` here).
                 let len = step.length as usize;
-                for r in body.chunks_exact(stride.max(1)) {
-                    let Some(b) = r.get(start..start + len) else {
+                let mut at = 0;
+                while at < body.len() {
+                    let Some(b) = body.get(at + start..at + start + len) else {
                         return;
                     };
                     f(Value::from_op(op, b));
+                    at += stride;
                 }
             }
         }
@@ -955,8 +959,8 @@ unsafe fn read_column<'s, F: FnMut(Value<'s>)>(
 ///
 /// # Safety
 ///
-/// `body.len()` is a multiple of `stride` and at least `stride`, and
-/// `start + N <= stride`.
+/// `stride > 0`, `body.len()` is a multiple of `stride` and at least
+/// `stride`, and `start + N <= stride`.
 #[inline(always)]
 unsafe fn column_values<const N: usize>(
     body: &[u8],
