@@ -672,7 +672,8 @@ struct Walk<'a, 'c, S> {
     /// Data sets whose template was unknown when reached: retried after the walk.
     deferred: Vec<MissingSet<'a>>,
     /// The field specifiers of the template record being read (the cache's
-    /// buffer, lent for the walk: no allocation per packet).
+    /// buffer, lent from the first template record on, see
+    /// [`spec_buffer`](Self::spec_buffer): no allocation per packet).
     specs: Vec<FieldSpec>,
 }
 
@@ -681,7 +682,6 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     /// Always inlined: returned out of line, the 232-byte walk was copied.
     #[inline(always)]
     fn new(scope_key: ScopeKey, bytes: &'a [u8], cache: &'c mut TemplateCache, sink: S) -> Self {
-        let specs = cache.take_spec_buffer();
         Walk {
             bytes,
             cache,
@@ -692,7 +692,7 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             templates: Vec::new(),
             errors: Vec::new(),
             deferred: Vec::new(),
-            specs,
+            specs: Vec::new(),
         }
     }
 
@@ -709,6 +709,17 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             ScopeAt::At(at) => Some(at),
             _ => None,
         }
+    }
+
+    /// The buffer for the field specifiers of a template record: the
+    /// cache's, lent at the first template record read the slow way (most
+    /// packets have none: no take and return of it for those).
+    #[inline]
+    fn spec_buffer(&mut self) -> &mut Vec<FieldSpec> {
+        if self.specs.capacity() == 0 {
+            self.specs = self.cache.take_spec_buffer();
+        }
+        &mut self.specs
     }
 
     /// The cache is about to change: positions go stale.
@@ -878,8 +889,10 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     /// bytes) was copied with `memcpy` once a packet.
     #[inline(always)]
     fn finish(&mut self, exporter: ExporterId, header: Header) -> S::Output {
-        self.cache
-            .return_spec_buffer(std::mem::take(&mut self.specs));
+        if self.specs.capacity() != 0 {
+            self.cache
+                .return_spec_buffer(std::mem::take(&mut self.specs));
+        }
         if !self.deferred.is_empty() {
             self.resolve_deferred();
         }
@@ -1002,7 +1015,7 @@ fn walk_v9<'a, S: SetSink<'a>>(
                         pos += used;
                         continue;
                     }
-                    match v9::parse_template(&body[pos..], max_fields, &mut w.specs) {
+                    match v9::parse_template(&body[pos..], max_fields, w.spec_buffer()) {
                         Ok((id, used)) => {
                             pos += used;
                             w.store_template(id, TemplateKind::Data, 0, at);
@@ -1031,7 +1044,7 @@ fn walk_v9<'a, S: SetSink<'a>>(
                             continue;
                         }
                     }
-                    match v9::parse_options_template(&body[pos..], max_fields, &mut w.specs) {
+                    match v9::parse_options_template(&body[pos..], max_fields, w.spec_buffer()) {
                         Ok((id, scopes, used)) => {
                             pos += used;
                             w.store_template(id, TemplateKind::Options, scopes, at);
@@ -1172,9 +1185,9 @@ fn walk_ipfix<'a, S: SetSink<'a>>(
                         }
                     }
                     let parsed = if options {
-                        ipfix::parse_options_template(&body[pos..], max_fields, &mut w.specs)
+                        ipfix::parse_options_template(&body[pos..], max_fields, w.spec_buffer())
                     } else {
-                        ipfix::parse_template(&body[pos..], max_fields, &mut w.specs)
+                        ipfix::parse_template(&body[pos..], max_fields, w.spec_buffer())
                             .map(|(id, used)| (id, 0, used))
                     };
                     match parsed {

@@ -345,12 +345,22 @@ fn columns_of<'s>(
     body: &'s [u8],
     record_count: usize,
 ) -> Option<Columns<'s>> {
-    let stride = template.record_len?;
+    template.record_len?;
     if template.has_lists {
         return None;
     }
-    // Whole records only (scan_records cut the body at the last one).
-    let (body, count) = match record_count.checked_mul(stride).and_then(|n| body.get(..n)) {
+    // The template's record length as the column reads rely on it (see
+    // `Template::column_stride`; equal to `record_len`, which its owner
+    // may change). 0: no column is read.
+    let stride = template.column_stride as usize;
+    // Whole records only (scan_records cut the body at the last one); the
+    // column reads rely on `body` being exactly `count` records of `stride`
+    // bytes.
+    let (body, count) = match record_count
+        .checked_mul(stride)
+        .filter(|&n| n > 0)
+        .and_then(|n| body.get(..n))
+    {
         Some(body) => (body, record_count),
         None => (&[][..], 0),
     };
@@ -625,6 +635,9 @@ impl<'s> Columns<'s> {
             stride,
             by_spans,
         } = self;
+        if count == 0 {
+            return;
+        }
         if count <= 2 && by_spans {
             // Span by span. An index into the steps, not a slice cut at
             // each span, and this path before the column by column one:
@@ -651,34 +664,29 @@ impl<'s> Columns<'s> {
                                 let Some(span_fields) = fields.get(i..i + n) else {
                                     return;
                                 };
-                                let start = first.offset as usize;
-                                let end = start + $n * n;
-                                let Some(r0) = body.get(start..end) else {
-                                    return;
-                                };
-                                if !TWO {
-                                    // One record: its values in column order are the
-                                    // span's bytes in order.
-                                    for (field, b) in span_fields.iter().zip(r0.chunks_exact($n)) {
-                                        let Ok($a) = <[u8; $n]>::try_from(b) else {
-                                            return;
-                                        };
-                                        f(field, $value);
-                                    }
-                                } else {
-                                    // Two records: each column's value in the first,
-                                    // then in the second.
-                                    let Some(r1) = body.get(start + stride..end + stride) else {
-                                        return;
+                                // The span's bytes, `$n` a column from `first.offset`,
+                                // end within the record (`Template::column_stride`
+                                // checks every span when the template is built):
+                                // no check here, in the first record or the second.
+                                let span = body.as_ptr().wrapping_add(first.offset as usize);
+                                for (k, field) in span_fields.iter().enumerate() {
+                                    // SAFETY: `k < n`, so the `$n` bytes at `k * $n`
+                                    // from the span's start are inside the span, so
+                                    // inside the first record, which `body` holds
+                                    // (`count >= 1`).
+                                    let $a = unsafe {
+                                        span.add(k * $n).cast::<[u8; $n]>().read_unaligned()
                                     };
-                                    let values = r0.chunks_exact($n).zip(r1.chunks_exact($n));
-                                    for (field, (b0, b1)) in span_fields.iter().zip(values) {
-                                        let Ok($a) = <[u8; $n]>::try_from(b0) else {
-                                            return;
-                                        };
-                                        f(field, $value);
-                                        let Ok($a) = <[u8; $n]>::try_from(b1) else {
-                                            return;
+                                    f(field, $value);
+                                    if TWO {
+                                        // Two records: each column's value in the
+                                        // first, then in the second.
+                                        // SAFETY: as above, in the second record
+                                        // (`count == 2`: `body` is two records).
+                                        let $a = unsafe {
+                                            span.add(stride + k * $n)
+                                                .cast::<[u8; $n]>()
+                                                .read_unaligned()
                                         };
                                         f(field, $value);
                                     }
@@ -748,14 +756,10 @@ impl<'s> Columns<'s> {
             .unwrap_or(&[]);
         if tail.len() == steps.len() {
             for (step, field) in steps.iter().zip(tail) {
-                Column {
-                    step,
-                    fields,
-                    body,
-                    count,
-                    stride,
-                }
-                .for_each(|v| f(field, v));
+                // SAFETY: `count > 0`, and `body`, `stride` and `step` are
+                // those of one template as `columns_of` set them (see
+                // `column_values`).
+                unsafe { read_column(step, body, stride, |v| f(field, v)) };
             }
         } else {
             for c in (Columns {
@@ -833,34 +837,78 @@ impl<'s> Column<'s> {
     /// decode step is chosen once for the column, so inlined into the caller
     /// each value is a load, a byte swap and the caller's own work.
     #[inline]
-    pub fn for_each<F: FnMut(Value<'s>)>(&self, mut f: F) {
-        let start = self.step.offset as usize;
-        let len = self.step.length as usize;
-        let (body, count, stride) = (self.body, self.count, self.stride);
-        match self.step.op {
-            Op::U8 => strided(body, count, stride, start, |a: [u8; 1]| {
+    pub fn for_each<F: FnMut(Value<'s>)>(&self, f: F) {
+        if self.count == 0 {
+            return;
+        }
+        // SAFETY: `count > 0`, and `body`, `stride` and `step` are those of
+        // one template as `columns_of` set them (see `column_values`).
+        unsafe { read_column(self.step, self.body, self.stride, f) }
+    }
+
+    /// This field's value in every record, in record order (the values of
+    /// [`for_each`](Self::for_each), as an iterator).
+    pub fn values(&self) -> impl Iterator<Item = Value<'s>> + 's {
+        let (start, len, op) = (
+            self.step.offset as usize,
+            self.step.length as usize,
+            self.step.op,
+        );
+        self.body
+            .chunks_exact(self.stride.max(1))
+            .take(self.count)
+            .map_while(move |r| r.get(start..start + len).map(|b| Value::from_op(op, b)))
+    }
+}
+
+/// Calls `f` with the value of the column of `step` in every record of
+/// `body`, in record order (as [`Column::for_each`]). The decode step is
+/// chosen once for the column; the fixed-size values are read by
+/// [`column_values`].
+///
+/// # Safety
+///
+/// `body` is one or more whole records of `stride` bytes (so `stride >
+/// 0`), `stride` is the `column_stride` of the template `step` belongs to:
+/// as `columns_of` sets up a [`Columns`] with records (see
+/// [`column_values`]).
+#[inline(always)]
+unsafe fn read_column<'s, F: FnMut(Value<'s>)>(
+    step: &ColumnStep,
+    body: &'s [u8],
+    stride: usize,
+    mut f: F,
+) {
+    let start = step.offset as usize;
+    // SAFETY (every arm): `column_values`' conditions are this function's,
+    // and each arm reads `N == column_read_len(step)` bytes (the fixed-size
+    // ops are read with their own size, DtSec and DtMilli only when the
+    // field has that length).
+    unsafe {
+        match step.op {
+            Op::U8 => column_values(body, stride, start, |a: [u8; 1]| {
                 f(Value::Unsigned(a[0] as u64))
             }),
-            Op::U16 => strided(body, count, stride, start, |a| {
+            Op::U16 => column_values(body, stride, start, |a| {
                 f(Value::Unsigned(u16::from_be_bytes(a) as u64))
             }),
-            Op::U32 => strided(body, count, stride, start, |a| {
+            Op::U32 => column_values(body, stride, start, |a| {
                 f(Value::Unsigned(u32::from_be_bytes(a) as u64))
             }),
-            Op::U64 => strided(body, count, stride, start, |a| {
+            Op::U64 => column_values(body, stride, start, |a| {
                 f(Value::Unsigned(u64::from_be_bytes(a)))
             }),
-            Op::Ipv4 => strided(body, count, stride, start, |a: [u8; 4]| {
+            Op::Ipv4 => column_values(body, stride, start, |a: [u8; 4]| {
                 f(Value::Ipv4(Ipv4Addr::from(a)))
             }),
-            Op::Ipv6 => strided(body, count, stride, start, |a: [u8; 16]| {
+            Op::Ipv6 => column_values(body, stride, start, |a: [u8; 16]| {
                 f(Value::Ipv6(Ipv6Addr::from(a)))
             }),
-            Op::Mac => strided(body, count, stride, start, |a| f(Value::Mac(a))),
-            Op::DtSec if len == 4 => strided(body, count, stride, start, |a| {
+            Op::Mac => column_values(body, stride, start, |a| f(Value::Mac(a))),
+            Op::DtSec if step.length == 4 => column_values(body, stride, start, |a| {
                 f(Value::DateTimeSeconds(u32::from_be_bytes(a) as u64))
             }),
-            Op::DtMilli if len == 8 => strided(body, count, stride, start, |a| {
+            Op::DtMilli if step.length == 8 => column_values(body, stride, start, |a| {
                 f(Value::DateTimeMilliseconds(u64::from_be_bytes(a)))
             }),
             // Every other op named (not `op =>`): the jump table then covers
@@ -879,83 +927,63 @@ impl<'s> Column<'s> {
             | Op::DtNano
             | Op::List
             | Op::Skip) => {
-                // Rare ops: record by record (`chunks_exact` divides once
-                // here), each value checked.
-                for r in body.chunks_exact(stride.max(1)).take(count) {
-                    let Some(b) = r.get(start..start + len) else {
+                // Rare ops: record by record, each value checked (no
+                // `chunks_exact`: its stride made nonzero was hoisted into
+                // the start of every set; `stride > 0` here).
+                let len = step.length as usize;
+                let mut at = 0;
+                while at < body.len() {
+                    let Some(b) = body.get(at + start..at + start + len) else {
                         return;
                     };
                     f(Value::from_op(op, b));
+                    at += stride;
                 }
             }
         }
     }
-
-    /// This field's value in every record, in record order (the values of
-    /// [`for_each`](Self::for_each), as an iterator).
-    pub fn values(&self) -> impl Iterator<Item = Value<'s>> + 's {
-        let (start, len, op) = (
-            self.step.offset as usize,
-            self.step.length as usize,
-            self.step.op,
-        );
-        self.body
-            .chunks_exact(self.stride.max(1))
-            .take(self.count)
-            .map_while(move |r| r.get(start..start + len).map(|b| Value::from_op(op, b)))
-    }
 }
 
-/// Calls `f` with the `N` bytes at `start` of each of the `count` records
-/// of `stride` bytes at the start of `body`, in record order: a column of
-/// fixed-size values.
+/// Calls `f` with the `N` bytes at `start` of each record of `stride`
+/// bytes in `body`, in record order: a column of fixed-size values.
 ///
-/// One check for the whole column (the value lies inside its record, as
-/// for every column of a compiled template), then one unchecked load a
-/// value while the value fits in `body`: a value is the load, the byte
-/// swap, the caller's work and the loop's step (an add, a compare and a
-/// branch). Stepping the records with
-/// `chunks_exact` took four instructions a value for the step alone, and
-/// a checked index costs two to three more a value (LLVM cannot prove
-/// that `start + k * stride` stays in range). The loop ends on the offset,
-/// not on a count of records: with a count, LLVM unrolled it by four, set
-/// up for every column, which cost more on the short columns of most sets
-/// than it saved on long ones (pmacct-v9, 1 to 6 records a set: 426
-/// instructions a record against 409; the decode bench's fold: 455
-/// against 434); and on where the values end rather than on `count *
-/// stride`, no multiplication and its overflow check a column (through
-/// `Column::for_each`, one column at a time: 7 to 11 instructions a
-/// record on the captures).
+/// No check at all, per value or per column: a value is the load, the
+/// byte swap, the caller's work and the loop's step (an add, a compare
+/// and a branch), and starting a column is finding its first value. The
+/// checks the previous version made per column (the value inside its
+/// record, the body long enough for one value: 7 to 9 instructions a
+/// column with their spills, a column started ~22 times a set on
+/// pmacct's templates) are made once, when the template is built
+/// (`Template::column_stride`) and when the set's columns are cut
+/// (`columns_of`).
+///
+/// # Safety
+///
+/// `stride > 0`, `body.len()` is a multiple of `stride` and at least
+/// `stride`, and `start + N <= stride`.
 #[inline(always)]
-fn strided<const N: usize>(
+unsafe fn column_values<const N: usize>(
     body: &[u8],
-    count: usize,
     stride: usize,
     start: usize,
     mut f: impl FnMut([u8; N]),
 ) {
-    // The values of the records are inside their records (`start + N <=
-    // stride`, as for every column of a compiled template), so the k-th
-    // value lies in `body` exactly when k < count (`body` is `count`
-    // records, as `columns_of` cuts it): reading while the value fits in
-    // `body` reads the `count` values, each in range, with no count kept.
-    if start.checked_add(N).is_none_or(|end| end > stride) {
-        return;
-    }
-    debug_assert_eq!(count.checked_mul(stride), Some(body.len()));
-    // A value starting before `end` fits: `at < end` means `at + N <=
-    // body.len()`.
-    let Some(end) = (body.len() + 1).checked_sub(N) else {
-        return;
-    };
-    let base = body.as_ptr();
-    let mut at = start;
-    while at < end {
-        // SAFETY: `at < end`, so `at + N <= body.len()`: the N bytes from
-        // `at` are inside `body`. `[u8; N]` has alignment 1 and every bit
-        // pattern is valid.
-        let a = unsafe { base.add(at).cast::<[u8; N]>().read_unaligned() };
+    debug_assert!(body.len() >= stride && stride > 0 && body.len() % stride == 0);
+    debug_assert!(start + N <= stride);
+    // The records start at 0, stride, ... below body.len(): a record
+    // starts at `at` exactly when `at < body.len()`, the loop's one test
+    // (at the end: there is at least one record).
+    let column = body.as_ptr().wrapping_add(start);
+    let mut at = 0;
+    loop {
+        // SAFETY: a record starts at `at`, so the N bytes at `at + start`
+        // end at `at + start + N <= at + stride <= body.len()`: inside
+        // `body`. `[u8; N]` has alignment 1 and every bit pattern is valid.
+        let a = unsafe { column.add(at).cast::<[u8; N]>().read_unaligned() };
         f(a);
         at += stride;
+        if at >= body.len() {
+            break;
+        }
     }
 }

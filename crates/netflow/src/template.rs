@@ -159,6 +159,44 @@ fn spans(steps: &mut [ColumnStep]) {
     }
 }
 
+/// How many bytes from its offset reading a column of `step` takes: the
+/// fixed-size ops read exactly their size (which [`crate::value::Op::new`]
+/// gives only to fields of that length), the others the field's length.
+pub(crate) fn column_read_len(step: &ColumnStep) -> usize {
+    use crate::value::Op;
+    match step.op {
+        Op::U8 => 1,
+        Op::U16 => 2,
+        Op::U32 | Op::Ipv4 => 4,
+        Op::U64 => 8,
+        Op::Ipv6 => 16,
+        Op::Mac => 6,
+        _ => step.length as usize,
+    }
+}
+
+/// The record length the columns of `steps` are read with
+/// ([`Template::column_stride`]): `record_len` when every column's read,
+/// and every span's, ends within it, else 0 (no column is read). Always the former for
+/// compiled templates, which is checked here rather than assumed, because
+/// the unchecked reads of `record::column_values` rely on it.
+fn column_stride(steps: &[ColumnStep], record_len: Option<usize>) -> u32 {
+    let Some(len) = record_len.and_then(|len| u32::try_from(len).ok()) else {
+        return 0;
+    };
+    // Each column's read, and each span's (`run + 1` columns read side by
+    // side, `Columns::for_each_value`), ends within the record.
+    let inside = steps.iter().all(|s| {
+        let end = s.offset as usize + column_read_len(s) * (s.run as usize + 1);
+        end <= len as usize
+    });
+    if inside {
+        len
+    } else {
+        0
+    }
+}
+
 /// Whether a set of one or two records is read span by span rather than
 /// column by column: when the template has at most half as many spans as
 /// columns. A span costs a dispatch plus a loop over its columns (~30
@@ -249,6 +287,14 @@ pub struct Template {
     pub(crate) wire: Box<[u8]>,
     /// Record length when no field is variable-length.
     pub record_len: Option<usize>,
+    /// The record length the columns are read with: `record_len`, kept
+    /// apart from it (which is public, and may be changed by its owner)
+    /// because every column step's read (and every span's) ends within it,
+    /// checked when the
+    /// template is built ([`column_stride`]); 0 when there are no columns
+    /// or that check failed. Column values are read without a bound check
+    /// each (`record::column_values`), and this is their bound.
+    pub(crate) column_stride: u32,
     /// `record_len`'s reciprocal for [`Template::records_in`] (0 when
     /// there is no record length or it is longer than a set can be).
     pub(crate) record_len_recip: u64,
@@ -352,6 +398,7 @@ impl Template {
         let columns = column_steps(&fields, &plan);
         Ok(Template {
             by_spans: by_spans(&columns),
+            column_stride: column_stride(&columns, offset),
             has_lists,
             columns,
             wire: wire_specs(protocol, specs),
@@ -400,6 +447,7 @@ impl Template {
         let columns = column_steps(&fields, &plan);
         Template {
             by_spans: by_spans(&columns),
+            column_stride: column_stride(&columns, Some(offset)),
             columns,
             wire: Box::new([]),
             plan,
@@ -517,5 +565,52 @@ mod tests {
         .unwrap();
         assert_eq!(long.record_len, Some(0x10001));
         assert_eq!(long.records_in(0xFFFF), 0);
+    }
+
+    /// The columns are read with the record length when every column's
+    /// read ends within it (every compiled template), and not at all when
+    /// one would not.
+    #[test]
+    fn column_stride_bounds_every_read() {
+        use crate::value::Op;
+        let t = Template::compile(
+            Protocol::V9,
+            256,
+            TemplateKind::Data,
+            0,
+            &[
+                FieldSpec::new(0, 8, 4),
+                FieldSpec::new(0, 56, 6),
+                FieldSpec::new(0, 27, 16),
+                FieldSpec::new(0, 152, 8),
+                FieldSpec::new(0, 4, 1),
+            ],
+        )
+        .unwrap();
+        assert_eq!(t.column_stride as usize, t.record_len.unwrap());
+        let step = |offset, length, op| ColumnStep {
+            offset,
+            length,
+            op,
+            run: 0,
+            field: 0,
+        };
+        // A MAC column read with 6 bytes from offset 5 of an 11-byte record
+        // ends at 11: inside. From offset 6 it would not be.
+        assert_eq!(column_stride(&[step(5, 6, Op::Mac)], Some(11)), 11);
+        assert_eq!(column_stride(&[step(6, 6, Op::Mac)], Some(11)), 0);
+        // Fixed-size ops read their own size whatever the step's length says.
+        assert_eq!(column_stride(&[step(0, 2, Op::Ipv6)], Some(8)), 0);
+        assert_eq!(column_stride(&[step(0, 8, Op::U8)], Some(1)), 1);
+        assert_eq!(column_stride(&[step(2, 3, Op::UInt)], Some(4)), 0);
+        // A span reads `run + 1` values side by side from its first step.
+        let span = ColumnStep {
+            run: 1,
+            ..step(0, 4, Op::U32)
+        };
+        assert_eq!(column_stride(&[span, step(4, 4, Op::U32)], Some(8)), 8);
+        assert_eq!(column_stride(&[span], Some(4)), 0);
+        assert_eq!(column_stride(&[], None), 0);
+        assert_eq!(column_stride(&[], Some(1 << 40)), 0);
     }
 }

@@ -6,7 +6,9 @@
 //! column, each column in record order), for templates with and without
 //! spans, padding inside and between spans, spans longer than 255 columns,
 //! records shorter than 8 bytes, and 0 to 5, 8 and 13 records a set; plus one set
-//! whose values are written out by hand.
+//! whose values are written out by hand, and sets whose template's public
+//! `record_len` was changed after it was compiled (columns are read with
+//! the compiled length, without a check per value).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -288,4 +290,48 @@ fn two_records_by_hand() {
             Value::Ipv6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
         ]
     );
+}
+
+/// A template's `record_len` is public, and its owner may change it: the
+/// columns are read with the length the template was compiled with (the
+/// column reads have no check per value, and rely on it), so a set reads
+/// the same values whatever `record_len` then says, through
+/// `for_each_value` and through `Column::for_each`.
+#[test]
+fn columns_ignore_a_changed_record_len() {
+    let fields = [(8, 4), (7, 2), (1, 8), (56, 6), (27, 16), (4, 1)];
+    let mut rng = Rng(7);
+    for records in [1, 2, 3, 8] {
+        let bytes = case(&fields, records, &mut rng);
+        let want = want(&bytes);
+        let mut cache = TemplateCache::new();
+        let p = parse_packet(&bytes, &mut cache).unwrap();
+        for record_len in [None, Some(0), Some(1), Some(36), Some(38), Some(1 << 20)] {
+            let mut ds = p.data_sets[0].clone();
+            let mut template = (*ds.template).clone();
+            template.record_len = record_len;
+            ds.template = std::sync::Arc::new(template);
+            let Some(columns) = ds.columns() else {
+                assert_eq!(record_len, None, "{records} records");
+                continue;
+            };
+            let mut by_value = Vec::new();
+            columns
+                .clone()
+                .for_each_value(|f, v| by_value.push((f.name.to_string(), format!("{v:?}"))));
+            assert_eq!(
+                by_value, want,
+                "{records} records, record_len {record_len:?}"
+            );
+            let mut by_column = Vec::new();
+            for c in columns {
+                let name = c.field().name.to_string();
+                c.for_each(|v| by_column.push((name.clone(), format!("{v:?}"))));
+            }
+            assert_eq!(
+                by_column, want,
+                "{records} records, record_len {record_len:?}"
+            );
+        }
+    }
 }
