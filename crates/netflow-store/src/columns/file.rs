@@ -1282,21 +1282,61 @@ mod tests {
     use super::*;
     use crate::columns::{set_bit, set_ones};
 
+    /// A xorshift64 generator (test data only).
+    fn xorshift(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        }
+    }
+
+    /// Every column `batch` does not fill given `rows` rows, all null (the
+    /// string columns their offsets), and the row count set.
+    fn fill_absent(batch: &mut Batch, rows: usize) {
+        for c in Column::ALL {
+            let d = batch.column_mut(*c);
+            if d.values.is_empty() && c.width() != 0 {
+                d.values.resize(rows * c.width(), 0);
+                set_bit(&mut d.valid, rows - 1, false);
+                d.nulls = rows;
+            } else if c.width() == 0 {
+                d.offsets.resize(rows + 1, 0);
+                set_ones(&mut d.valid, 0, rows);
+            }
+        }
+        batch.rows = rows;
+    }
+
+    /// The codec the block's directory gives column `c`.
+    fn codec_in(block: &[u8], c: Column) -> Option<u8> {
+        block[BLOCK_HEADER_LEN..]
+            .chunks_exact(DIR_ENTRY_LEN)
+            .find(|e| e[0..2] == (c as u16).to_le_bytes())
+            .map(|e| e[2])
+    }
+
+    /// `batch` written as the one block of a file and read back whole.
+    fn write_and_read(batch: &Batch, name: &str) -> Batch {
+        let path = std::env::temp_dir().join(format!("{name}-{}.nfcol", std::process::id()));
+        let mut w = ColumnWriter::new(File::create(&path).unwrap()).unwrap();
+        w.write_block(batch).unwrap();
+        w.finish().unwrap();
+        let f = ColumnFile::open(&path).unwrap();
+        let read = f.read_block(0, Column::ALL).unwrap();
+        let _ = std::fs::remove_file(&path);
+        read
+    }
+
     /// Planes as defined (byte `j` of row `r` at `j * rows + r`) and back,
     /// for every width and row count up to 40.
     #[test]
     fn planes_are_bytes_by_position_and_back() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         for w in [1usize, 2, 3, 4, 8, 16] {
             for rows in 0..40 {
-                let values: Vec<u8> = (0..rows * w)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        state as u8
-                    })
-                    .collect();
+                let values: Vec<u8> = (0..rows * w).map(|_| next() as u8).collect();
                 let mut planes = vec![7u8; 3];
                 to_planes(&values, w, &mut planes);
                 assert_eq!(planes.len(), 3 + rows * w);
@@ -1324,13 +1364,7 @@ mod tests {
     fn plane_columns_read_back() {
         let rows = 3000;
         let mut batch = Batch::new();
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         for r in 0..rows {
             let start = 1_700_000_000_000u64 + (next() % 5000);
             let d = batch.column_mut(Column::StartMs);
@@ -1352,36 +1386,14 @@ mod tests {
             d.values.extend_from_slice(&((r % 3) as u32).to_le_bytes());
             set_ones(&mut d.valid, r, 1);
         }
-        for c in Column::ALL {
-            let d = batch.column_mut(*c);
-            if d.values.is_empty() && c.width() != 0 {
-                d.values.resize(rows * c.width(), 0);
-                set_bit(&mut d.valid, rows - 1, false);
-                d.nulls = rows;
-            } else if c.width() == 0 {
-                d.offsets.resize(rows + 1, 0);
-                set_ones(&mut d.valid, 0, rows);
-            }
-        }
-        batch.rows = rows;
+        fill_absent(&mut batch, rows);
         let block = encode_block(&batch);
-        let codec = |c: Column| {
-            block.bytes[BLOCK_HEADER_LEN..]
-                .chunks_exact(DIR_ENTRY_LEN)
-                .find(|e| e[0..2] == (c as u16).to_le_bytes())
-                .map(|e| e[2])
-        };
+        let codec = |c: Column| codec_in(&block.bytes, c);
         assert_eq!(codec(Column::StartMs), Some(CODEC_LZ4_PLANES));
         assert_eq!(codec(Column::EndMs), Some(CODEC_LZ4_PLANES));
         assert_eq!(codec(Column::InputIf), Some(CODEC_LZ4_PLANES));
         assert_eq!(codec(Column::Bytes), Some(CODEC_RAW), "random: not smaller");
-        let path = std::env::temp_dir().join(format!("planes-{}.nfcol", std::process::id()));
-        let mut w = ColumnWriter::new(File::create(&path).unwrap()).unwrap();
-        w.write_block(&batch).unwrap();
-        w.finish().unwrap();
-        let f = ColumnFile::open(&path).unwrap();
-        let read = f.read_block(0, Column::ALL).unwrap();
-        let _ = std::fs::remove_file(&path);
+        let read = write_and_read(&batch, "planes");
         for c in [
             Column::StartMs,
             Column::EndMs,
@@ -1401,13 +1413,7 @@ mod tests {
     /// stored as is. Every column reads back the same.
     #[test]
     fn address_columns_read_back() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         fn mapped(v4: [u8; 4]) -> [u8; 16] {
             let mut a = [0u8; 16];
             a[..12].copy_from_slice(&V4_MAPPED);
@@ -1498,32 +1504,10 @@ mod tests {
                 }
                 check.push((c, codec));
             }
-            for c in Column::ALL {
-                let d = batch.column_mut(*c);
-                if d.values.is_empty() && c.width() != 0 {
-                    d.values.resize(rows * c.width(), 0);
-                    set_bit(&mut d.valid, rows - 1, false);
-                    d.nulls = rows;
-                } else if c.width() == 0 {
-                    d.offsets.resize(rows + 1, 0);
-                    set_ones(&mut d.valid, 0, rows);
-                }
-            }
-            batch.rows = rows;
+            fill_absent(&mut batch, rows);
             let block = encode_block(&batch);
-            let codec = |c: Column| {
-                block.bytes[BLOCK_HEADER_LEN..]
-                    .chunks_exact(DIR_ENTRY_LEN)
-                    .find(|e| e[0..2] == (c as u16).to_le_bytes())
-                    .map(|e| e[2])
-            };
-            let path = std::env::temp_dir().join(format!("addresses-{}.nfcol", std::process::id()));
-            let mut w = ColumnWriter::new(File::create(&path).unwrap()).unwrap();
-            w.write_block(&batch).unwrap();
-            w.finish().unwrap();
-            let f = ColumnFile::open(&path).unwrap();
-            let read = f.read_block(0, Column::ALL).unwrap();
-            let _ = std::fs::remove_file(&path);
+            let codec = |c: Column| codec_in(&block.bytes, c);
+            let read = write_and_read(&batch, "addresses");
             for (c, want) in check {
                 assert_eq!(codec(c), Some(want), "block {n} {}", c.name());
                 let (a, b) = (batch.column(c).unwrap(), read.column(c).unwrap());
@@ -1577,13 +1561,7 @@ mod tests {
     /// gives has 16 bytes a row.
     #[test]
     fn crafted_address_columns_are_refused_or_read() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         let rows = 40;
         let mut batch = Batch::new();
         let d = batch.column_mut(Column::SrcAddr);
@@ -1598,18 +1576,7 @@ mod tests {
             d.values.extend_from_slice(&a);
         }
         set_ones(&mut d.valid, 0, rows);
-        for c in Column::ALL {
-            let d = batch.column_mut(*c);
-            if d.values.is_empty() && c.width() != 0 {
-                d.values.resize(rows * c.width(), 0);
-                set_bit(&mut d.valid, rows - 1, false);
-                d.nulls = rows;
-            } else if c.width() == 0 {
-                d.offsets.resize(rows + 1, 0);
-                set_ones(&mut d.valid, 0, rows);
-            }
-        }
-        batch.rows = rows;
+        fill_absent(&mut batch, rows);
         let good = encode_block(&batch).bytes;
         let ncols = u16::from_le_bytes([good[8], good[9]]) as usize;
         let data_at = BLOCK_HEADER_LEN + ncols * DIR_ENTRY_LEN;
@@ -1688,13 +1655,7 @@ mod tests {
     /// output, never a panic.
     #[test]
     fn the_decoder_takes_garbage() {
-        let mut state = 0x853c_49e6_748f_ea9bu64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut next = xorshift(0x853c_49e6_748f_ea9bu64);
         let good = lz4_flex::block::compress(
             &(0..4000u32)
                 .flat_map(|i| (i % 97).to_le_bytes())
