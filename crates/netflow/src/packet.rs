@@ -667,11 +667,13 @@ struct Walk<'a, 'c, S> {
     scope_at: ScopeAt,
     /// Where the data sets go.
     sink: S,
+    /// Data sets whose template was unknown when reached: retried at the
+    /// end of the walk, those still unknown then left here. One list for
+    /// both (a second one, empty in nearly every packet, was made, taken
+    /// and dropped every packet).
     missing: Vec<MissingSet<'a>>,
     templates: Vec<TemplateEvent>,
     errors: Vec<Error>,
-    /// Data sets whose template was unknown when reached: retried after the walk.
-    deferred: Vec<MissingSet<'a>>,
     /// The field specifiers of the template record being read (the cache's
     /// buffer, lent from the first template record on, see
     /// [`spec_buffer`](Self::spec_buffer): no allocation per packet).
@@ -692,7 +694,6 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             missing: Vec::new(),
             templates: Vec::new(),
             errors: Vec::new(),
-            deferred: Vec::new(),
             specs: Vec::new(),
         }
     }
@@ -852,7 +853,7 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
                         .known(template, offset, &body[..scan.used], scan.count);
                 }
             },
-            None => self.deferred.push(MissingSet {
+            None => self.missing.push(MissingSet {
                 key: TemplateKey {
                     scope: self.scope_key,
                     template_id,
@@ -864,11 +865,12 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     }
 
     /// Retry deferred sets against the templates known at the end of the
-    /// packet: those found go to the sink, the others to `missing`.
+    /// packet: those found go to the sink, the others back to `missing`
+    /// (in wire order, as they came).
     #[cold]
     #[inline(never)]
     fn resolve_deferred(&mut self) {
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = std::mem::take(&mut self.missing);
         for m in deferred {
             let at = self.scope_at();
             match at.and_then(|at| self.cache.template_in(at, m.key.template_id)) {
@@ -894,7 +896,7 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             self.cache
                 .return_spec_buffer(std::mem::take(&mut self.specs));
         }
-        if !self.deferred.is_empty() {
+        if !self.missing.is_empty() {
             self.resolve_deferred();
         }
         let info = PacketInfo {
