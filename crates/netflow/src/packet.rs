@@ -274,7 +274,7 @@ where
         visit,
         data_sets: 0,
         records: 0,
-        held: Vec::new(),
+        held: None,
     };
     match u16::from_be_bytes([bytes[0], bytes[1]]) {
         1 => visit_fixed(exporter, bytes, Protocol::V1, sink(bytes, (0, 0))),
@@ -568,8 +568,11 @@ struct VisitSets<'a, F> {
     /// template has RFC 6313 lists (their sub-template lists resolve against
     /// the templates known at the end of the packet, as in
     /// [`parse_packet`]) and those whose template came later in the packet.
-    /// Rare, and only they allocate.
-    held: Vec<HeldSet<'a>>,
+    /// Rare, and only they allocate. An `Option`, taken by `finish`: the
+    /// walk's drop then sees `None` and drops nothing (a `Vec` left empty
+    /// by `mem::take` was still dropped by an out-of-line
+    /// `drop_in_place::<Vec<HeldSet>>`, ~20 instructions a packet).
+    held: Option<Vec<HeldSet<'a>>>,
 }
 
 impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
@@ -594,7 +597,7 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
 
     #[cold]
     fn late(&mut self, template: &Arc<Template>, offset: usize, body: &'a [u8], count: usize) {
-        self.held.push(HeldSet {
+        self.held.get_or_insert_with(Vec::new).push(HeldSet {
             template: template.clone(),
             offset,
             body,
@@ -609,9 +612,7 @@ impl<'a, F: FnMut(DataSetView<'_>)> SetSink<'a> for VisitSets<'a, F> {
         scope_key: &ScopeKey,
         packet: PacketInfo<'a>,
     ) -> VisitedPacket<'a> {
-        if !self.held.is_empty() {
-            // Taken, so that the common case drops a list known to be empty.
-            let held = std::mem::take(&mut self.held);
+        if let Some(held) = self.held.take() {
             self.visit_held(held, cache, scope_key);
         }
         VisitedPacket {
@@ -666,11 +667,13 @@ struct Walk<'a, 'c, S> {
     scope_at: ScopeAt,
     /// Where the data sets go.
     sink: S,
+    /// Data sets whose template was unknown when reached: retried at the
+    /// end of the walk, those still unknown then left here. One list for
+    /// both (a second one, empty in nearly every packet, was made, taken
+    /// and dropped every packet).
     missing: Vec<MissingSet<'a>>,
     templates: Vec<TemplateEvent>,
     errors: Vec<Error>,
-    /// Data sets whose template was unknown when reached: retried after the walk.
-    deferred: Vec<MissingSet<'a>>,
     /// The field specifiers of the template record being read (the cache's
     /// buffer, lent from the first template record on, see
     /// [`spec_buffer`](Self::spec_buffer): no allocation per packet).
@@ -691,7 +694,6 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             missing: Vec::new(),
             templates: Vec::new(),
             errors: Vec::new(),
-            deferred: Vec::new(),
             specs: Vec::new(),
         }
     }
@@ -851,7 +853,7 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
                         .known(template, offset, &body[..scan.used], scan.count);
                 }
             },
-            None => self.deferred.push(MissingSet {
+            None => self.missing.push(MissingSet {
                 key: TemplateKey {
                     scope: self.scope_key,
                     template_id,
@@ -863,11 +865,12 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
     }
 
     /// Retry deferred sets against the templates known at the end of the
-    /// packet: those found go to the sink, the others to `missing`.
+    /// packet: those found go to the sink, the others back to `missing`
+    /// (in wire order, as they came).
     #[cold]
     #[inline(never)]
     fn resolve_deferred(&mut self) {
-        let deferred = std::mem::take(&mut self.deferred);
+        let deferred = std::mem::take(&mut self.missing);
         for m in deferred {
             let at = self.scope_at();
             match at.and_then(|at| self.cache.template_in(at, m.key.template_id)) {
@@ -893,7 +896,7 @@ impl<'a, 'c, S: SetSink<'a>> Walk<'a, 'c, S> {
             self.cache
                 .return_spec_buffer(std::mem::take(&mut self.specs));
         }
-        if !self.deferred.is_empty() {
+        if !self.missing.is_empty() {
             self.resolve_deferred();
         }
         let info = PacketInfo {

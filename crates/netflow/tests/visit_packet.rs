@@ -361,6 +361,55 @@ fn data_before_its_template_is_visited_at_the_end() {
 }
 
 #[test]
+fn sets_deferred_and_never_resolved_are_missing_once_in_wire_order() {
+    // Sets of 310 (never defined), 300 (defined later in the packet), 311
+    // (never defined) and 300 again: the walk defers the four in one list
+    // and retries them at the end, 300's visited then, 310's and 311's left
+    // missing, each once, in wire order; a second packet of the same sets
+    // (300 now known) gives the same missing sets.
+    let msg = ipfix(&[
+        set(310, &[1, 2, 3, 4]),
+        set(300, &[10, 0, 0, 1]),
+        set(311, &[5, 6]),
+        set(300, &[10, 0, 0, 2, 10, 0, 0, 3]),
+        template(300, &[(8, 4)]),
+    ]);
+    let (mut a, mut b) = (TemplateCache::new(), TemplateCache::new());
+    assert_eq!(check(exporter(2), &msg, &mut a, &mut b, "deferred"), 2);
+    for round in 0..2 {
+        let mut order = Vec::new();
+        let v = visit_packet_from(exporter(2), &msg, &mut b, |s| {
+            order.push((s.template_id(), s.offset, s.record_count))
+        })
+        .unwrap();
+        let missing: Vec<(u16, usize, usize)> = v
+            .missing
+            .iter()
+            .map(|m| (m.key.template_id, m.offset, m.body.len()))
+            .collect();
+        assert_eq!(missing, vec![(310, 16, 4), (311, 32, 2)], "round {round}");
+        if round == 0 {
+            // The template was stored by `check`'s walks already: 300 known
+            // from the start, visited as the walk reaches its sets.
+            assert_eq!(order, vec![(300, 24, 1), (300, 38, 2)]);
+        }
+    }
+    let mut order = Vec::new();
+    let v = visit_packet_from(exporter(2), &msg, &mut TemplateCache::new(), |s| {
+        order.push((s.template_id(), s.offset, s.record_count))
+    })
+    .unwrap();
+    // Cold: both sets of 300 at the end, in wire order.
+    assert_eq!(order, vec![(300, 24, 1), (300, 38, 2)]);
+    let missing: Vec<(u16, usize)> = v
+        .missing
+        .iter()
+        .map(|m| (m.key.template_id, m.offset))
+        .collect();
+    assert_eq!(missing, vec![(310, 16), (311, 32)]);
+}
+
+#[test]
 fn sets_of_templates_with_lists_are_visited_with_the_end_of_packet_scope() {
     // Template 256: sourceIPv4Address; template 257: a subTemplateList (292)
     // of variable length whose records follow 256. The list's template is
