@@ -492,6 +492,29 @@ impl SinkLoop {
     }
 }
 
+/// Start loading `bytes` into this core's caches, without waiting for
+/// them. A datagram's bytes were written by its receive thread, most often
+/// on the other core: the decode thread's first reads of each one waited
+/// for them (`perf` at 220,000 v9 datagrams/s: two loads at the start of
+/// `parse_packet_from`, the version and the first set's length, were 9 %
+/// of the collector's CPU). Loaded while the datagram before it is
+/// decoded, they are there when it is decoded in turn.
+#[inline]
+fn prefetch(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in bytes.chunks(64) {
+        // SAFETY: a prefetch hint neither reads nor faults; the address is
+        // in `bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = bytes;
+}
+
 /// One decode worker: its own decoder (templates, pending buffer) and
 /// sequence tracker, for the exporters routed to it ([`worker_for`]).
 pub(crate) struct DecodeLoop {
@@ -588,8 +611,11 @@ impl DecodeLoop {
     }
 
     pub(crate) fn run(mut self) {
+        // The datagram after the one being decoded, when it was already
+        // queued: its bytes are being loaded meanwhile ([`prefetch`]).
+        let mut ahead: Option<Datagram> = None;
         loop {
-            let next = match self.rx.try_recv() {
+            let next = match ahead.take().map_or_else(|| self.rx.try_recv(), Ok) {
                 Ok(d) => Ok(d),
                 Err(TryRecvError::Disconnected) => Err(RecvTimeoutError::Disconnected),
                 Err(TryRecvError::Empty) => {
@@ -611,6 +637,10 @@ impl DecodeLoop {
             match next {
                 Ok(d) => {
                     self.queued.fetch_sub(1, Ordering::Relaxed);
+                    if let Ok(n) = self.rx.try_recv() {
+                        prefetch(&n.payload);
+                        ahead = Some(n);
+                    }
                     if d.session_end {
                         self.end_session(d.from);
                         continue;
