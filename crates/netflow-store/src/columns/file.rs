@@ -1014,6 +1014,9 @@ fn to_address_parts(col: &ColumnData, rows: usize, bitmap_len: Option<usize>, ra
         .zip(low.chunks_exact_mut(4))
         .enumerate()
     {
+        if i % 4 == 0 {
+            prefetch_ahead(&col.values, i * 16);
+        }
         let (high, v4) = row.split_at(12);
         let valid = bitmap_len.is_none() || super::bit(validity, i);
         // A row without a value must read back as zeros, not as ::ffff:0.0.0.0.
@@ -1072,6 +1075,30 @@ fn from_address_parts(
     true
 }
 
+/// How far ahead of its reads [`prefetch_ahead`] asks for a column's bytes.
+const PREFETCH_DISTANCE: usize = 1024;
+
+/// Ask for the cache line [`PREFETCH_DISTANCE`] bytes after `at` in
+/// `bytes` (nothing past its end). The batches the writer encodes were
+/// written by the decode thread on the other core, and its loops over them
+/// waited on their loads (`perf` at 220,000 v9 datagrams/s: the address
+/// split and the 8-byte planes, 12 % of the collector's CPU).
+#[inline]
+fn prefetch_ahead(bytes: &[u8], at: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(line) = bytes.get(at + PREFETCH_DISTANCE..) {
+        // SAFETY: a prefetch hint neither reads nor faults; the address is
+        // in `bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr().cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (bytes, at);
+}
+
 /// Append `values` (rows of `w` bytes) to `out` as `w` planes: byte 0 of
 /// every row, then byte 1 of every row, ... (Plane by plane: each plane
 /// is appended in one go from an exact-size iterator, with no bounds
@@ -1110,6 +1137,7 @@ fn to_planes_8(values: &[u8], out: &mut Vec<u8>) {
     let planes = &mut out[at..];
     let mut eights = values.chunks_exact(64);
     for (k, eight) in eights.by_ref().enumerate() {
+        prefetch_ahead(values, k * 64);
         let mut r = [0u64; 8];
         for (word, row) in r.iter_mut().zip(eight.chunks_exact(8)) {
             *word = u64::from_le_bytes(row.try_into().unwrap_or_default());
