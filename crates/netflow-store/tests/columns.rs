@@ -690,7 +690,7 @@ fn v2_columns_of_a_built_packet() {
 }
 
 /// Files written by earlier versions (`testdata/columns/v1-captures.nfcol`,
-/// `v2-captures.nfcol` and `v3-captures.nfcol`, see the README there): read by this version,
+/// `v2-captures.nfcol`, `v3-captures.nfcol` and `v4-captures.nfcol`, see the README there): read by this version,
 /// every record comes back as its flows line (version 1 has the fields of
 /// the version 2 columns in `extra`); appended to, each becomes a file of
 /// this version whose old rows read the same and whose new rows have those
@@ -700,6 +700,7 @@ fn earlier_versions_read_the_same_and_take_this_versions_blocks() {
     earlier_version_reads_the_same(1, "v1-captures.nfcol");
     earlier_version_reads_the_same(2, "v2-captures.nfcol");
     earlier_version_reads_the_same(3, "v3-captures.nfcol");
+    earlier_version_reads_the_same(4, "v4-captures.nfcol");
 }
 
 fn earlier_version_reads_the_same(version: u16, name: &str) {

@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 4, all integers little-endian)
+//! # File layout (version 5, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 4 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 5 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -39,6 +39,11 @@
 //!     every row whose bit is clear, in row order), then an LZ4 block;
 //!     4 (version 4): the same split stored as is (raw_len is then
 //!     bitmap + (rows+7)/8 + 4 x rows + 12 x the rows that are not IPv4);
+//!     5 (version 5, what it writes for addresses instead of 3): the split
+//!     of codec 3 with its two parts as byte planes (byte 12 of every row,
+//!     then byte 13, 14, 15; then byte 0 of every row whose bit is clear,
+//!     then byte 1, ... 11 of those rows), then an LZ4 block; 6 (version
+//!     5): the same stored as is (raw_len as for 4);
 //!     flags bit 0: a validity bitmap precedes the values; crc32 of the
 //!     stored bytes.
 //! column-data (raw, after decompression) = [validity bitmap, (rows+7)/8 bytes,

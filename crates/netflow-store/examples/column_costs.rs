@@ -1,0 +1,78 @@
+//! What each column of a columns file costs the writer: every column of
+//! the first blocks encoded alone (as `BlockEncoder` encodes it: planes,
+//! address split, LZ4, checksum), best of 5, with its raw and stored
+//! sizes. Where the collector's writer thread spends its time by column
+//! (BENCHMARKS.md, session 11).
+//!
+//! ```text
+//! cargo run --release -p netflow-store --example column_costs -- FILE.nfcol [BLOCKS]
+//! ```
+//!
+//! The first block is skipped (the collector's first is often small).
+
+use netflow_store::columns::{encode_block, Column, ColumnFile};
+use std::time::Instant;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let Some(path) = args.next() else {
+        eprintln!("usage: column_costs FILE.nfcol [BLOCKS]");
+        std::process::exit(2);
+    };
+    let blocks: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(4);
+    let file = match ColumnFile::open(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let last = file.block_count().min(blocks + 1);
+    let mut rows = 0usize;
+    let mut costs: Vec<(f64, Column, usize, usize)> = Vec::new();
+    for &c in Column::ALL {
+        let (mut seconds, mut raw, mut stored) = (0.0f64, 0usize, 0usize);
+        for i in 1..last {
+            let batch = match file.read_block(i, &[c]) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("{path}: block {i}: {e}");
+                    std::process::exit(1);
+                }
+            };
+            if c == Column::ALL[0] {
+                rows += batch.rows();
+            }
+            let mut best = f64::MAX;
+            let mut len = 0;
+            for _ in 0..5 {
+                let start = Instant::now();
+                len = encode_block(&batch).bytes.len();
+                best = best.min(start.elapsed().as_secs_f64());
+            }
+            seconds += best;
+            raw += batch.column(c).map_or(0, |d| d.values.len());
+            stored += len;
+        }
+        costs.push((seconds, c, raw, stored));
+    }
+    costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let total: f64 = costs.iter().map(|c| c.0).sum();
+    let per_row = |s: f64| s * 1e9 / rows.max(1) as f64;
+    println!(
+        "{rows} rows in {} blocks: {:.2} ms, {:.1} ns a row",
+        last.saturating_sub(1),
+        total * 1e3,
+        per_row(total)
+    );
+    println!("column            ms      ns/row  share  raw bytes   block bytes");
+    for (seconds, c, raw, stored) in costs {
+        println!(
+            "{:17} {:7.3} {:6.1} {:5.1}%  {raw:10}  {stored:10}",
+            c.name(),
+            seconds * 1e3,
+            per_row(seconds),
+            100.0 * seconds / total
+        );
+    }
+}
