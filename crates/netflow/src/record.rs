@@ -639,109 +639,16 @@ impl<'s> Columns<'s> {
             return;
         }
         if count <= 2 && by_spans {
-            // Span by span. An index into the steps, not a slice cut at
-            // each span, and this path before the column by column one:
-            // either way round costs 14 to 50 instructions a record more,
-            // on one path or the other (registers).
-            // One walk for sets of one record, one for two: `count` and
-            // its test then stay out of the span loop (a register and two
+            // Span by span (`span_columns`), this path before the column
+            // by column one: either way round cost 14 to 50 instructions a
+            // record more, on one path or the other (registers). One walk
+            // for sets of one record, one for two: `count` and its test
+            // then stay out of the span loop (a register and two
             // instructions a span).
-            macro_rules! walk {
-                ($two:literal) => {{
-                    const TWO: bool = $two;
-                    let steps = steps.as_slice();
-                    let mut i = 0;
-                    while let Some(first) = steps.get(i) {
-                        // A span is `first` and the `run` steps after it
-                        // (template::spans).
-                        let n = first.run as usize + 1;
-                        i += n;
-                        // The span's columns: `$n` bytes each from `first.offset` on,
-                        // fields `first.field` on (template::spans).
-                        macro_rules! span {
-                            ($n:literal, |$a:ident| $value:expr) => {{
-                                let i = first.field as usize;
-                                let Some(span_fields) = fields.get(i..i + n) else {
-                                    return;
-                                };
-                                // The span's bytes, `$n` a column from `first.offset`,
-                                // end within the record (`Template::column_stride`
-                                // checks every span when the template is built):
-                                // no check here, in the first record or the second.
-                                let span = body.as_ptr().wrapping_add(first.offset as usize);
-                                for (k, field) in span_fields.iter().enumerate() {
-                                    // SAFETY: `k < n`, so the `$n` bytes at `k * $n`
-                                    // from the span's start are inside the span, so
-                                    // inside the first record, which `body` holds
-                                    // (`count >= 1`).
-                                    let $a = unsafe {
-                                        span.add(k * $n).cast::<[u8; $n]>().read_unaligned()
-                                    };
-                                    f(field, $value);
-                                    if TWO {
-                                        // Two records: each column's value in the
-                                        // first, then in the second.
-                                        // SAFETY: as above, in the second record
-                                        // (`count == 2`: `body` is two records).
-                                        let $a = unsafe {
-                                            span.add(stride + k * $n)
-                                                .cast::<[u8; $n]>()
-                                                .read_unaligned()
-                                        };
-                                        f(field, $value);
-                                    }
-                                }
-                            }};
-                        }
-                        match first.op {
-                            Op::U8 => span!(1, |a| Value::Unsigned(a[0] as u64)),
-                            Op::U16 => span!(2, |a| Value::Unsigned(u16::from_be_bytes(a) as u64)),
-                            Op::U32 => span!(4, |a| Value::Unsigned(u32::from_be_bytes(a) as u64)),
-                            Op::U64 => span!(8, |a| Value::Unsigned(u64::from_be_bytes(a))),
-                            Op::Ipv4 => span!(4, |a| Value::Ipv4(Ipv4Addr::from(a))),
-                            Op::Ipv6 => span!(16, |a| Value::Ipv6(Ipv6Addr::from(a))),
-                            Op::Mac => span!(6, |a| Value::Mac(a)),
-                            // Every other op named (no `op =>` arm): see Column::for_each.
-                            // Spans of these are only ever one column long.
-                            Op::UInt
-                            | Op::Signed
-                            | Op::F32
-                            | Op::F64
-                            | Op::F64From32
-                            | Op::Bool
-                            | Op::Str
-                            | Op::Bytes
-                            | Op::DtSec
-                            | Op::DtMilli
-                            | Op::DtMicro
-                            | Op::DtNano
-                            | Op::List
-                            | Op::Skip => {
-                                // Record by record, each value decoded by `from_op`:
-                                // through `Column::for_each`, LLVM hoisted the checks
-                                // of its fixed-size loops (never taken here) into
-                                // every set read by spans (8 instructions a set).
-                                for step in steps.get(i - n..i).unwrap_or(&[]) {
-                                    let Some(field) = fields.get(step.field as usize) else {
-                                        continue;
-                                    };
-                                    let (start, len) = (step.offset as usize, step.length as usize);
-                                    for r in body.chunks_exact(stride.max(1)).take(count) {
-                                        let Some(b) = r.get(start..start + len) else {
-                                            return;
-                                        };
-                                        f(field, Value::from_op(step.op, b));
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }};
-            }
             if count == 1 {
-                walk!(false);
+                span_columns::<false, F>(steps.as_slice(), fields, body, stride, count, f);
             } else {
-                walk!(true);
+                span_columns::<true, F>(steps.as_slice(), fields, body, stride, count, f);
             }
             return;
         }
@@ -781,11 +688,108 @@ impl<'s> Columns<'s> {
     }
 }
 
+/// The columns of a set of one record (`TWO` false) or two read by
+/// spans ([`Columns::for_each_value`]): one dispatch a span, then its
+/// columns' values one after the other. An index into the steps, not a
+/// slice cut at each span (a slice cost more: registers).
+///
+/// Out of line, as [`few_columns`] and [`many_columns`]: once the rare
+/// ops' reads were out of line ([`rare_span`]), this walk inlined into the
+/// caller cost the seed IPFIX packet 413.6 instructions a record, out of
+/// line 401.1 (callgrind, `decode_loop`).
+#[inline(never)]
+fn span_columns<'s, const TWO: bool, F: FnMut(&'s TemplateField, Value<'s>)>(
+    steps: &'s [ColumnStep],
+    fields: &'s [TemplateField],
+    body: &'s [u8],
+    stride: usize,
+    count: usize,
+    mut f: F,
+) {
+    let mut i = 0;
+    while let Some(first) = steps.get(i) {
+        // A span is `first` and the `run` steps after it
+        // (template::spans).
+        let n = first.run as usize + 1;
+        i += n;
+        // The span's columns: `$n` bytes each from `first.offset` on,
+        // fields `first.field` on (template::spans).
+        macro_rules! span {
+            ($n:literal, |$a:ident| $value:expr) => {{
+                let i = first.field as usize;
+                let Some(span_fields) = fields.get(i..i + n) else {
+                    return;
+                };
+                // The span's bytes, `$n` a column from `first.offset`,
+                // end within the record (`Template::column_stride`
+                // checks every span when the template is built):
+                // no check here, in the first record or the second.
+                let span = body.as_ptr().wrapping_add(first.offset as usize);
+                for (k, field) in span_fields.iter().enumerate() {
+                    // SAFETY: `k < n`, so the `$n` bytes at `k * $n`
+                    // from the span's start are inside the span, so
+                    // inside the first record, which `body` holds
+                    // (`count >= 1`).
+                    let $a = unsafe { span.add(k * $n).cast::<[u8; $n]>().read_unaligned() };
+                    f(field, $value);
+                    if TWO {
+                        // Two records: each column's value in the
+                        // first, then in the second.
+                        // SAFETY: as above, in the second record
+                        // (`count == 2`: `body` is two records).
+                        let $a = unsafe {
+                            span.add(stride + k * $n)
+                                .cast::<[u8; $n]>()
+                                .read_unaligned()
+                        };
+                        f(field, $value);
+                    }
+                }
+            }};
+        }
+        match first.op {
+            Op::U8 => span!(1, |a| Value::Unsigned(a[0] as u64)),
+            Op::U16 => span!(2, |a| Value::Unsigned(u16::from_be_bytes(a) as u64)),
+            Op::U32 => span!(4, |a| Value::Unsigned(u32::from_be_bytes(a) as u64)),
+            Op::U64 => span!(8, |a| Value::Unsigned(u64::from_be_bytes(a))),
+            Op::Ipv4 => span!(4, |a| Value::Ipv4(Ipv4Addr::from(a))),
+            Op::Ipv6 => span!(16, |a| Value::Ipv6(Ipv6Addr::from(a))),
+            Op::Mac => span!(6, |a| Value::Mac(a)),
+            // Every other op named (no `op =>` arm): see Column::for_each.
+            // Spans of these are only ever one column long.
+            Op::UInt
+            | Op::Signed
+            | Op::F32
+            | Op::F64
+            | Op::F64From32
+            | Op::Bool
+            | Op::Str
+            | Op::Bytes
+            | Op::DtSec
+            | Op::DtMilli
+            | Op::DtMicro
+            | Op::DtNano
+            | Op::List
+            | Op::Skip => {
+                // Record by record, each value decoded by `from_op`
+                // (`rare_span`).
+                let span_steps = steps.get(i - n..i).unwrap_or(&[]);
+                rare_span(span_steps, fields, body, stride, count, &mut f);
+            }
+        }
+    }
+}
+
 /// The columns of a set of `COUNT` records (1 to 6: exporters that send a
 /// set per template as flows end, pmacct), each column's values read by
 /// straight-line code, one load a record: no per-value end test and step,
 /// and no loop exit whose trip count changes from set to set (mispredicted
 /// about once a column).
+///
+/// The rare ops' columns are read out of line ([`rare_column`]): inlined,
+/// their checked loop took registers from every column's common path (the
+/// offset spilled and reloaded, more moves): 326 -> 275 instructions a
+/// record on pmacct's v9 sets once out.
 ///
 /// Out of line, as [`many_columns`]: with both paths inlined into the
 /// caller, LLVM kept the caller's accumulator in memory in the loop path
@@ -982,21 +986,63 @@ unsafe fn read_column<'s, const COUNT: usize, F: FnMut(Value<'s>)>(
             | Op::DtMicro
             | Op::DtNano
             | Op::List
-            | Op::Skip) => {
-                // Rare ops: record by record, each value checked (no
-                // `chunks_exact`: its stride made nonzero was hoisted into
-                // the start of every set; `stride > 0` here).
-                let len = step.length as usize;
-                let mut at = 0;
-                while at < body.len() {
-                    let Some(b) = body.get(at + start..at + start + len) else {
-                        return;
-                    };
-                    f(Value::from_op(op, b));
-                    at += stride;
-                }
-            }
+            | Op::Skip) => rare_column(op, step.length as usize, body, stride, start, &mut f),
         }
+    }
+}
+
+/// The values of the columns of `steps`, spans of rare ops in a set of
+/// `count` records read by spans ([`Columns::for_each_value`]), record by
+/// record, each value decoded by `from_op`. Not through
+/// `Column::for_each`: LLVM hoisted the checks of its fixed-size loops
+/// (never taken here) into every set read by spans (8 instructions a set).
+/// Out of line and cold, as [`rare_column`].
+#[cold]
+#[inline(never)]
+fn rare_span<'s, F: FnMut(&'s TemplateField, Value<'s>)>(
+    steps: &'s [ColumnStep],
+    fields: &'s [TemplateField],
+    body: &'s [u8],
+    stride: usize,
+    count: usize,
+    f: &mut F,
+) {
+    for step in steps {
+        let Some(field) = fields.get(step.field as usize) else {
+            continue;
+        };
+        let (start, len) = (step.offset as usize, step.length as usize);
+        for r in body.chunks_exact(stride.max(1)).take(count) {
+            let Some(b) = r.get(start..start + len) else {
+                return;
+            };
+            f(field, Value::from_op(step.op, b));
+        }
+    }
+}
+
+/// The values of a column of a rare op (not a fixed-size number, address
+/// or MAC), record by record, each value checked (no `chunks_exact`: its
+/// stride made nonzero was hoisted into the start of every set; `stride >
+/// 0` here). Out of line and cold: inlined, its loop took registers from
+/// the common ops' paths of every column read (spills per column).
+#[cold]
+#[inline(never)]
+fn rare_column<'s, F: FnMut(Value<'s>)>(
+    op: Op,
+    len: usize,
+    body: &'s [u8],
+    stride: usize,
+    start: usize,
+    f: &mut F,
+) {
+    let mut at = 0;
+    while at < body.len() {
+        let Some(b) = body.get(at + start..at + start + len) else {
+            return;
+        };
+        f(Value::from_op(op, b));
+        at += stride;
     }
 }
 
