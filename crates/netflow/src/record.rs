@@ -688,6 +688,30 @@ impl<'s> Columns<'s> {
     }
 }
 
+/// The ops read by [`rare_column`] and [`rare_span`]: every op but the
+/// fixed-size ones, each named (no `op =>` arm), so that a `match` on the
+/// op is a jump table that covers all of them and needs no range check.
+/// (`DtSec` and `DtMilli` of their standard lengths are matched by guarded
+/// arms before this one in `read_column`.)
+macro_rules! rare_ops {
+    () => {
+        Op::UInt
+            | Op::Signed
+            | Op::F32
+            | Op::F64
+            | Op::F64From32
+            | Op::Bool
+            | Op::Str
+            | Op::Bytes
+            | Op::DtSec
+            | Op::DtMilli
+            | Op::DtMicro
+            | Op::DtNano
+            | Op::List
+            | Op::Skip
+    };
+}
+
 /// The columns of a set of one record (`TWO` false) or two read by
 /// spans ([`Columns::for_each_value`]): one dispatch a span, then its
 /// columns' values one after the other. An index into the steps, not a
@@ -755,22 +779,8 @@ fn span_columns<'s, const TWO: bool, F: FnMut(&'s TemplateField, Value<'s>)>(
             Op::Ipv4 => span!(4, |a| Value::Ipv4(Ipv4Addr::from(a))),
             Op::Ipv6 => span!(16, |a| Value::Ipv6(Ipv6Addr::from(a))),
             Op::Mac => span!(6, |a| Value::Mac(a)),
-            // Every other op named (no `op =>` arm): see Column::for_each.
             // Spans of these are only ever one column long.
-            Op::UInt
-            | Op::Signed
-            | Op::F32
-            | Op::F64
-            | Op::F64From32
-            | Op::Bool
-            | Op::Str
-            | Op::Bytes
-            | Op::DtSec
-            | Op::DtMilli
-            | Op::DtMicro
-            | Op::DtNano
-            | Op::List
-            | Op::Skip => {
+            rare_ops!() => {
                 // Record by record, each value decoded by `from_op`
                 // (`rare_span`).
                 let span_steps = steps.get(i - n..i).unwrap_or(&[]);
@@ -971,22 +981,9 @@ unsafe fn read_column<'s, const COUNT: usize, F: FnMut(Value<'s>)>(
                     f(Value::DateTimeMilliseconds(u64::from_be_bytes(a)))
                 })
             }
-            // Every other op named (not `op =>`): the jump table then covers
-            // all of them and needs no range check, once per column.
-            op @ (Op::UInt
-            | Op::Signed
-            | Op::F32
-            | Op::F64
-            | Op::F64From32
-            | Op::Bool
-            | Op::Str
-            | Op::Bytes
-            | Op::DtSec
-            | Op::DtMilli
-            | Op::DtMicro
-            | Op::DtNano
-            | Op::List
-            | Op::Skip) => rare_column(op, step.length as usize, body, stride, start, &mut f),
+            op @ (rare_ops!()) => {
+                rare_column(op, step.length as usize, body, stride, start, &mut f)
+            }
         }
     }
 }
