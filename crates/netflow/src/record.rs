@@ -646,9 +646,9 @@ impl<'s> Columns<'s> {
             // then stay out of the span loop (a register and two
             // instructions a span).
             if count == 1 {
-                span_columns::<false, F>(steps.as_slice(), fields, body, stride, count, f);
+                span_columns::<false, F>(steps.as_slice(), fields, body, stride, f);
             } else {
-                span_columns::<true, F>(steps.as_slice(), fields, body, stride, count, f);
+                span_columns::<true, F>(steps.as_slice(), fields, body, stride, f);
             }
             return;
         }
@@ -727,9 +727,10 @@ fn span_columns<'s, const TWO: bool, F: FnMut(&'s TemplateField, Value<'s>)>(
     fields: &'s [TemplateField],
     body: &'s [u8],
     stride: usize,
-    count: usize,
     mut f: F,
 ) {
+    // The records of the set (`body` holds them).
+    let count = if TWO { 2 } else { 1 };
     let mut i = 0;
     while let Some(first) = steps.get(i) {
         // A span is `first` and the `run` steps after it
