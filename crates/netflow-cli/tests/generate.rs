@@ -474,6 +474,20 @@ fn prebuild_sends_the_same_datagrams() {
                 counts_of(&prebuilt.stdout),
                 "v{version} {rate}/s: reports"
             );
+            // --gso: runs of equal-sized datagrams handed over as one UDP
+            // GSO send each, cut back by the kernel into the same datagrams.
+            let gso = run_against_receiver(&[&args[..], &["--prebuild", "--gso"]].concat());
+            gso.assert_success();
+            assert_eq!(gso.datagrams.len(), count, "v{version} {rate}/s --gso");
+            assert!(
+                per_exporter(&built.datagrams) == per_exporter(&gso.datagrams),
+                "v{version} {rate}/s: --gso sent other datagrams"
+            );
+            assert_eq!(
+                counts_of(&built.stdout),
+                counts_of(&gso.stdout),
+                "v{version} {rate}/s: reports with --gso"
+            );
             let line = line_starting(&prebuilt.stdout, "prebuild ");
             assert_eq!(num(&line, "packets"), count as u64);
             let total = line_starting(&prebuilt.stdout, "total ");
