@@ -1263,7 +1263,6 @@ fn send_prebuilt(
 /// or the error of the first.
 #[cfg(target_os = "linux")]
 fn send_batch(socket: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
-    use std::os::fd::AsRawFd;
     let mut iovecs: [libc::iovec; SEND_BATCH] = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
@@ -1281,11 +1280,25 @@ fn send_batch(socket: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
     }
     // SAFETY: `count` headers, each pointing to one iovec over a live
     // datagram the kernel only reads; no address (the socket is connected).
+    unsafe { sendmmsg(socket, &mut msgs[..count]) }
+}
+
+/// `sendmmsg(2)` of `msgs` on a connected socket: how many messages went
+/// (at least one), or the error of the first.
+///
+/// # Safety
+///
+/// Every header points to live iovecs (and control buffers) of the sizes
+/// it gives.
+#[cfg(target_os = "linux")]
+unsafe fn sendmmsg(socket: &UdpSocket, msgs: &mut [libc::mmsghdr]) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: the caller's.
     let sent = unsafe {
         libc::sendmmsg(
             socket.as_raw_fd(),
             msgs.as_mut_ptr(),
-            count as libc::c_uint,
+            msgs.len() as libc::c_uint,
             0,
         )
     };
@@ -1325,7 +1338,6 @@ struct GsoControl([u8; 32]);
 /// with the number of datagrams it held.
 #[cfg(target_os = "linux")]
 fn send_gso(socket: &UdpSocket, datagrams: &[&[u8]]) -> Result<usize, (io::Error, usize)> {
-    use std::os::fd::AsRawFd;
     let count = datagrams.len().min(SEND_BATCH);
     let mut iovecs: [libc::iovec; SEND_BATCH] = [libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -1382,23 +1394,9 @@ fn send_gso(socket: &UdpSocket, datagrams: &[&[u8]]) -> Result<usize, (io::Error
     // SAFETY: `messages` headers, each pointing to iovecs over live
     // datagrams the kernel only reads and, for more than one datagram, to
     // its own control buffer; no address (the socket is connected).
-    let sent = unsafe {
-        libc::sendmmsg(
-            socket.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            messages as libc::c_uint,
-            0,
-        )
-    };
-    if sent < 0 {
-        Err((io::Error::last_os_error(), held[0]))
-    } else if sent == 0 {
-        Err((
-            io::Error::new(io::ErrorKind::WriteZero, "sendmmsg sent nothing"),
-            held[0],
-        ))
-    } else {
-        Ok(held[..sent as usize].iter().sum())
+    match unsafe { sendmmsg(socket, &mut msgs[..messages]) } {
+        Ok(sent) => Ok(held[..sent].iter().sum()),
+        Err(e) => Err((e, held[0])),
     }
 }
 
