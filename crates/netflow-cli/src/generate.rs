@@ -1317,10 +1317,12 @@ unsafe fn sendmmsg(socket: &UdpSocket, msgs: &mut [libc::mmsghdr]) -> io::Result
 
 /// Datagrams of one UDP GSO send at most: the kernel's `UDP_MAX_SEGMENTS`
 /// before Linux 6.x (128 since).
+#[cfg(target_os = "linux")]
 const GSO_MAX_SEGMENTS: usize = 64;
 
 /// Bytes of one UDP GSO send at most: under the 65,507 of a UDP payload
 /// over IPv4 (65,535 less the IPv4 and UDP headers), and IPv6's 65,487.
+#[cfg(target_os = "linux")]
 const GSO_MAX_BYTES: usize = 65_000;
 
 /// Room for one `UDP_SEGMENT` control message (a `u16`), 8-byte aligned.
