@@ -8,7 +8,7 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::list::{List, ListKind};
 use crate::record::Record;
-use crate::value::Value;
+use crate::value::{ipv4_text, mac_text, push_hex, Value};
 
 /// Which key a field gets in a serialized record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -38,6 +38,18 @@ impl Serialize for Value<'_> {
                 keys: KeyMode::Name,
             }
             .serialize(s),
+            // The text `Display` writes, made without `core::fmt` (the
+            // formatter a digit pair at a time was most of writing a MAC).
+            Value::Mac(m) => s.serialize_str(std::str::from_utf8(&mac_text(m)).unwrap_or_default()),
+            Value::Ipv4(a) => {
+                let (text, len) = ipv4_text(*a);
+                s.serialize_str(std::str::from_utf8(&text[..len]).unwrap_or_default())
+            }
+            Value::Bytes(b) => {
+                let mut text = Vec::new();
+                push_hex(b, &mut text);
+                s.serialize_str(std::str::from_utf8(&text).unwrap_or_default())
+            }
             other => s.collect_str(other),
         }
     }

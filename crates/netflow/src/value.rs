@@ -175,6 +175,55 @@ pub enum Value<'a> {
     List(crate::list::List<'a>),
 }
 
+/// Lowercase hex digits.
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A MAC address as [`Value`]'s `Display` writes it: `02:00:5e:b0:bb:fd`.
+/// (Without `core::fmt`: the collector writes MACs of records into JSON,
+/// and through the formatter two of pmacct's a record took a third of the
+/// time of building its columns row, BENCHMARKS.md, session 15.)
+pub fn mac_text(m: &[u8; 6]) -> [u8; 17] {
+    let mut t = [b':'; 17];
+    for (i, b) in m.iter().enumerate() {
+        t[3 * i] = HEX[(b >> 4) as usize];
+        t[3 * i + 1] = HEX[(b & 15) as usize];
+    }
+    t
+}
+
+/// An IPv4 address in dotted decimal (`192.0.2.10`, as `Ipv4Addr`'s
+/// `Display` writes it): the text's bytes, the first `len` of them.
+pub fn ipv4_text(a: Ipv4Addr) -> ([u8; 15], usize) {
+    let mut t = [0u8; 15];
+    let mut len = 0;
+    for (i, o) in a.octets().into_iter().enumerate() {
+        if i > 0 {
+            t[len] = b'.';
+            len += 1;
+        }
+        if o >= 100 {
+            t[len] = b'0' + o / 100;
+            len += 1;
+        }
+        if o >= 10 {
+            t[len] = b'0' + o / 10 % 10;
+            len += 1;
+        }
+        t[len] = b'0' + o % 10;
+        len += 1;
+    }
+    (t, len)
+}
+
+/// Append `bytes` as [`Value::Bytes`]' `Display` writes them: two
+/// lowercase hex digits a byte.
+pub fn push_hex(bytes: &[u8], out: &mut Vec<u8>) {
+    out.reserve(bytes.len() * 2);
+    for b in bytes {
+        out.extend_from_slice(&[HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+    }
+}
+
 #[inline(always)]
 pub(crate) fn be_uint(b: &[u8]) -> u64 {
     // Lengths are 1..=8 by construction of ValueKind.
@@ -344,11 +393,7 @@ impl fmt::Display for Value<'_> {
             Value::Signed(v) => write!(f, "{v}"),
             Value::Float(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
-            Value::Mac(m) => write!(
-                f,
-                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-                m[0], m[1], m[2], m[3], m[4], m[5]
-            ),
+            Value::Mac(m) => f.write_str(std::str::from_utf8(&mac_text(m)).unwrap_or_default()),
             Value::Ipv4(a) => write!(f, "{a}"),
             Value::Ipv6(a) => write!(f, "{a}"),
             Value::String(s) => f.write_str(s),
@@ -370,6 +415,44 @@ impl fmt::Display for Value<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The text helpers against `core::fmt`: every byte value in every
+    /// position of a MAC, IPv4 addresses with octets of one, two and three
+    /// digits, byte strings of every length up to 40.
+    #[test]
+    fn text_without_fmt_is_fmts() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for b in 0..=255u8 {
+            let m = [b, b.wrapping_add(1), 0, 255, b ^ 0x5a, (next() as u8)];
+            let want = format!(
+                "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                m[0], m[1], m[2], m[3], m[4], m[5]
+            );
+            assert_eq!(&mac_text(&m)[..], want.as_bytes());
+            assert_eq!(Value::Mac(m).to_string(), want);
+        }
+        let mut addrs = vec![Ipv4Addr::new(0, 0, 0, 0), Ipv4Addr::new(255, 255, 255, 255)];
+        addrs.extend([9u8, 10, 99, 100, 199, 200, 255].map(|o| Ipv4Addr::new(o, 0, o, 1)));
+        addrs.extend((0..1000).map(|_| Ipv4Addr::from(next() as u32)));
+        for a in addrs {
+            let (text, len) = ipv4_text(a);
+            assert_eq!(&text[..len], a.to_string().as_bytes());
+        }
+        for len in 0..40 {
+            let b: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            let mut hex = vec![b'x'];
+            push_hex(&b, &mut hex);
+            let want: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            assert_eq!(&hex[1..], want.as_bytes());
+            assert_eq!(Value::Bytes(&b).to_string(), want);
+        }
+    }
 
     #[test]
     fn reduced_size_unsigned_and_signed() {

@@ -1986,6 +1986,29 @@ fn json_value(out: &mut Vec<u8>, value: &Value<'_>) {
             }
             out.extend_from_slice(&digits[at..]);
         }
+        Value::Signed(v) => out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes()),
+        Value::DateTimeSeconds(v) | Value::DateTimeMilliseconds(v) => {
+            out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes())
+        }
+        // Text that needs no escaping, written as the serializer would
+        // write it but without it and `core::fmt` (MACs through both were
+        // two thirds of the row of a pmacct record, BENCHMARKS.md, session 15).
+        Value::Mac(m) => {
+            out.push(b'"');
+            out.extend_from_slice(&netflow::value::mac_text(&m));
+            out.push(b'"');
+        }
+        Value::Ipv4(a) => {
+            let (text, len) = netflow::value::ipv4_text(a);
+            out.push(b'"');
+            out.extend_from_slice(&text[..len]);
+            out.push(b'"');
+        }
+        Value::Bytes(b) => {
+            out.push(b'"');
+            netflow::value::push_hex(b, out);
+            out.push(b'"');
+        }
         // Every value serializes, and writing into a Vec cannot fail.
         _ => {
             let _ = serde_json::to_writer(&mut *out, value);
@@ -2234,6 +2257,68 @@ mod tests {
     /// the values decoded from any bytes of one length are all of one
     /// variant (so a plan need not read them to check); and the kinds it
     /// names do vary.
+    /// `extra` values as the serializer writes them (what `--format
+    /// flows` and `netflow decode` print), byte for byte: every variant
+    /// `json_value` writes itself, with edge values, and some it leaves to
+    /// the serializer (strings to escape, floats).
+    #[test]
+    fn json_values_are_the_serializers() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let bytes: Vec<Vec<u8>> = (0..20)
+            .map(|n| (0..n).map(|_| next() as u8).collect())
+            .collect();
+        let mut values = vec![
+            Value::Unsigned(0),
+            Value::Unsigned(u64::MAX),
+            Value::Signed(0),
+            Value::Signed(-1),
+            Value::Signed(i64::MIN),
+            Value::Signed(i64::MAX),
+            Value::DateTimeSeconds(1_700_000_000),
+            Value::DateTimeMilliseconds(u64::MAX),
+            Value::Bool(true),
+            Value::Bool(false),
+            Value::Float(-0.5),
+            Value::Float(f64::NAN),
+            Value::String("a \"quoted\" \\ line\n\u{1}"),
+            Value::String(""),
+            Value::Ipv4(std::net::Ipv4Addr::new(0, 0, 0, 0)),
+            Value::Ipv4(std::net::Ipv4Addr::new(255, 255, 255, 255)),
+            Value::Ipv6("2001:db8::1".parse().unwrap()),
+        ];
+        for _ in 0..300 {
+            let r = next();
+            values.push(Value::Unsigned(r >> (r % 64)));
+            values.push(Value::Signed((r as i64) >> (r % 64)));
+            values.push(Value::Mac(r.to_le_bytes()[..6].try_into().unwrap()));
+            values.push(Value::Ipv4(std::net::Ipv4Addr::from((r >> 7) as u32)));
+        }
+        values.extend(bytes.iter().map(|b| Value::Bytes(b)));
+        for v in &values {
+            let mut got = Vec::new();
+            json_value(&mut got, v);
+            // Addresses and bytes: their `Display` text as a JSON string
+            // (the serializer's own text now comes from the same helpers).
+            let want = match v {
+                Value::Mac(_) | Value::Ipv4(_) | Value::Ipv6(_) | Value::Bytes(_) => {
+                    serde_json::to_vec(&v.to_string()).unwrap()
+                }
+                _ => serde_json::to_vec(v).unwrap(),
+            };
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{v:?}"
+            );
+        }
+    }
+
     #[test]
     fn kinds_that_vary_are_the_decoders() {
         use netflow::value::ValueKind as K;
