@@ -690,7 +690,7 @@ fn v2_columns_of_a_built_packet() {
 }
 
 /// Files written by earlier versions (`testdata/columns/v1-captures.nfcol`,
-/// `v2-captures.nfcol`, `v3-captures.nfcol` and `v4-captures.nfcol`, see the README there): read by this version,
+/// `v2-captures.nfcol` to `v5-captures.nfcol`, see the README there): read by this version,
 /// every record comes back as its flows line (version 1 has the fields of
 /// the version 2 columns in `extra`); appended to, each becomes a file of
 /// this version whose old rows read the same and whose new rows have those
@@ -701,6 +701,7 @@ fn earlier_versions_read_the_same_and_take_this_versions_blocks() {
     earlier_version_reads_the_same(2, "v2-captures.nfcol");
     earlier_version_reads_the_same(3, "v3-captures.nfcol");
     earlier_version_reads_the_same(4, "v4-captures.nfcol");
+    earlier_version_reads_the_same(5, "v5-captures.nfcol");
 }
 
 fn earlier_version_reads_the_same(version: u16, name: &str) {
@@ -736,11 +737,18 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
     assert!(old.is_complete() && old.problems().is_empty());
     let rows = fields_of(&old);
     assert_eq!(rows.len(), lines.len());
-    let mut masks_in_extra = 0;
+    let (mut masks_in_extra, mut macs_in_extra) = (0, 0);
     for (r, ((got, extra), want)) in rows.iter().zip(&lines).enumerate() {
         assert_eq!(*got, want["fields"], "row {r}");
         masks_in_extra += usize::from(extra.as_deref().is_some_and(|e| e.contains("SRC_MASK")));
+        macs_in_extra += usize::from(
+            extra
+                .as_deref()
+                .is_some_and(|e| e.contains("IN_SRC_MAC") || e.contains("sourceMacAddress")),
+        );
     }
+    // Before version 6 the MACs of pmacct's records are in `extra`.
+    assert!(macs_in_extra > 500, "{macs_in_extra}");
     if version == 1 {
         assert!(
             masks_in_extra > 100,
@@ -767,11 +775,16 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
     let all = fields_of(&f);
     assert_eq!(all.len(), rows.len() + new_lines.len());
     assert_eq!(all[..rows.len()], rows[..]);
+    let mut macs = 0;
     for ((got, extra), want) in all[rows.len()..].iter().zip(&new_lines) {
         assert_eq!(*got, want["fields"]);
         assert!(
             !extra.as_deref().unwrap_or("").contains("SRC_MASK"),
             "{extra:?}"
         );
+        // This version's MAC columns, not `extra`.
+        assert!(!extra.as_deref().unwrap_or("").contains("MAC"), "{extra:?}");
+        macs += usize::from(want["fields"].get("IN_SRC_MAC").is_some());
     }
+    assert!(macs > 100, "{macs}");
 }

@@ -93,6 +93,8 @@ struct Row {
     flow_label: Option<u64>,
     end_reason: Option<u64>,
     vlan: Option<u64>,
+    src_mac: Option<[u8; 6]>,
+    dst_mac: Option<[u8; 6]>,
     /// Start/end candidates per unit (index = time unit - 1): (start, end).
     times: [(Option<u64>, Option<u64>); 5],
 }
@@ -110,6 +112,8 @@ enum Slot {
     Src,
     Dst,
     NextHop,
+    /// A MAC address column (6 bytes as on the wire).
+    Mac(Column),
     /// An unsigned column: the column, the max width in bytes of the
     /// field, and the flag that says which of two elements it came from
     /// (0: the column has one).
@@ -158,6 +162,8 @@ fn slot(enterprise: u32, id: u16) -> Option<Slot> {
         139 => Slot::U(C::IcmpType, 2, flags::ICMP_V6),
         31 => Slot::U(C::FlowLabel, 4, 0),
         136 => Slot::U(C::EndReason, 1, 0),
+        56 => Slot::Mac(C::SrcMac),
+        80 => Slot::Mac(C::DstMac),
         58 => Slot::U(C::Vlan, 2, 0),
         59 => Slot::U(C::Vlan, 2, flags::VLAN_POST),
         60 => Slot::U(C::IpVersion, 1, 0),
@@ -225,6 +231,21 @@ impl Row {
                 if v6 {
                     self.flags |= bit;
                 }
+                true
+            }
+            Slot::Mac(c) => {
+                let Value::Mac(m) = *value else {
+                    return false;
+                };
+                let place = if c == Column::SrcMac {
+                    &mut self.src_mac
+                } else {
+                    &mut self.dst_mac
+                };
+                if place.is_some() {
+                    return false;
+                }
+                *place = Some(m);
                 true
             }
             Slot::U(c, max, bit) => {
@@ -900,6 +921,8 @@ enum ValueCopy {
     /// An IPv4 address to a v4-mapped IPv6 one; an IPv6 address.
     V4,
     V6,
+    /// A MAC address, its 6 bytes as they are.
+    Mac,
     /// A big-endian number of `L` bytes to a little-endian one of `W`.
     N1W1,
     N1W2,
@@ -988,6 +1011,7 @@ impl RawTarget {
                 v
             }),
             ValueCopy::V6 => each!(16, 16, |a| *a),
+            ValueCopy::Mac => each!(6, 6, |a| *a),
             ValueCopy::N1W1 => each!(1, 1, u8, u8),
             ValueCopy::N1W2 => each!(1, 2, u8, u16),
             ValueCopy::N1W4 => each!(1, 4, u8, u32),
@@ -1088,6 +1112,8 @@ enum Target {
     Unsigned(Column),
     /// An address column, IPv4 as v4-mapped IPv6.
     Address(Column),
+    /// A MAC address column.
+    Mac(Column),
     /// The start or end time of the chosen unit (raw, then absolute).
     Start,
     End,
@@ -1095,7 +1121,7 @@ enum Target {
 
 /// The columns a field of a record can be written to (the others are the
 /// export's, the times and `extra`).
-const FIELD_COLUMNS: [Column; 25] = [
+const FIELD_COLUMNS: [Column; 27] = [
     Column::SrcAddr,
     Column::DstAddr,
     Column::NextHop,
@@ -1121,6 +1147,8 @@ const FIELD_COLUMNS: [Column; 25] = [
     Column::FlowLabel,
     Column::EndReason,
     Column::Vlan,
+    Column::SrcMac,
+    Column::DstMac,
 ];
 
 impl SetPlan {
@@ -1208,11 +1236,12 @@ impl SetPlan {
                 Place::Row(Slot::Src) => Target::Address(Column::SrcAddr),
                 Place::Row(Slot::Dst) => Target::Address(Column::DstAddr),
                 Place::Row(Slot::NextHop) => Target::Address(Column::NextHop),
+                Place::Row(Slot::Mac(c)) => Target::Mac(c),
                 Place::Row(Slot::Time(_, true)) => Target::Start,
                 Place::Row(Slot::Time(_, false)) => Target::End,
                 _ => Target::None,
             };
-            if let Target::Unsigned(c) | Target::Address(c) = target {
+            if let Target::Unsigned(c) | Target::Address(c) | Target::Mac(c) = target {
                 plan.fed[c as usize] = true;
             }
             plan.targets.push(target);
@@ -1261,6 +1290,7 @@ impl SetPlan {
                     (kind == K::Ipv4 && len == 4) || (kind == K::Ipv6 && len == 16)
                 }
                 Target::Unsigned(_) => kind == K::Unsigned && (1..=8).contains(&len),
+                Target::Mac(_) => kind == K::Mac && len == 6,
                 _ => {
                     matches!(
                         kind,
@@ -1273,13 +1303,18 @@ impl SetPlan {
             }
             let field = RawField { offset, len };
             match *target {
-                Target::Unsigned(column) | Target::Address(column) => {
+                Target::Unsigned(column) | Target::Address(column) | Target::Mac(column) => {
                     let w = column.width();
+                    let copy = if matches!(target, Target::Mac(_)) {
+                        ValueCopy::Mac
+                    } else {
+                        ValueCopy::new(len, w, address)
+                    };
                     raw.program.push(RawTarget {
                         column,
                         w,
                         field,
-                        copy: ValueCopy::new(len, w, address),
+                        copy,
                     });
                     raw.fed |= 1 << column as usize;
                 }
@@ -1558,6 +1593,8 @@ fn write_rows<E: AsRef<[u8]>>(
     push_all(b, C::FlowLabel, rows.iter().map(|r| r.flow_label));
     push_all(b, C::EndReason, rows.iter().map(|r| r.end_reason));
     push_all(b, C::Vlan, rows.iter().map(|r| r.vlan));
+    push_all_bytes(b, C::SrcMac, rows.iter().map(|r| r.src_mac.as_ref()));
+    push_all_bytes(b, C::DstMac, rows.iter().map(|r| r.dst_mac.as_ref()));
     push_extras(b, &extras[..n.min(extras.len())]);
     b.rows += n;
 }
@@ -1619,6 +1656,16 @@ fn write_set_rows(
                 let k = put_values::<16>(d, &c, n, |v| v.as_ip().map_or([0; 16], |a| mapped(a).0));
                 set_ones(&mut d.valid, row, k);
                 push_nulls(d, row + k, n - k, 16);
+            }
+            Target::Mac(col) => {
+                let d = b.column_mut(col);
+                // A MAC (the kind a 6-byte macAddress field always has).
+                let k = put_values::<6>(d, &c, n, |v| match *v {
+                    Value::Mac(m) => m,
+                    _ => [0; 6],
+                });
+                set_ones(&mut d.valid, row, k);
+                push_nulls(d, row + k, n - k, 6);
             }
             Target::Start | Target::End => {
                 let out = if *target == Target::Start {
@@ -1910,14 +1957,14 @@ fn push_all(b: &mut Batch, c: Column, values: impl Iterator<Item = Option<u64>>)
 
 /// [`push_all`] for the 16-byte address columns.
 #[inline(always)]
-fn push_all_bytes<'v>(
+fn push_all_bytes<'v, const W: usize>(
     b: &mut Batch,
     c: Column,
-    values: impl Iterator<Item = Option<&'v [u8; 16]>>,
+    values: impl Iterator<Item = Option<&'v [u8; W]>>,
 ) {
     let row = b.rows;
     let d = b.column_mut(c);
-    d.values.reserve(values.size_hint().0 * 16);
+    d.values.reserve(values.size_hint().0 * W);
     for (k, v) in values.enumerate() {
         match v {
             Some(v) => {
@@ -1925,7 +1972,7 @@ fn push_all_bytes<'v>(
                 set_bit(&mut d.valid, row + k, true);
             }
             None => {
-                d.values.extend_from_slice(&[0u8; 16]);
+                d.values.extend_from_slice(&[0u8; W]);
                 set_bit(&mut d.valid, row + k, false);
                 d.nulls += 1;
             }
@@ -2057,6 +2104,16 @@ pub(crate) fn record_fields(b: &Batch, row: usize) -> serde_json::Map<String, se
         }
     };
     let addr = |c: Column, bit: u16| b.addr(c, row, fl & bit != 0);
+    for (c, id) in [(C::SrcMac, 56), (C::DstMac, 80)] {
+        if let Some(m) = b.mac(c, row) {
+            let text = netflow::value::mac_text(&m);
+            put(
+                0,
+                id,
+                J::String(String::from_utf8_lossy(&text).into_owned()),
+            );
+        }
+    }
     for (c, bit, v4, v6) in [
         (C::SrcAddr, flags::SRC_V6, 8, 27),
         (C::DstAddr, flags::DST_V6, 12, 28),
@@ -2577,7 +2634,8 @@ mod tests {
 
     /// Fields that go elsewhere than their column: duplicates, total
     /// counters with and without their delta counter, several time units,
-    /// an IPv6 source after an IPv4 one, fields of no column.
+    /// an IPv6 source after an IPv4 one, fields of no column, a second
+    /// source MAC.
     #[test]
     fn every_place_of_a_field_set_at_a_time() {
         use netflow::{FieldSpec, OwnedValue as V, Template, TemplateKind};
@@ -2600,6 +2658,9 @@ mod tests {
             f(9, 1),
             f(82, 8),
             f(6, 2),
+            f(56, 6),
+            f(80, 6),
+            f(56, 6),
         ];
         let t = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &specs).unwrap();
         let out = ipfix_message(5, 3, &[&t], |m| {
@@ -2624,6 +2685,9 @@ mod tests {
                         V::Unsigned(24),
                         V::String(format!("ge-0/{i}")),
                         V::Unsigned(0x12),
+                        V::Mac([2, 0, 0x5e, 0, 1, i as u8]),
+                        V::Mac([0, 0x1b, 0x21, 0x3a, 0x4f, 1]),
+                        V::Mac([0xaa, 0xbb, 0xcc, 0, 0, i as u8]),
                     ],
                 )
                 .unwrap();
@@ -2644,6 +2708,28 @@ mod tests {
             three_ways(&export),
             (true, true),
             "read set at a time, by export"
+        );
+        // The first source MAC and the destination MAC in their columns,
+        // the second source MAC in `extra`.
+        let mut b = BatchBuilder::new();
+        b.add_export(&export);
+        let batch = b.take();
+        assert_eq!(batch.mac(Column::SrcMac, 6), Some([2, 0, 0x5e, 0, 1, 6]));
+        assert_eq!(
+            batch.mac(Column::DstMac, 6),
+            Some([0, 0x1b, 0x21, 0x3a, 0x4f, 1])
+        );
+        assert!(
+            batch
+                .extra(6)
+                .unwrap()
+                .contains(r#""sourceMacAddress#2":"aa:bb:cc:00:00:06""#),
+            "{:?}",
+            batch.extra(6)
+        );
+        assert_eq!(
+            batch.record_fields(6)["destinationMacAddress"],
+            "00:1b:21:3a:4f:01"
         );
     }
 }

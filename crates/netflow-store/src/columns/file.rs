@@ -19,9 +19,12 @@ pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
 /// 3 added a codec ([`CODEC_LZ4_PLANES`]) that a version 2 reader does not
 /// know, version 4 two more ([`CODEC_LZ4_ADDR`], [`CODEC_RAW_ADDR`]),
 /// version 5 two more ([`CODEC_LZ4_ADDR_PLANES`], [`CODEC_RAW_ADDR_PLANES`],
-/// which it writes instead of version 4's); files of every earlier version
-/// read as they are.
-pub const VERSION: u16 = 5;
+/// which it writes instead of version 4's); version 6 added the MAC
+/// address columns (`src_mac`, `dst_mac`), whose fields earlier versions
+/// keep in `extra` (a version 5 reader would skip the columns and lose
+/// them, as a version 1 reader the columns of version 2). Files of every
+/// earlier version read as they are.
+pub const VERSION: u16 = 6;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
 const FOOTER_MAGIC: &[u8; 4] = b"NFCF";

@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 5, all integers little-endian)
+//! # File layout (version 6, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 5 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 6 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -67,6 +67,8 @@
 //! read the same (a version 1 block simply has none of those columns). A
 //! version 1 reader would skip the new columns and lose their fields, so
 //! the version in the header was raised: it refuses the file instead.
+//! Version 6 added `src_mac` and `dst_mac` (ids 43, 44) the same way:
+//! earlier files have those fields in `extra`.
 //!
 //! # Schema: one row per data record (flow and options records)
 //!
@@ -266,10 +268,16 @@ columns! {
     EndReason = 41, "end_reason", 1;
     /// VLAN id (IE 58, or 59 with [`flags::VLAN_POST`]). Since version 2.
     Vlan = 42, "vlan", 2;
+    /// Source MAC address (IE 56 sourceMacAddress / v9 IN_SRC_MAC), the 6
+    /// bytes as on the wire. Since version 6.
+    SrcMac = 43, "src_mac", 6;
+    /// Destination MAC address (IE 80 destinationMacAddress / v9
+    /// IN_DST_MAC). Since version 6.
+    DstMac = 44, "dst_mac", 6;
 }
 
 /// Number of columns in this version.
-pub const COLUMNS: usize = 43;
+pub const COLUMNS: usize = 45;
 
 /// One column's values in a [`Batch`]: little-endian values (or the
 /// `extra` bytes) and a validity bitmap.
@@ -454,6 +462,12 @@ impl Batch {
         } else {
             std::net::Ipv4Addr::new(b[12], b[13], b[14], b[15]).into()
         })
+    }
+
+    /// A MAC address column (`src_mac`, `dst_mac`), `None` when null or absent.
+    #[inline]
+    pub fn mac(&self, c: Column, row: usize) -> Option<[u8; 6]> {
+        self.fixed(c, row)?.try_into().ok()
     }
 
     /// The receive time (Unix seconds).
