@@ -70,6 +70,17 @@ datagram, and the ratios to nfcapd and the null receiver measured in the
 same run; a run that lost records is marked.
 
   python3 bench/collector.py --versions 9 --cpu 30000 --duration 5 --cpu-repeat 3
+
+--replay CAPTURE: the stream is a real exporter's instead of the generator's:
+`netflow replay --rate R` of the capture's datagrams, the capture repeated as
+often as the run needs (rate x duration datagrams, rounded to whole copies;
+every copy the same datagrams from the same exporters, so templates stay
+valid). Records expected: the capture's records (`netflow decode`) times the
+copies. --versions is then ignored (the capture's datagrams are what they
+are); the tables name the capture.
+
+  python3 bench/collector.py --replay testdata/captures/pmacct-v9.pcap \
+      --receivers columns,nfcapd,nfcapd-lz4 --cpu 40000 --duration 3
 """
 import argparse
 import resource
@@ -286,12 +297,64 @@ def generate(args, port, version, rate, duration, count=None):
             "elapsed": float(achieved.group(2)), "prebuild_s": float(built.group(1)) if built else 0.0}
 
 
+def capture_counts(args):
+    """Datagrams, flow records and options records of one copy of the
+    --replay capture, and its NetFlow version (from `netflow decode`)."""
+    out = subprocess.run([args.netflow, "decode", args.replay], capture_output=True, text=True)
+    records = options = 0
+    version = None
+    for line in out.stdout.splitlines():
+        d = json.loads(line)
+        version = version or d["version"]
+        if d["options"]:
+            options += 1
+        else:
+            records += 1
+    summary = re.search(r"packets (\d+), records (\d+), errors (\d+)", out.stderr)
+    if not summary or version is None:
+        raise RuntimeError(f"netflow decode {args.replay}: {out.stderr[-500:]}")
+    datagrams = int(summary.group(1)) + int(summary.group(3))
+    return {"datagrams": datagrams, "records": records, "options": options, "version": version}
+
+
+def replay(args, port, rate, duration, count=None):
+    """The --replay capture sent at `rate` datagrams/s, as many whole copies
+    as rate x duration (or `count`) datagrams need; the same result as
+    `generate`."""
+    per = args.replay_counts
+    want = count or int(rate * duration)
+    copies = max(1, round(want / per["datagrams"]))
+    # A short name for the capture: thousands of copies on one command line.
+    with tempfile.TemporaryDirectory() as d:
+        os.symlink(os.path.abspath(args.replay), os.path.join(d, "c"))
+        cmd = [args.generator, "replay", "--target", f"127.0.0.1:{port}", "--rate", str(rate),
+               *(["c"] * copies)]
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=d)
+    total = re.search(r"^total exporters \d+ datagrams (\d+) bytes \d+ errors (\d+)$", out.stdout, re.M)
+    achieved = re.search(r"^rate achieved (\S+) elapsed (\S+)", out.stdout, re.M)
+    if not total or not achieved:
+        raise RuntimeError(f"replay output not understood: {out.stdout}{out.stderr}")
+    if int(total.group(1)) != per["datagrams"] * copies:
+        raise RuntimeError(f"replay sent {total.group(1)} datagrams, expected "
+                           f"{per['datagrams']} x {copies} (`netflow decode` counts differently)")
+    return {"packets": int(total.group(1)), "records": per["records"] * copies,
+            "options": per["options"] * copies, "send_errors": int(total.group(2)),
+            "achieved": float(achieved.group(1)), "elapsed": float(achieved.group(2)), "prebuild_s": 0.0}
+
+
+def send(args, port, version, rate, duration, count=None):
+    """The run's stream: the generator's, or the --replay capture's."""
+    if args.replay:
+        return replay(args, port, rate, duration, count)
+    return generate(args, port, version, rate, duration, count)
+
+
 def run_once(args, kind, version, rate, duration, count=None):
     port = free_port()
     r = Receiver(kind, args, port)
     try:
         started = time.monotonic()
-        sent = generate(args, port, version, rate, duration, count)
+        sent = send(args, port, version, rate, duration, count)
         drops = wait_drained(port)
         r.stop()
         # From the first datagram sent to everything received (and, for the
@@ -309,7 +372,7 @@ def run_once(args, kind, version, rate, duration, count=None):
     elif kind == "columns":
         # Every record is a row: flow and options records (v9 and IPFIX).
         expected = sent["records"] + sent["options"]
-    elif kind == "collector" and version == 10:
+    elif kind == "collector" and (args.replay_counts or {}).get("version", version) == 10:
         # The Python original's layout writes IPFIX options records as flows
         # (spec/original.md, collector output); v9 options are not written.
         expected = sent["records"] + sent["options"]
@@ -414,7 +477,7 @@ def cpu_once(args, kind, version, rate):
     port = free_port()
     r = Receiver(kind, args, port)
     try:
-        sent = generate(args, port, version, rate, args.duration)
+        sent = send(args, port, version, rate, args.duration)
         drops = wait_drained(port)
         threads = r.threads_cpu()
         # Only the receiver is reaped between the two readings (the
@@ -430,7 +493,7 @@ def cpu_once(args, kind, version, rate):
         r.cleanup()
     if kind == "null":
         expected = sent["packets"]
-    elif kind == "columns" or (kind == "collector" and version == 10):
+    elif kind == "columns" or (kind == "collector" and (args.replay_counts or {}).get("version", version) == 10):
         expected = sent["records"] + sent["options"]
     else:
         expected = sent["records"]
@@ -536,9 +599,13 @@ def main():
                    help="instead of the search: CPU seconds of each receiver for the same stream "
                         "at RATE datagrams/s for --duration seconds")
     p.add_argument("--cpu-repeat", type=int, default=3, help="rounds of --cpu (median reported)")
+    p.add_argument("--replay", metavar="CAPTURE",
+                   help="the stream: this capture's datagrams (netflow replay --rate), repeated, "
+                        "instead of the generator's; --versions is ignored")
     p.add_argument("-v", "--verbose", action="store_true", help="print every run")
     args = p.parse_args()
     args.versions = [int(v) for v in args.versions.split(",")]
+    args.replay_counts = None
     args.generator = args.generator or args.netflow
     for attr in ("netflow", "generator", "null_receiver", "nfcapd", "nfdump"):
         setattr(args, attr, os.path.abspath(getattr(args, attr)))
@@ -561,6 +628,14 @@ def main():
         # The generator holds a run's datagrams (<= 1472 bytes each) in at
         # most 4 GiB: the highest rate a run of --duration can have.
         args.max_rate = min(args.max_rate, int((4 << 30) / 1472 / args.duration))
+    if args.replay:
+        args.replay_counts = capture_counts(args)
+        # One "version": the capture, by name in the tables.
+        args.versions = [0]
+        VERSION_NAMES[0] = os.path.basename(args.replay)
+        print(f"stream: {args.replay} ({args.replay_counts['datagrams']} datagrams, "
+              f"{args.replay_counts['records']} records, {args.replay_counts['options']} options "
+              f"records a copy), netflow replay --rate", flush=True)
     if not os.access(args.nfcapd, os.X_OK):
         for kind in ("nfcapd", "nfcapd-lz4"):
             if kind in receivers:
