@@ -1066,7 +1066,7 @@ fn now_unix_ms() -> u64 {
 const PREBUILD_MAX_BYTES: u64 = 4 << 30;
 
 /// Datagrams sent per `sendmmsg` call at most (--prebuild).
-const SEND_BATCH: usize = 64;
+pub(crate) const SEND_BATCH: usize = 64;
 
 /// Packet `i` of the run: seconds after the start it is due at, and the
 /// schedule time (Unix ms) its times are computed from.
@@ -1262,7 +1262,7 @@ fn send_prebuilt(
 /// Send datagrams on a connected UDP socket: how many went (at least one),
 /// or the error of the first.
 #[cfg(target_os = "linux")]
-fn send_batch(socket: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
+pub(crate) fn send_batch(socket: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
     let mut iovecs: [libc::iovec; SEND_BATCH] = [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
@@ -1414,7 +1414,7 @@ fn send_gso(socket: &UdpSocket, datagrams: &[&[u8]]) -> Result<usize, (io::Error
 
 /// One `send` per datagram where `sendmmsg` is not available.
 #[cfg(not(target_os = "linux"))]
-fn send_batch(socket: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
+pub(crate) fn send_batch(socket: &UdpSocket, datagrams: &[&[u8]]) -> io::Result<usize> {
     socket.send(datagrams[0])?;
     Ok(1)
 }

@@ -635,6 +635,78 @@ fn replay_softflowd_v9_as_fast_as_possible() {
     assert_eq!(num(&total, "datagrams"), expected.len() as u64);
 }
 
+/// `--prebuild`: every datagram read first, then sent in batches (one
+/// `sendmmsg` per exporter a batch): the same datagrams, each exporter's in
+/// capture order, on one socket each; counted as without it.
+#[test]
+fn replay_prebuilt_sends_the_same_datagrams() {
+    const A: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);
+    const B: ([u8; 4], u16) = ([192, 0, 2, 2], 2055);
+    const COLLECTOR: ([u8; 4], u16) = ([192, 0, 2, 100], 2055);
+    // Exporters interleaved within the batches (4,000/s: 4 a batch).
+    let order: Vec<([u8; 4], u16)> = (0..40).map(|i| if i % 3 == 1 { B } else { A }).collect();
+    let frames: Vec<Vec<u8>> = order
+        .iter()
+        .enumerate()
+        .map(|(i, src)| eth_ipv4_udp(*src, COLLECTOR, format!("payload {i}").as_bytes()))
+        .collect();
+    let dir = tmp_dir("replay_prebuilt");
+    let pcap = dir.join("two.pcap");
+    write_pcap(&pcap, 1_700_000_000, &frames);
+    let path = pcap.to_str().unwrap();
+    // The capture twice: one stream, each exporter keeps its socket.
+    let run = run_against_receiver(&["replay", "--rate", "4000", "--prebuild", path, path]);
+    run.assert_success();
+    let want: Vec<(([u8; 4], u16), String)> = (0..2)
+        .flat_map(|_| {
+            order
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (*o, format!("payload {i}")))
+        })
+        .collect();
+    assert_eq!(run.datagrams.len(), want.len());
+    let mut socket_of: BTreeMap<([u8; 4], u16), SocketAddr> = BTreeMap::new();
+    let mut got_of: BTreeMap<SocketAddr, Vec<&[u8]>> = BTreeMap::new();
+    for (from, payload) in &run.datagrams {
+        got_of.entry(*from).or_default().push(payload);
+    }
+    let mut want_of: BTreeMap<([u8; 4], u16), Vec<&[u8]>> = BTreeMap::new();
+    for (original, payload) in &want {
+        want_of
+            .entry(*original)
+            .or_default()
+            .push(payload.as_bytes());
+    }
+    for (original, payloads) in &want_of {
+        // The socket whose first datagram is this exporter's first.
+        let (from, _) = got_of
+            .iter()
+            .find(|(_, got)| got.first() == payloads.first())
+            .expect("an exporter's first datagram");
+        socket_of.insert(*original, *from);
+        assert_eq!(
+            &got_of[from], payloads,
+            "{original:?}: its datagrams, in order"
+        );
+    }
+    assert_eq!(socket_of.len(), 2, "two exporters, two sockets");
+    let total = line_starting(&run.stdout, "total ");
+    assert_eq!(num(&total, "datagrams"), want.len() as u64);
+    assert_eq!(num(&total, "errors"), 0);
+    // Needs --rate.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["replay", "--prebuild", "--target", "127.0.0.1:9", path])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn replay_keeps_exporters_on_their_own_sockets() {
     const A: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);
