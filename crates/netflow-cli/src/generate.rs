@@ -1206,25 +1206,8 @@ fn send_prebuilt(
     sources: &[String],
 ) {
     let n = sockets.len();
-    let total = built.len();
-    let per_batch = ((rate / 1000.0) as usize).clamp(1, SEND_BATCH);
     let mut datagrams: Vec<&[u8]> = Vec::with_capacity(SEND_BATCH);
-    let start = Instant::now();
-    let mut first = 0;
-    while first < total {
-        let end = (first + per_batch).min(total);
-        let due = start + Duration::from_secs_f64(first as f64 / rate);
-        if per_batch == 1 {
-            wait_until(due);
-        } else {
-            // Batches: slept to, not spun to (spinning would take a core
-            // from the receivers on the same machine); a batch sent a timer
-            // slack late is caught up with at the next one.
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
+    in_batches(built.len(), rate, |first, end| {
         for lead in first..end.min(first + n) {
             let e = lead % n;
             datagrams.clear();
@@ -1255,6 +1238,32 @@ fn send_prebuilt(
                 }
             }
         }
+    });
+}
+
+/// The schedule of a prebuilt run of `total` datagrams at `rate`: `send`
+/// is given each batch (`first..end`: the datagrams due within the same
+/// millisecond, at most [`SEND_BATCH`]) once its first is due. Batches are
+/// slept to, not spun to (spinning would take a core from the receivers on
+/// the same machine); a batch sent a timer slack late is caught up with at
+/// the next one. One datagram a batch (rates under 2,000/s): each waited
+/// for exactly.
+pub(crate) fn in_batches(total: usize, rate: f64, mut send: impl FnMut(usize, usize)) {
+    let per_batch = ((rate / 1000.0) as usize).clamp(1, SEND_BATCH);
+    let start = Instant::now();
+    let mut first = 0;
+    while first < total {
+        let end = (first + per_batch).min(total);
+        let due = start + Duration::from_secs_f64(first as f64 / rate);
+        if per_batch == 1 {
+            wait_until(due);
+        } else {
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
+        send(first, end);
         first = end;
     }
 }

@@ -12,8 +12,8 @@ use clap::Args;
 use netflow_capture::{CaptureError, CaptureReader, Options};
 
 use crate::generate::{
-    exporter_socket, parse_non_negative, parse_positive, resolve_target, send_batch, wait_until,
-    SendClock, SEND_BATCH,
+    exporter_socket, in_batches, parse_non_negative, parse_positive, resolve_target, send_batch,
+    wait_until, SendClock, SEND_BATCH,
 };
 
 const LONG_ABOUT: &str = "\
@@ -149,24 +149,9 @@ fn send_prebuilt(
     clock: &mut SendClock,
     target: SocketAddr,
 ) {
-    let total = built.ends.len();
-    let per_batch = ((rate / 1000.0) as usize).clamp(1, SEND_BATCH);
     let mut order: Vec<usize> = Vec::new();
     let mut datagrams: Vec<&[u8]> = Vec::with_capacity(SEND_BATCH);
-    let start = Instant::now();
-    let mut first = 0;
-    while first < total {
-        let end = (first + per_batch).min(total);
-        let due = start + Duration::from_secs_f64(first as f64 / rate);
-        if per_batch == 1 {
-            wait_until(due);
-        } else {
-            // Slept to, not spun to: the receivers share the machine.
-            let now = Instant::now();
-            if due > now {
-                std::thread::sleep(due - now);
-            }
-        }
+    in_batches(built.ends.len(), rate, |first, end| {
         order.clear();
         for i in first..end {
             let sender = built.get(i).1;
@@ -209,8 +194,7 @@ fn send_prebuilt(
                 }
             }
         }
-        first = end;
-    }
+    });
 }
 
 /// Runs `netflow replay`.
