@@ -421,12 +421,11 @@ mod tests {
     /// digits, byte strings of every length up to 40.
     #[test]
     fn text_without_fmt_is_fmts() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        // Test values: a multiplicative (Weyl) sequence, its high bits.
+        let mut k = 0u64;
         let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
+            k += 1;
+            k.wrapping_mul(0x2545_f491_4f6c_dd1d).rotate_left(31)
         };
         for b in 0..=255u8 {
             let m = [b, b.wrapping_add(1), 0, 255, b ^ 0x5a, (next() as u8)];
