@@ -118,6 +118,20 @@ struct Sender {
     errors: u64,
 }
 
+impl Sender {
+    /// A datagram the socket refused: counted, the exporter's first reported.
+    fn refused(&mut self, target: SocketAddr, err: &io::Error) {
+        if self.errors == 0 {
+            let _ = writeln!(
+                io::stderr(),
+                "netflow replay: exporter {} via {}: cannot send to {target}: {err} (further errors of this exporter are only counted)",
+                self.original, self.local
+            );
+        }
+        self.errors += 1;
+    }
+}
+
 /// Bytes of datagrams --prebuild holds at most.
 const PREBUILD_MAX_BYTES: usize = 4 << 30;
 
@@ -180,14 +194,7 @@ fn send_prebuilt(
                         // The first of the rest was refused: counted (as
                         // sent, as one send a datagram counts it), the
                         // others tried.
-                        if s.errors == 0 {
-                            let _ = writeln!(
-                                io::stderr(),
-                                "netflow replay: exporter {} via {}: cannot send to {target}: {err} (further errors of this exporter are only counted)",
-                                s.original, s.local
-                            );
-                        }
-                        s.errors += 1;
+                        s.refused(target, &err);
                         clock.mark_n(1);
                         sent += 1;
                     }
@@ -314,13 +321,7 @@ pub fn run(args: &ReplayArgs) -> ExitCode {
             s.bytes += d.payload.len() as u64;
             clock.mark();
             if let Err(e) = s.socket.send(d.payload) {
-                if s.errors == 0 {
-                    say(&format_args!(
-                        "exporter {} via {}: cannot send to {target}: {e} (further errors of this exporter are only counted)",
-                        s.original, s.local
-                    ));
-                }
-                s.errors += 1;
+                s.refused(target, &e);
             }
         }
         index = reader.next_index();
