@@ -30,7 +30,7 @@ CASES = [
 ]
 
 
-CAPTURES = ["softflowd-v5", "pmacct-v5", "softflowd-v9", "pmacct-v9", "softflowd-ipfix", "pmacct-ipfix"]
+CAPTURES = ["softflowd-v5", "pmacct-v5", "fprobe-v5", "softflowd-v9", "pmacct-v9", "softflowd-ipfix", "pmacct-ipfix"]
 
 
 def udp_payloads(path):

@@ -10,11 +10,10 @@
 #      127.0.0.1:$PORT, while `tcpdump -i lo` records the export datagrams:
 #        softflowd 1.1.0  (-r FILE: reads the pcap itself)  -> NetFlow v1/v5/v9, IPFIX
 #        pmacctd 1.7.7    (pcap_savefile + nfprobe plugin)  -> NetFlow v5/v9, IPFIX
-#      fprobe 1.1 is NOT used: it can only capture from a live interface (-i), it has
-#      no option to read a pcap file, and replaying the pcap onto an interface would
-#      need tcpreplay plus a dummy/veth interface (not creatable in our containers) or
-#      injecting foreign-address traffic into lo; its exports would also carry
-#      wall-clock timestamps.  So there is no NetFlow v7 capture.
+#        fprobe 1.1       (-i -: reads the pcap from stdin)  -> NetFlow v1/v5/v7
+#      fprobe takes its flow times from the pcap, but its header times (sysUptime,
+#      unix_secs) are wall clock and which flows share a datagram depends on when its
+#      scan thread runs, so its captures differ from run to run in those respects.
 #   3. Checks every capture with tshark (must decode as CFLOW, contain templates (v9/
 #      IPFIX) and data, no malformed/expert errors), and checks the datagram count
 #      against the exporter's own statistics where it prints them (softflowd).
@@ -24,11 +23,13 @@
 #   lists are printed by this script at the end, see the summary).
 #
 # Usage:   scripts/make-captures.sh [OUTDIR]        (default: testdata/captures)
-#          env PORT=29055 (UDP port used on loopback), KEEP_WORK=1 keeps the temp dir.
-# Needs:   root (tcpdump on lo), python3, tcpdump, tshark, softflowd, pmacct:
+#          env PORT=29055 (UDP port used on loopback), KEEP_WORK=1 keeps the temp dir,
+#          EXPORTERS="softflowd pmacct fprobe" (the default) makes only the captures of
+#          the exporters named; every capture in OUTDIR is verified either way.
+# Needs:   root (tcpdump on lo), python3, tcpdump, tshark, softflowd, pmacct, fprobe:
 #          echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
 #          DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-#              tshark tcpdump softflowd pmacct python3
+#              tshark tcpdump softflowd pmacct fprobe python3
 # Idempotent: every output file is rewritten from scratch.  input-traffic.pcap and the
 #   softflowd captures' flow contents are deterministic (softflowd runs with -a, so all
 #   its timestamps come from the pcap); what changes between runs is loopback metadata
@@ -43,10 +44,16 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${1:-$ROOT/testdata/captures}
 PORT=${PORT:-29055}
+EXPORTERS=${EXPORTERS:-softflowd pmacct fprobe}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-for tool in python3 tcpdump tshark softflowd pmacctd; do
+wants() { [[ " $EXPORTERS " == *" $1 "* ]]; }
+tools="python3 tcpdump tshark"
+wants softflowd && tools+=" softflowd"
+wants pmacct && tools+=" pmacctd"
+wants fprobe && tools+=" fprobe"
+for tool in $tools; do
     command -v "$tool" >/dev/null || { echo "error: $tool not found (see 'Needs' at the top of $0)" >&2; exit 1; }
 done
 [ "$(id -u)" = 0 ] || { echo "error: must run as root (tcpdump -i lo)" >&2; exit 1; }
@@ -126,6 +133,7 @@ capture() {
 # $WORK) because softflowd puts the first 16 bytes of it into the interfaceName (82) of its
 # options record: "input-traffic.pc".
 cp "$INPUT" "$WORK/input-traffic.pcap"
+if wants softflowd; then
 SF=(softflowd -d -a -c none -p "$WORK/softflowd.pid" -r input-traffic.pcap -n "127.0.0.1:$PORT")
 capture softflowd-v1            "${SF[@]}" -v 1
 capture softflowd-v5            "${SF[@]}" -v 5
@@ -136,6 +144,7 @@ capture softflowd-ipfix         "${SF[@]}" -v 10
 capture softflowd-ipfix-sampled "${SF[@]}" -v 10 -s 8
 capture softflowd-ipfix-ether-milli "${SF[@]}" -v 10 -T ether -A milli
 capture softflowd-ipfix-biflow-nano "${SF[@]}" -v 10 -b -A nano
+fi
 
 # ---------------------------------------------------------------- 2b. pmacct nfprobe
 # networks_file gives pmacct origin ASNs and prefix lengths for src_as/dst_as/src_mask/dst_mask.
@@ -170,15 +179,31 @@ pmacct_conf 5 1:2 >"$WORK/pmacct-v5.conf"
 pmacct_conf 9 7 "$AGG" >"$WORK/pmacct-v9.conf"
 pmacct_conf 10 7 "$AGG" >"$WORK/pmacct-ipfix.conf"
 pmacct_conf 10 9 "$AGG" 'sampling_rate: 8' >"$WORK/pmacct-ipfix-sampled.conf"
-for name in pmacct-v5 pmacct-v9 pmacct-ipfix pmacct-ipfix-sampled; do
-    capture "$name" pmacctd -f "$WORK/$name.conf"
-done
+if wants pmacct; then
+    for name in pmacct-v5 pmacct-v9 pmacct-ipfix pmacct-ipfix-sampled; do
+        capture "$name" pmacctd -f "$WORK/$name.conf"
+    done
+fi
+
+# ---------------------------------------------------------------- 2c. fprobe
+# -i - reads the pcap from stdin; at its end fprobe emits every flow it holds and exits.
+# -q 100000: the queue between its capture and flow threads; at the default 100 a file
+# read at full speed overflows it and packets are lost (the flow count then varies from
+# run to run: 68 to 99 flows instead of 228). -f ip: IPv4 only (fprobe has no IPv6;
+# 802.1Q-tagged frames are left out too). -x 3:5: input/output interface indexes, so
+# that those fields are not all zero. -l 2: log to stdout, stay in the foreground.
+if wants fprobe; then
+    for version in 1 5 7; do
+        capture "fprobe-v$version" sh -c \
+            "exec fprobe -i - -f ip -q 100000 -x 3:5 -l 2 -n $version 127.0.0.1:$PORT <input-traffic.pcap"
+    done
+fi
 
 # ---------------------------------------------------------------- 3. verify + 4. ground truth
 log "verifying captures with tshark"
 status=0
 summary=""
-for f in "$OUT"/softflowd-*.pcap "$OUT"/pmacct-*.pcap; do
+for f in "$OUT"/softflowd-*.pcap "$OUT"/pmacct-*.pcap "$OUT"/fprobe-*.pcap; do
     name=$(basename "$f" .pcap)
     # -d is harmless when tshark already decodes the port as cflow
     dgrams=$(tshark -r "$f" 2>/dev/null | wc -l)
@@ -197,7 +222,7 @@ for f in "$OUT"/softflowd-*.pcap "$OUT"/pmacct-*.pcap; do
     if [ "$dgrams" = 0 ] || [ "$cflow" != "$dgrams" ] || [ "$bad" != 0 ] || [ "$recs" = 0 ]; then
         echo "  ^^^ FAILED" >&2; status=1
     fi
-    case $name in *v1|*v5) ;; *) [ "$tmpl" -gt 0 ] || { echo "  ^^^ no templates" >&2; status=1; } ;; esac
+    case $name in *v1|*v5|*v7) ;; *) [ "$tmpl" -gt 0 ] || { echo "  ^^^ no templates" >&2; status=1; } ;; esac
 done
 ls -l "$OUT"
 exit $status

@@ -5,13 +5,13 @@ Usage:
     tshark_flows.py [--port N] [--summary] CAPTURE.pcap > CAPTURE.tshark.jsonl
 
 Runs `tshark -n -r CAPTURE -d udp.port==N,cflow -T json -x` (standard library only)
-and prints one JSON object per flow record that tshark decoded (NetFlow v1/v5 PDUs,
+and prints one JSON object per flow record that tshark decoded (NetFlow v1/v5/v7 PDUs,
 NetFlow v9 / IPFIX data records and options data records), in capture order:
 
     {"datagram": 0,            # 0-based index among the UDP datagrams of the capture
      "version": 9,             # NetFlow version from the export header (10 = IPFIX)
-     "kind": "flow",           # "flow" (v1/v5/data template) or "options" (options data)
-     "template_id": 1024,      # v9/IPFIX only (null for v1/v5)
+     "kind": "flow",           # "flow" (v1/v5/v7/data template) or "options" (options data)
+     "template_id": 1024,      # v9/IPFIX only (null for v1/v5/v7)
      "header": {...},          # export header, raw integers (see HEADER_FIELDS)
      "fields": {"8": "10.0.0.1", "1": 616, "29305:1": 41160, "scope:2": 0, ...}}
 
@@ -19,10 +19,11 @@ Field keys: the IPFIX / NetFlow v9 information element id as a string; enterpris
 specific elements "PEN:ID" (e.g. "29305:1" = reverse octetDeltaCount, RFC 5103);
 NetFlow v9 options *scope* fields "scope:N" (N = v9 scope type 1 System, 2 Interface,
 3 Line card, 4 Cache, 5 Template; they live in their own number space).  NetFlow
-v1/v5 fixed-record fields use the v9/IANA ids of the same meaning (srcaddr 8,
+v1/v5/v7 fixed-record fields use the v9/IANA ids of the same meaning (srcaddr 8,
 dstaddr 12, nexthop 15, input 10, output 14, dPkts 2, dOctets 1, First 22, Last 21,
 srcport 7, dstport 11, tcp_flags 6, prot 4, tos 5, src_as 16, dst_as 17,
-src_mask 9, dst_mask 13).
+src_mask 9, dst_mask 13); v7's own flags byte and router shortcut have no such id and
+are keyed "FLAGS1" and "ROUTER_SC" (v7's second flags field is padding to tshark).
 
 Values are taken from the raw bytes tshark reports for the field (`-x` gives every
 field's bytes, frame offset and length), never from tshark's display text, and
@@ -45,7 +46,7 @@ silently produce a wrong expectation):
   * v9/IPFIX: every emitted field sits exactly where tshark's own decoding of the
     template (Template/Options Template sets) says that element is, with the same
     length; the tshark field name must be mapped to that element id in NAME_TO_IDS.
-  * v1/v5: every emitted field sits at the fixed offset/length of the v1/v5 layout.
+  * v1/v5/v7: every emitted field sits at the fixed offset/length of the record layout.
   * the raw bytes equal the frame bytes at that offset;
   * where tshark's display text is a plain decimal integer / an address / a MAC /
     relative seconds, it must agree with the normalized value.
@@ -55,7 +56,7 @@ Fields that are left out (printed as a warning summary on stderr, never guessed)
     (e.g. if it splits one element into several sub-fields, or shows it only as a
     generated field without raw bytes);
   * tshark field names that are not in NAME_TO_IDS;
-  * padding (v1/v5 pad1/pad2/reserved, v9/IPFIX set padding).
+  * padding (v1/v5/v7 pad1/pad2/reserved, v9/IPFIX set padding).
   In the captures made by scripts/make-captures.sh nothing is left out (--summary
   prints per-element counts and the unmapped list; it is empty for all of them).
 
@@ -95,6 +96,9 @@ NAME_TO_IDS = {
     "cflow.outputint": {"14"},
     "cflow.nexthop": {"15"},
     "cflow.srcas": {"16"},
+    # v7 only: the record's flags byte (offset 36) and the router shortcut (48)
+    "cflow.flags": {"FLAGS1"},
+    "cflow.routersc": {"ROUTER_SC"},
     "cflow.dstas": {"17"},
     # v1/v5/v9 FIRST/LAST_SWITCHED, and softflowd's IPFIX without -A (it uses 21/22 there
     # too, plus systemInitTimeMilliseconds 160 in its options record)
@@ -146,22 +150,28 @@ COMPOSITE = {
 }
 COMPOSITE_PARTS = {n for pair in COMPOSITE for n in pair}
 
-# NetFlow v1/v5 fixed record layouts: record offset -> (key, length).  Padding omitted.
+# NetFlow v1/v5/v7 fixed record layouts: record offset -> (key, length).  Padding omitted.
 V1_LAYOUT = {0: ("8", 4), 4: ("12", 4), 8: ("15", 4), 12: ("10", 2), 14: ("14", 2), 16: ("2", 4),
              20: ("1", 4), 24: ("22", 4), 28: ("21", 4), 32: ("7", 2), 34: ("11", 2), 38: ("4", 1),
              39: ("5", 1), 40: ("6", 1)}
 V5_LAYOUT = {0: ("8", 4), 4: ("12", 4), 8: ("15", 4), 12: ("10", 2), 14: ("14", 2), 16: ("2", 4),
              20: ("1", 4), 24: ("22", 4), 28: ("21", 4), 32: ("7", 2), 34: ("11", 2), 37: ("6", 1),
              38: ("4", 1), 39: ("5", 1), 40: ("16", 2), 42: ("17", 2), 44: ("9", 1), 45: ("13", 1)}
-FIXED = {1: (16, 48, V1_LAYOUT), 5: (24, 48, V5_LAYOUT)}  # version: (header len, record len, layout)
+# v7 (Catalyst 5000 NetFlow Feature Card): the v5 record plus flags (36), a second flags
+# field (46, which tshark shows as padding, so it is left out) and router_sc (48); the keys
+# of the two v7-only fields are the names our decoder gives them.
+V7_LAYOUT = dict(V5_LAYOUT)
+V7_LAYOUT.update({36: ("FLAGS1", 1), 48: ("ROUTER_SC", 4)})
+# version: (header len, record len, layout)
+FIXED = {1: (16, 48, V1_LAYOUT), 5: (24, 48, V5_LAYOUT), 7: (24, 52, V7_LAYOUT)}
 PADDING_NAMES = {"cflow.padding", "cflow.reserved"}
 
 # Element value types (IANA "abstract data type"), for the elements keyed above.  Anything
 # not listed is emitted as hex.  Reverse elements (29305:N) take the type of N.
-IPV4 = {"8", "12", "15", "18", "44", "45", "47", "130", "225", "226"}
+IPV4 = {"8", "12", "15", "18", "44", "45", "47", "130", "225", "226", "ROUTER_SC"}
 IPV6 = {"27", "28", "62", "63", "131", "281", "282"}
 MAC = {"56", "57", "80", "81", "365", "414"}
-UNSIGNED = {str(i) for i in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14, 16, 17, 21, 22, 29, 30, 31, 32,
+UNSIGNED = {"FLAGS1"} | {str(i) for i in (1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 13, 14, 16, 17, 21, 22, 29, 30, 31, 32,
                               34, 35, 38, 39, 40, 41, 42, 48, 49, 50, 55, 58, 59, 60, 61, 85, 86, 136, 137,
                               138, 139, 143, 144, 145, 148, 149, 150, 151, 152, 153, 154, 155, 156, 157,
                               160, 176, 177, 178, 179, 243, 245, 254, 302, 304, 305, 306, 307, 308,

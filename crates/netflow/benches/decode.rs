@@ -1,7 +1,8 @@
 //! Decode throughput on real exports, templates warm: records fully decoded to
 //! typed values, every field read. Inputs: the upstream test packets
-//! (`testdata/seed_vectors.json`, softflowd) and our captures of softflowd and
-//! pmacct (`testdata/captures/`, made by scripts/make-captures.sh).
+//! (`testdata/seed_vectors.json`, softflowd) and our captures of softflowd,
+//! pmacct and fprobe (`testdata/captures/`, made by scripts/make-captures.sh;
+//! fprobe's v7 is the only v7 exporter there).
 //!
 //! Measured in the same run on the same payloads (issue 5):
 //! - `netflow-rs`: this crate through the `Record::fields()` iterator, every
@@ -19,10 +20,13 @@
 //! - `netflow_parser`: the crates.io `netflow_parser` 1.0.6 (pinned), whose
 //!   `parse_bytes` decodes every field of every record into owned values; the
 //!   bench then folds every field into a checksum the same way;
-//! - `netflow-rs-v5-view` (v5 inputs only): this crate's typed fixed-layout
-//!   v5 record view (`ExportPacket::v5_records`), all 20 fields read, as
-//!   netflow_parser's v5 structs are read; `netflow-rs-visit-v5-view` the
-//!   same view through `visit_packet` (`DataSetView::v5_records`);
+//! - `netflow-rs-record-view` (v5 and v7 inputs only): this crate's typed
+//!   fixed-layout record views (`ExportPacket::v5_records`, `v7_records`),
+//!   all 20 (v5) or 21 (v7) fields read, as netflow_parser's v5 and v7
+//!   structs are read; `netflow-rs-visit-record-view` the same views through
+//!   `visit_packet` (`DataSetView::v5_records`, `v7_records`). (Before
+//!   session 16 they were named `netflow-rs-v5-view` and
+//!   `netflow-rs-visit-v5-view` and measured on v5 only.)
 //! - `baseline_read_every_byte`: reading every byte of the packets once, the
 //!   floor any decoder pays.
 //!
@@ -48,11 +52,11 @@ use netflow_parser::{DataNumber, FieldValue, NetflowPacket, NetflowParser};
 const OURS: &str = "netflow-rs";
 const THEIRS: &str = "netflow_parser";
 const BASELINE: &str = "baseline_read_every_byte";
-const OURS_V5_VIEW: &str = "netflow-rs-v5-view";
+const OURS_RECORD_VIEW: &str = "netflow-rs-record-view";
 const OURS_VISIT: &str = "netflow-rs-visit";
 const OURS_COLUMNS: &str = "netflow-rs-columns";
 const OURS_VISIT_COLUMNS: &str = "netflow-rs-visit-columns";
-const OURS_VISIT_V5_VIEW: &str = "netflow-rs-visit-v5-view";
+const OURS_VISIT_RECORD_VIEW: &str = "netflow-rs-visit-record-view";
 
 fn vector(name: &str) -> Vec<u8> {
     let path = concat!(
@@ -141,7 +145,7 @@ fn decode_visit_columns(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
 }
 
 /// Every field of a v5 record through the typed view, summed (the fold of
-/// [`decode_v5_view`]).
+/// [`decode_record_view`]).
 #[inline(always)]
 fn v5_sum(f: &netflow::wire::v5::record::RecordView<&[u8]>) -> u64 {
     (f.src_addr() as u64)
@@ -158,26 +162,54 @@ fn v5_sum(f: &netflow::wire::v5::record::RecordView<&[u8]>) -> u64 {
         .wrapping_add(f.pad2() as u64)
 }
 
-/// [`decode_v5_view`] through `visit_packet` (`DataSetView::v5_records`).
-fn decode_visit_v5_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
+/// Every field of a v7 record through the typed view, summed (the fold of
+/// [`decode_record_view`], as [`decode_theirs`] folds netflow_parser's v7
+/// structs).
+#[inline(always)]
+fn v7_sum(f: &netflow::wire::v7::record::RecordView<&[u8]>) -> u64 {
+    (f.src_addr() as u64)
+        .wrapping_add(f.dst_addr() as u64)
+        .wrapping_add(f.next_hop() as u64)
+        .wrapping_add(f.input() as u64 + f.output() as u64)
+        .wrapping_add(f.packets() as u64 + f.octets() as u64)
+        .wrapping_add(f.first() as u64 + f.last() as u64)
+        .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
+        .wrapping_add(f.flags1() as u64 + f.tcp_flags() as u64)
+        .wrapping_add(f.proto() as u64 + f.tos() as u64)
+        .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
+        .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
+        .wrapping_add(f.flags2() as u64)
+        .wrapping_add(f.router_sc() as u64)
+}
+
+/// [`decode_record_view`] through `visit_packet` (`DataSetView::v5_records`,
+/// `v7_records`).
+fn decode_visit_record_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     let mut acc = 0u64;
     visit_packet(bytes, cache, |set: DataSetView<'_>| {
         for f in set.v5_records() {
             acc = acc.wrapping_add(v5_sum(&f));
+        }
+        for f in set.v7_records() {
+            acc = acc.wrapping_add(v7_sum(&f));
         }
     })
     .unwrap();
     acc
 }
 
-/// Decode a v5 packet with netflow-rs and read every field of every record
-/// through the typed fixed-layout view (`ExportPacket::v5_records`), folded
-/// as [`decode_theirs`] folds netflow_parser's v5 structs.
-fn decode_v5_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
+/// Decode a v5 or v7 packet with netflow-rs and read every field of every
+/// record through the typed fixed-layout views (`ExportPacket::v5_records`,
+/// `v7_records`), folded as [`decode_theirs`] folds netflow_parser's v5 and
+/// v7 structs.
+fn decode_record_view(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     let p = parse_packet(bytes, cache).unwrap();
     let mut acc = 0u64;
     for f in p.v5_records() {
         acc = acc.wrapping_add(v5_sum(&f));
+    }
+    for f in p.v7_records() {
+        acc = acc.wrapping_add(v7_sum(&f));
     }
     acc
 }
@@ -301,7 +333,26 @@ fn decode_theirs(bytes: &[u8], parser: &mut NetflowParser) -> (u64, usize, usize
                     }
                 }
             }
-            NetflowPacket::V7(v7) => records += v7.flowsets.len(),
+            NetflowPacket::V7(v7) => {
+                for f in &v7.flowsets {
+                    // All 21 fields of the fixed v7 record, as in our fold.
+                    records += 1;
+                    acc = acc
+                        .wrapping_add(u32::from(f.src_addr) as u64)
+                        .wrapping_add(u32::from(f.dst_addr) as u64)
+                        .wrapping_add(u32::from(f.next_hop) as u64)
+                        .wrapping_add(f.input as u64 + f.output as u64)
+                        .wrapping_add(f.d_pkts as u64 + f.d_octets as u64)
+                        .wrapping_add(f.first as u64 + f.last as u64)
+                        .wrapping_add(f.src_port as u64 + f.dst_port as u64)
+                        .wrapping_add(f.flags_fields_valid as u64 + f.tcp_flags as u64)
+                        .wrapping_add(f.protocol_number as u64 + f.tos as u64)
+                        .wrapping_add(f.src_as as u64 + f.dst_as as u64)
+                        .wrapping_add(f.src_mask as u64 + f.dst_mask as u64)
+                        .wrapping_add(f.flags_fields_invalid as u64)
+                        .wrapping_add(u32::from(f.router_src) as u64);
+                }
+            }
             _ => {}
         }
     }
@@ -319,8 +370,8 @@ struct Case {
     datagrams: usize,
     /// Why netflow_parser was not measured, if it was not.
     skipped: Option<String>,
-    /// v5 input: also measured through the typed record view.
-    v5_view: bool,
+    /// v5 or v7 input: also measured through the typed record views.
+    record_view: bool,
 }
 
 /// Measure decoding `packets` with both decoders (each warmed with `warmup`
@@ -367,18 +418,21 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
             "{name}: visit_packet columns and fields() disagree"
         );
     }
-    let v5_view = records > 0
+    let record_view = records > 0
         && packets
             .iter()
-            .map(|p| parse_packet(p, &mut cache).unwrap().v5_records().count())
+            .map(|p| {
+                let p = parse_packet(p, &mut cache).unwrap();
+                p.v5_records().count() + p.v7_records().count()
+            })
             .sum::<usize>()
             == records;
-    if v5_view {
+    if record_view {
         for p in packets {
             assert_eq!(
-                decode_visit_v5_view(p, &mut cache),
-                decode_v5_view(p, &mut cache),
-                "{name}: the v5 views of visit_packet and parse_packet disagree"
+                decode_visit_record_view(p, &mut cache),
+                decode_record_view(p, &mut cache),
+                "{name}: the record views of visit_packet and parse_packet disagree"
             );
         }
     }
@@ -426,21 +480,21 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
             acc
         })
     });
-    if v5_view {
-        g.bench_function(OURS_V5_VIEW, |b| {
+    if record_view {
+        g.bench_function(OURS_RECORD_VIEW, |b| {
             b.iter(|| {
                 let mut acc = 0;
                 for p in packets {
-                    acc ^= decode_v5_view(black_box(p), &mut cache);
+                    acc ^= decode_record_view(black_box(p), &mut cache);
                 }
                 acc
             })
         });
-        g.bench_function(OURS_VISIT_V5_VIEW, |b| {
+        g.bench_function(OURS_VISIT_RECORD_VIEW, |b| {
             b.iter(|| {
                 let mut acc = 0;
                 for p in packets {
-                    acc ^= decode_visit_v5_view(black_box(p), &mut cache);
+                    acc ^= decode_visit_record_view(black_box(p), &mut cache);
                 }
                 acc
             })
@@ -474,7 +528,7 @@ fn measure(c: &mut Criterion, name: &str, warmup: &[Vec<u8>], packets: &[Vec<u8>
         records,
         datagrams: packets.len(),
         skipped,
-        v5_view,
+        record_view,
     }
 }
 
@@ -531,7 +585,7 @@ fn summary(cases: &[Case], since: SystemTime) {
     println!(
         "| input | datagrams | records | {THEIRS} | {OURS} (fields iterator) \
          | {OURS_VISIT} (for_each_field) | {OURS_COLUMNS} (Column::for_each) \
-         | {OURS_VISIT_COLUMNS} (visit_packet, for_each_value) | {OURS_V5_VIEW} | {OURS_VISIT_V5_VIEW} \
+         | {OURS_VISIT_COLUMNS} (visit_packet, for_each_value) | {OURS_RECORD_VIEW} | {OURS_VISIT_RECORD_VIEW} \
          | read every byte |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
@@ -545,7 +599,7 @@ fn summary(cases: &[Case], since: SystemTime) {
                 (Some(o), _, _) => fmt(Some(o)),
             }
         };
-        let v5 = |f: &str| if c.v5_view { cell(f) } else { "-".into() };
+        let view = |f: &str| if c.record_view { cell(f) } else { "-".into() };
         println!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             c.name,
@@ -556,8 +610,8 @@ fn summary(cases: &[Case], since: SystemTime) {
             cell(OURS_VISIT),
             cell(OURS_COLUMNS),
             cell(OURS_VISIT_COLUMNS),
-            v5(OURS_V5_VIEW),
-            v5(OURS_VISIT_V5_VIEW),
+            view(OURS_RECORD_VIEW),
+            view(OURS_VISIT_RECORD_VIEW),
             fmt(rate(c, BASELINE))
         );
     }
@@ -570,6 +624,8 @@ fn main() {
     for name in [
         "softflowd-v5",
         "pmacct-v5",
+        "fprobe-v5",
+        "fprobe-v7",
         "softflowd-v9",
         "pmacct-v9",
         "softflowd-ipfix",
