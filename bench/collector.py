@@ -11,7 +11,9 @@
              uncompressed files in a temporary directory;
   nfcapd-lz4 the same with -y: its blocks LZ4-compressed, as the columns
              collector's are (the comparison at equal compression);
-  null       tools/null-receiver: recvmmsg and discard, the floor.
+  null       tools/null-receiver: recvmmsg and discard, the floor; with
+             --gro (UDP GRO) as the collector receives (session 16), when
+             the build has it.
 
 One run at a given rate: start the receiver, wait until its UDP socket is in
 /proc/net/udp, run `netflow generate --rate R --duration D --seed 1
@@ -188,6 +190,8 @@ class Receiver:
         else:
             cmd = [args.null_receiver, "--listen", f"127.0.0.1:{port}",
                    "--idle-timeout", "0", "--rcvbuf", str(args.rcvbuf)]
+            if args.null_gro:
+                cmd.append("--gro")
         self.stdout = open(os.path.join(self.dir, "stdout"), "w+")
         self.stderr = open(os.path.join(self.dir, "stderr"), "w+")
         self.proc = subprocess.Popen(cmd, cwd=self.out, stdout=self.stdout, stderr=self.stderr)
@@ -627,6 +631,8 @@ def main():
     generate_help = subprocess.run([args.generator, "generate", "--help"], capture_output=True, text=True).stdout
     if args.gso and "--gso" not in generate_help:
         sys.exit(f"{args.generator} generate has no --gso")
+    null_help = subprocess.run([args.null_receiver, "--help"], capture_output=True, text=True).stdout
+    args.null_gro = "--gro" in null_help
     if args.prebuild is None:
         args.prebuild = "--prebuild" in generate_help
     if args.prebuild:

@@ -15,6 +15,8 @@ use crate::stats::{SocketStats, Stats};
 pub(crate) struct SocketCounters {
     pub(crate) local: SocketAddr,
     pub(crate) datagrams: AtomicU64,
+    /// Messages that held several datagrams (`UDP_GRO`).
+    pub(crate) coalesced: AtomicU64,
     /// The socket's `SO_RXQ_OVFL` drop count, widened to 64 bits.
     pub(crate) rxq_ovfl: AtomicU64,
     inode: Option<u64>,
@@ -61,6 +63,7 @@ impl SocketDrops {
                 .map(|(s, local)| SocketCounters {
                     local: *local,
                     datagrams: AtomicU64::new(0),
+                    coalesced: AtomicU64::new(0),
                     rxq_ovfl: AtomicU64::new(0),
                     inode: inode(s),
                 })
@@ -91,6 +94,7 @@ impl SocketDrops {
         for (c, proc_drops) in self.sockets.iter().zip(last.iter()) {
             let v = SocketStats {
                 datagrams: c.datagrams.load(Ordering::Relaxed),
+                coalesced: c.coalesced.load(Ordering::Relaxed),
                 rxq_ovfl_drops: c.rxq_ovfl.load(Ordering::Relaxed),
                 proc_drops: *proc_drops,
             };

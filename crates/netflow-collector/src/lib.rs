@@ -30,8 +30,11 @@
 //!   sequence tracker; an exporter (address and port) always goes to the same
 //!   one (hash of its address), the sink stays single. Bounded queues;
 //!   [`GlobalStats::queue_full`] counts the waits.
-//! - Receive path: one thread per listen socket takes up to 32 datagrams per
-//!   `recvmmsg(2)` call into buffers allocated once, and copies each into a
+//! - Receive path: one thread per listen socket takes up to 32 messages per
+//!   `recvmmsg(2)` call into buffers allocated once (with `UDP_GRO`, Linux
+//!   5.0 and later, a message may be a burst of equal-sized datagrams of one
+//!   source the kernel coalesced: cut back into its datagrams here, counted
+//!   in [`SocketStats::coalesced`]), and copies each datagram into a
 //!   payload buffer that the decode worker gives back after decoding (no
 //!   allocation per datagram once warm). Receive buffers are set with
 //!   SO_RCVBUFFORCE when permitted (root, CAP_NET_ADMIN), else SO_RCVBUF
@@ -329,6 +332,9 @@ fn bind_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<(UdpSocket
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     if let Err(e) = recv::enable_rxq_ovfl(&socket) {
         log::debug!("{addr}: no SO_RXQ_OVFL drop counts: {e}");
+    }
+    if let Err(e) = recv::enable_gro(&socket) {
+        log::debug!("{addr}: no UDP GRO (one receive per datagram): {e}");
     }
     let bound = BoundSocket {
         local: socket.local_addr()?,

@@ -209,11 +209,16 @@ pub fn render(stats: &Stats) -> String {
         let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {n}");
     }
     type GetSocket = fn(&crate::SocketStats) -> u64;
-    let per_socket: [(&str, &str, GetSocket); 3] = [
+    let per_socket: [(&str, &str, GetSocket); 4] = [
         (
             "netflow_socket_datagrams_total",
             "Datagrams received on the listen socket.",
             |s| s.datagrams,
+        ),
+        (
+            "netflow_socket_coalesced_receives_total",
+            "Receives on the listen socket that held several datagrams of one source, coalesced by the kernel (UDP GRO); each datagram is still decoded on its own.",
+            |s| s.coalesced,
         ),
         (
             "netflow_socket_rxq_ovfl_drops_total",

@@ -1,20 +1,35 @@
 //! Batched UDP receive into buffers allocated once.
 //!
 //! On Linux, `recvmmsg(2)` with `MSG_WAITFORONE` takes up to [`BATCH`]
-//! datagrams per system call into fixed 64 KiB buffers, with each datagram's
+//! messages per system call into fixed 64 KiB buffers, with each message's
 //! source address and its `SO_RXQ_OVFL` ancillary data (socket(7): the
 //! number of datagrams the kernel dropped on the socket since it was
 //! created, because its receive buffer was full; attached to datagrams
 //! queued after the first drop). Elsewhere, one `recv_from` per call.
+//!
+//! With `UDP_GRO` ([`enable_gro`], udp(7), Linux 5.0 and later) one message
+//! may hold several datagrams of one source: the kernel coalesces a burst of
+//! equal-sized datagrams of one flow (NAPI GRO on a network interface; on
+//! loopback, a sender's `UDP_SEGMENT` send is not cut into datagrams at
+//! all) and says where they end with a `UDP_GRO` control message (the
+//! segment size; the last may be shorter). Each is handed on as the
+//! datagram it was: [`Batch::get`] indexes datagrams, not messages. One
+//! system call and one copy to user space then serve the whole burst.
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 
 use crate::MAX_DATAGRAM;
 
-/// Datagrams taken per system call at most.
+/// Messages taken per system call at most (each one datagram, or with
+/// `UDP_GRO` up to 64 of one source).
 #[cfg(target_os = "linux")]
 pub(crate) const BATCH: usize = 32;
+
+/// `UDP_GRO` (linux/udp.h): the socket option, and the control message
+/// giving the segment size of a coalesced message.
+#[cfg(target_os = "linux")]
+const UDP_GRO: libc::c_int = 104;
 #[cfg(not(target_os = "linux"))]
 pub(crate) const BATCH: usize = 1;
 
@@ -49,6 +64,37 @@ pub(crate) fn enable_rxq_ovfl(socket: &UdpSocket) -> io::Result<()> {
     }
 }
 
+/// Let the kernel hand over bursts of equal-sized datagrams of one source
+/// as one message (see the module docs).
+#[cfg(target_os = "linux")]
+pub(crate) fn enable_gro(socket: &UdpSocket) -> io::Result<()> {
+    use std::os::unix::io::AsRawFd;
+    let one: libc::c_int = 1;
+    // SAFETY: a valid socket descriptor and an int option value of the size given.
+    let r = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_UDP,
+            UDP_GRO,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn enable_gro(_: &UdpSocket) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "UDP_GRO is Linux only",
+    ))
+}
+
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn enable_rxq_ovfl(_: &UdpSocket) -> io::Result<()> {
     Err(io::Error::new(
@@ -57,7 +103,8 @@ pub(crate) fn enable_rxq_ovfl(_: &UdpSocket) -> io::Result<()> {
     ))
 }
 
-/// Room for one `SO_RXQ_OVFL` control message (a `u32`), 8-byte aligned.
+/// Room for the `SO_RXQ_OVFL` (a `u32`) and `UDP_GRO` (an `int`) control
+/// messages (24 bytes each with their headers), 8-byte aligned.
 #[cfg(target_os = "linux")]
 #[repr(C, align(8))]
 #[derive(Clone, Copy)]
@@ -74,7 +121,13 @@ pub(crate) struct Batch {
     addrs: Vec<libc::sockaddr_storage>,
     _controls: Vec<Control>,
     msgs: Vec<libc::mmsghdr>,
-    len: usize,
+    /// Messages of the last receive.
+    messages: usize,
+    /// Datagrams of the last receive, in order: (message, start, length)
+    /// in that message's buffer.
+    datagrams: Vec<(u16, u32, u32)>,
+    /// Messages of the last receive that held more than one datagram.
+    coalesced: usize,
 }
 
 // SAFETY: the raw pointers only point into the Batch's own heap memory.
@@ -111,7 +164,9 @@ impl Batch {
             addrs,
             _controls: controls,
             msgs,
-            len: 0,
+            messages: 0,
+            datagrams: Vec::with_capacity(BATCH),
+            coalesced: 0,
         };
         b.reset();
         b
@@ -129,11 +184,14 @@ impl Batch {
     }
 
     /// Receive at least one datagram (waiting as the socket's timeout and
-    /// blocking mode say) and whatever else is ready, up to [`BATCH`].
+    /// blocking mode say) and whatever else is ready, up to [`BATCH`]
+    /// messages; returns the datagrams received.
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         use std::os::unix::io::AsRawFd;
         self.reset();
-        self.len = 0;
+        self.messages = 0;
+        self.datagrams.clear();
+        self.coalesced = 0;
         // SAFETY: msgs holds BATCH headers whose pointers go to live buffers
         // of the sizes given (see `new` and `reset`).
         let n = unsafe {
@@ -148,21 +206,35 @@ impl Batch {
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
-        self.len = n as usize;
-        Ok(self.len)
+        self.messages = n as usize;
+        for (i, m) in self.msgs[..self.messages].iter().enumerate() {
+            let len = (m.msg_len as usize).min(MAX_DATAGRAM);
+            let segment = gro_segment(&m.msg_hdr).filter(|&s| s > 0 && s < len);
+            let Some(segment) = segment else {
+                self.datagrams.push((i as u16, 0, len as u32));
+                continue;
+            };
+            self.coalesced += 1;
+            let mut start = 0;
+            while start < len {
+                let end = (start + segment).min(len);
+                self.datagrams
+                    .push((i as u16, start as u32, (end - start) as u32));
+                start = end;
+            }
+        }
+        Ok(self.datagrams.len())
     }
 
     /// The `i`th datagram of the last [`recv`](Self::recv); `None` for an
     /// address family that is not IP (never for a UDP socket).
     pub(crate) fn get(&self, i: usize) -> Option<Received<'_>> {
-        if i >= self.len {
-            return None;
-        }
-        let m = &self.msgs[i];
-        let len = (m.msg_len as usize).min(MAX_DATAGRAM);
-        let from = sockaddr(&self.addrs[i], m.msg_hdr.msg_namelen)?;
+        let &(message, start, len) = self.datagrams.get(i)?;
+        let (message, start, len) = (message as usize, start as usize, len as usize);
+        let m = &self.msgs[message];
+        let from = sockaddr(&self.addrs[message], m.msg_hdr.msg_namelen)?;
         Some(Received {
-            payload: &self.bufs[i][..len],
+            payload: &self.bufs[message][start..start + len],
             from,
             overflow: rxq_ovfl(&m.msg_hdr),
         })
@@ -170,8 +242,38 @@ impl Batch {
 
     /// Datagrams of the last [`recv`](Self::recv).
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.datagrams.len()
     }
+
+    /// Messages of the last [`recv`](Self::recv) (fewer than its datagrams
+    /// when the kernel coalesced some).
+    pub(crate) fn messages(&self) -> usize {
+        self.messages
+    }
+
+    /// Messages of the last [`recv`](Self::recv) that held more than one
+    /// datagram.
+    pub(crate) fn coalesced(&self) -> usize {
+        self.coalesced
+    }
+}
+
+/// The segment size of a message the kernel coalesced (`UDP_GRO` control
+/// message), if it did.
+#[cfg(target_os = "linux")]
+fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    // SAFETY: as in `rxq_ovfl`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return usize::try_from(size).ok();
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
 }
 
 /// An IPv4 or IPv6 socket address from the kernel's `sockaddr_storage`.
@@ -253,5 +355,13 @@ impl Batch {
 
     pub(crate) fn len(&self) -> usize {
         usize::from(self.got.is_some())
+    }
+
+    pub(crate) fn messages(&self) -> usize {
+        self.len()
+    }
+
+    pub(crate) fn coalesced(&self) -> usize {
+        0
     }
 }

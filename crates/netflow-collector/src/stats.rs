@@ -161,6 +161,11 @@ pub struct TemplateCacheCounters {
 pub struct SocketStats {
     /// Datagrams received on it (before the allowlist).
     pub datagrams: u64,
+    /// Receives that handed over several datagrams at once: bursts of
+    /// equal-sized datagrams of one source the kernel coalesced (`UDP_GRO`,
+    /// Linux 5.0 and later; each still counted in
+    /// [`datagrams`](Self::datagrams) and decoded on its own).
+    pub coalesced: u64,
     /// Datagrams the kernel dropped on it (receive buffer full), as the
     /// `SO_RXQ_OVFL` count attached to the datagrams received after them
     /// (Linux; 0 elsewhere). Drops after the last datagram received show

@@ -242,10 +242,12 @@ impl Receiver {
         &self,
         batch: &recv::Batch,
         limited: &mut Vec<(IpAddr, u64)>,
-    ) -> [bool; recv::BATCH] {
-        let mut over = [false; recv::BATCH];
+        over: &mut Vec<bool>,
+    ) {
+        over.clear();
+        over.resize(batch.len(), false);
         let Some(buckets) = &self.buckets else {
-            return over;
+            return;
         };
         let mut buckets = buckets.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -261,7 +263,6 @@ impl Receiver {
                 None => limited.push((from.ip(), 1)),
             }
         }
-        over
     }
 
     pub(crate) fn run(self) {
@@ -299,6 +300,8 @@ impl Receiver {
         let mut limited_log = RateLimit::new(Duration::from_secs(10), 5);
         // Sources over the rate limit in the current batch: counted once per batch.
         let mut limited: Vec<(IpAddr, u64)> = Vec::new();
+        // Per datagram of the batch: over its source's rate limit.
+        let mut over_limit: Vec<bool> = Vec::new();
         let mut stopping = false;
         loop {
             if !stopping && self.stop.load(Ordering::Relaxed) {
@@ -314,8 +317,13 @@ impl Receiver {
                     counters
                         .datagrams
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    let over_limit = self.over_rate_limit(&batch, &mut limited);
-                    for (i, &over_limit) in over_limit.iter().enumerate().take(batch.len()) {
+                    if batch.coalesced() > 0 {
+                        counters
+                            .coalesced
+                            .fetch_add(batch.coalesced() as u64, Ordering::Relaxed);
+                    }
+                    self.over_rate_limit(&batch, &mut limited, &mut over_limit);
+                    for (i, &over_limit) in over_limit.iter().enumerate() {
                         let Some(r) = batch.get(i) else { continue };
                         if let Some(v) = r.overflow {
                             counters
@@ -353,7 +361,8 @@ impl Receiver {
                     // The socket is drained: let datagrams gather in its
                     // buffer before the next call rather than waking (and
                     // waking a decode worker) for each one.
-                    if let Some(pause) = coalesce.filter(|_| batch.len() < recv::BATCH && !stopping)
+                    if let Some(pause) =
+                        coalesce.filter(|_| batch.messages() < recv::BATCH && !stopping)
                     {
                         std::thread::sleep(pause);
                     }

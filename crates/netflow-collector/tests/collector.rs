@@ -1274,3 +1274,90 @@ fn an_idle_worker_hands_over_rows_in_batches_and_soon() {
     assert!(at - sent < Duration::from_millis(500), "{:?}", at - sent);
     c.shutdown();
 }
+
+/// `UDP_SEGMENT` (linux/udp.h): the segment size of a UDP GSO send.
+#[cfg(target_os = "linux")]
+const UDP_SEGMENT: libc::c_int = 103;
+
+/// Send `bytes` on a connected socket as one UDP GSO message: the kernel
+/// makes datagrams of `segment` bytes of it (the last may be shorter).
+#[cfg(target_os = "linux")]
+fn send_segmented(socket: &UdpSocket, bytes: &[u8], segment: u16) -> std::io::Result<usize> {
+    use std::os::unix::io::AsRawFd;
+    #[repr(C, align(8))]
+    struct Control([u8; 32]);
+    let mut control = Control([0; 32]);
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr; it points to one iovec over
+    // `bytes` (only read) and to a control buffer of CMSG_SPACE(2) bytes,
+    // 8-byte aligned, whose one control message the u16 is written into.
+    let sent = unsafe {
+        let mut h: libc::msghdr = std::mem::zeroed();
+        h.msg_iov = &mut iov;
+        h.msg_iovlen = 1;
+        h.msg_control = control.0.as_mut_ptr().cast();
+        h.msg_controllen = libc::CMSG_SPACE(2) as _;
+        let c = libc::CMSG_FIRSTHDR(&h);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = UDP_SEGMENT;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), segment);
+        libc::sendmsg(socket.as_raw_fd(), &h, 0)
+    };
+    if sent < 0 {
+        Err(std::io::Error::last_os_error())
+    } else {
+        Ok(sent as usize)
+    }
+}
+
+/// A burst of equal-sized datagrams the kernel hands over as one message
+/// (UDP GRO; on loopback a GSO send stays whole up to the socket) is cut
+/// back into its datagrams: every one decoded on its own, in order, and
+/// counted as a datagram; the receive counted as coalesced.
+#[cfg(target_os = "linux")]
+#[test]
+fn coalesced_datagrams_are_cut_back_into_their_datagrams() {
+    let c = Collector::bind(loopback()).expect("binds");
+    let s = exporter_socket(c.local_addr());
+    // Nine copies of the seed v5 packet (3 records, 168 bytes) with
+    // flow_sequence 0, 3, ..., 24, then a shorter one: the same packet cut
+    // to its first 2 records (count 2, 120 bytes), flow_sequence 27.
+    let packet = vector("PACKET_V5");
+    assert_eq!(packet.len(), 24 + 3 * 48);
+    let mut burst = Vec::new();
+    for i in 0..10u32 {
+        let mut p = packet.clone();
+        p[16..20].copy_from_slice(&(i * 3).to_be_bytes());
+        if i == 9 {
+            p.truncate(24 + 2 * 48);
+            p[2..4].copy_from_slice(&2u16.to_be_bytes());
+        }
+        burst.extend_from_slice(&p);
+    }
+    let sent = send_segmented(&s, &burst, packet.len() as u16).expect("a GSO send on loopback");
+    assert_eq!(sent, burst.len());
+    let from = s.local_addr().unwrap();
+    let got = receive_records(&c, &BTreeMap::from([(from, 9 * 3 + 2)]));
+    let items = &got[&from];
+    let sequences: Vec<Option<u32>> = items.iter().map(|i| i.header.sequence()).collect();
+    let want: Vec<Option<u32>> = (0..10).map(|i| Some(i * 3)).collect();
+    assert_eq!(sequences, want, "one export per datagram, in order");
+    let counts: Vec<usize> = items.iter().map(|i| i.records.len()).collect();
+    assert_eq!(counts, [vec![3; 9], vec![2]].concat());
+    let stats = wait_stats(&c, "10 packets decoded", |s| s.totals().packets >= 10);
+    let sock = stats.sockets[&c.local_addr()];
+    assert_eq!(sock.datagrams, 10, "{sock:?}");
+    assert_eq!(sock.coalesced, 1, "one receive held the burst: {sock:?}");
+    assert_eq!(stats.totals().sequence.lost, 0);
+    assert_eq!(stats.totals().error_count(), 0);
+    let text = netflow_collector::render_metrics(&stats);
+    let line = format!(
+        "\nnetflow_socket_coalesced_receives_total{{socket=\"{}\"}} 1\n",
+        c.local_addr()
+    );
+    assert!(text.contains(&line), "{text}");
+}

@@ -13,7 +13,13 @@
 //! - `kernel_drops_proc`: the `drops` column of the socket's row in
 //!   `/proc/net/udp` (or `udp6`), read at exit; it counts them all.
 //!
-//! Linux only (recvmmsg, SO_RCVBUFFORCE, SO_RXQ_OVFL, /proc).
+//! `--gro` receives as `netflow collector` does: with `UDP_GRO` (udp(7),
+//! Linux 5.0 and later) the kernel may hand over a burst of equal-sized
+//! datagrams of one source as one message with its segment size; each
+//! segment is counted as the datagram it was (`datagrams`), the messages
+//! that held several in `coalesced_receives`.
+//!
+//! Linux only (recvmmsg, SO_RCVBUFFORCE, SO_RXQ_OVFL, UDP_GRO, /proc).
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -51,7 +57,15 @@ struct Args {
     /// Sleep this many seconds after binding before receiving (to test drop counting).
     #[arg(long, default_value_t = 0.0, hide = true)]
     pause: f64,
+    /// Receive with UDP_GRO, as `netflow collector` does (coalesced bursts
+    /// counted datagram by datagram).
+    #[arg(long)]
+    gro: bool,
 }
+
+/// `UDP_GRO` (linux/udp.h): the socket option and the control message
+/// with the segment size of a coalesced message.
+const UDP_GRO: libc::c_int = 104;
 
 /// Room for one SO_RXQ_OVFL control message (a u32) per datagram.
 const CONTROL_LEN: usize = 64;
@@ -76,12 +90,16 @@ fn bind(args: &Args) -> io::Result<(Socket, usize)> {
     let requested = libc::c_int::try_from(args.rcvbuf).unwrap_or(libc::c_int::MAX);
     // SO_RCVBUFFORCE may fail for want of privilege: fall back to SO_RCVBUF,
     // which the kernel caps at net.core.rmem_max.
-    if setsockopt_int(&socket, libc::SO_RCVBUFFORCE, requested).is_err() {
+    if setsockopt_int(&socket, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, requested).is_err() {
         socket
             .set_recv_buffer_size(args.rcvbuf)
             .map_err(|e| context(e, "SO_RCVBUF"))?;
     }
-    setsockopt_int(&socket, libc::SO_RXQ_OVFL, 1).map_err(|e| context(e, "SO_RXQ_OVFL"))?;
+    setsockopt_int(&socket, libc::SOL_SOCKET, libc::SO_RXQ_OVFL, 1)
+        .map_err(|e| context(e, "SO_RXQ_OVFL"))?;
+    if args.gro {
+        setsockopt_int(&socket, libc::SOL_UDP, UDP_GRO, 1).map_err(|e| context(e, "UDP_GRO"))?;
+    }
     // Wake up regularly to notice signals and the idle timeout.
     socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     socket
@@ -95,13 +113,18 @@ fn context(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-fn setsockopt_int(socket: &Socket, option: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt_int(
+    socket: &Socket,
+    level: libc::c_int,
+    option: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: a valid socket descriptor and a pointer to a live c_int of the
     // length passed.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_SOCKET,
+            level,
             option,
             (&value as *const libc::c_int).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,
@@ -121,6 +144,8 @@ struct Counts {
     bytes: u64,
     truncated: u64,
     calls: u64,
+    /// Messages that held several datagrams (`--gro`).
+    coalesced: u64,
     /// Largest SO_RXQ_OVFL count seen (it is cumulative).
     rxq_ovfl: u32,
     first: Option<Instant>,
@@ -208,7 +233,14 @@ fn run(args: &Args) -> io::Result<serde_json::Value> {
         counts.last = Some(now);
         counts.calls += 1;
         for h in &headers[..n as usize] {
-            counts.datagrams += 1;
+            let len = h.msg_len as usize;
+            match gro_segment(&h.msg_hdr).filter(|&s| s > 0 && s < len) {
+                Some(segment) => {
+                    counts.datagrams += len.div_ceil(segment) as u64;
+                    counts.coalesced += 1;
+                }
+                None => counts.datagrams += 1,
+            }
             counts.bytes += h.msg_len as u64;
             if h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
                 counts.truncated += 1;
@@ -230,6 +262,7 @@ fn run(args: &Args) -> io::Result<serde_json::Value> {
         "bytes": counts.bytes,
         "truncated": counts.truncated,
         "recvmmsg_calls": counts.calls,
+        "coalesced_receives": counts.coalesced,
         "first_to_last_s": span,
         "datagrams_per_s": if span > 0.0 { counts.datagrams as f64 / span } else { 0.0 },
         "receive_buffer_bytes": rcvbuf,
@@ -238,6 +271,22 @@ fn run(args: &Args) -> io::Result<serde_json::Value> {
         "kernel_drops_proc_error": proc_drops.err().map(|e| e.to_string()),
         "stopped_by": stopped_by,
     }))
+}
+
+/// The segment size of a message the kernel coalesced (`--gro`), if it did.
+fn gro_segment(header: &libc::msghdr) -> Option<usize> {
+    // SAFETY: as in `rxq_ovfl`.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(header);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == UDP_GRO {
+                let size = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                return usize::try_from(size).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(header, cmsg);
+        }
+    }
+    None
 }
 
 /// The SO_RXQ_OVFL drop count carried by a received message, if any (the

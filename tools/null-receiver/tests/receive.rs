@@ -93,3 +93,48 @@ fn datagrams_received_plus_kernel_drops_equal_datagrams_sent() {
     assert_eq!(received + proc_drops, burst as u64 + 1, "{r}");
     assert_eq!(ovfl_drops, proc_drops, "{r}");
 }
+
+/// `--gro`: a UDP GSO send of 10 datagrams (9 of 100 bytes and one of 40),
+/// which on loopback reaches the socket whole, is counted as 10 datagrams
+/// in one coalesced receive.
+#[test]
+fn gro_counts_a_coalesced_burst_datagram_by_datagram() {
+    use std::os::unix::io::AsRawFd;
+    let (child, addr) = start(&["--idle-timeout", "1", "--gro"]);
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.connect(addr).unwrap();
+    let burst = vec![7u8; 9 * 100 + 40];
+    #[repr(C, align(8))]
+    struct Control([u8; 32]);
+    let mut control = Control([0; 32]);
+    let mut iov = libc::iovec {
+        iov_base: burst.as_ptr() as *mut libc::c_void,
+        iov_len: burst.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr; it points to one iovec over
+    // `burst` (only read) and to an 8-byte aligned control buffer of
+    // CMSG_SPACE(2) bytes holding one UDP_SEGMENT (103) message of 100.
+    let sent = unsafe {
+        let mut h: libc::msghdr = std::mem::zeroed();
+        h.msg_iov = &mut iov;
+        h.msg_iovlen = 1;
+        h.msg_control = control.0.as_mut_ptr().cast();
+        h.msg_controllen = libc::CMSG_SPACE(2) as _;
+        let c = libc::CMSG_FIRSTHDR(&h);
+        (*c).cmsg_level = libc::SOL_UDP;
+        (*c).cmsg_type = 103;
+        (*c).cmsg_len = libc::CMSG_LEN(2) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<u16>(), 100);
+        libc::sendmsg(s.as_raw_fd(), &h, 0)
+    };
+    assert_eq!(
+        sent,
+        burst.len() as isize,
+        "{}",
+        std::io::Error::last_os_error()
+    );
+    let r = report(child);
+    assert_eq!(r["datagrams"], 10, "{r}");
+    assert_eq!(r["bytes"], burst.len(), "{r}");
+    assert_eq!(r["coalesced_receives"], 1, "{r}");
+}
