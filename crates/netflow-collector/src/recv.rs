@@ -45,37 +45,27 @@ pub(crate) struct Received<'a> {
 /// Ask the kernel to attach the drop count to received datagrams.
 #[cfg(target_os = "linux")]
 pub(crate) fn enable_rxq_ovfl(socket: &UdpSocket) -> io::Result<()> {
-    use std::os::unix::io::AsRawFd;
-    let one: libc::c_int = 1;
-    // SAFETY: a valid socket descriptor and an int option value of the size given.
-    let r = unsafe {
-        libc::setsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RXQ_OVFL,
-            (&one as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if r == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    set_flag(socket, libc::SOL_SOCKET, libc::SO_RXQ_OVFL)
 }
 
 /// Let the kernel hand over bursts of equal-sized datagrams of one source
 /// as one message (see the module docs).
 #[cfg(target_os = "linux")]
 pub(crate) fn enable_gro(socket: &UdpSocket) -> io::Result<()> {
+    set_flag(socket, libc::SOL_UDP, UDP_GRO)
+}
+
+/// Set an int socket option to 1.
+#[cfg(target_os = "linux")]
+fn set_flag(socket: &UdpSocket, level: libc::c_int, option: libc::c_int) -> io::Result<()> {
     use std::os::unix::io::AsRawFd;
     let one: libc::c_int = 1;
     // SAFETY: a valid socket descriptor and an int option value of the size given.
     let r = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
-            libc::SOL_UDP,
-            UDP_GRO,
+            level,
+            option,
             (&one as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -258,24 +248,6 @@ impl Batch {
     }
 }
 
-/// The segment size of a message the kernel coalesced (`UDP_GRO` control
-/// message), if it did.
-#[cfg(target_os = "linux")]
-fn gro_segment(h: &libc::msghdr) -> Option<usize> {
-    // SAFETY: as in `rxq_ovfl`.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(h);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
-                let size = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
-                return usize::try_from(size).ok();
-            }
-            c = libc::CMSG_NXTHDR(h, c);
-        }
-    }
-    None
-}
-
 /// An IPv4 or IPv6 socket address from the kernel's `sockaddr_storage`.
 #[cfg(target_os = "linux")]
 fn sockaddr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAddr> {
@@ -307,13 +279,28 @@ fn sockaddr(s: &libc::sockaddr_storage, len: libc::socklen_t) -> Option<SocketAd
 /// The `SO_RXQ_OVFL` count among a received message's control messages.
 #[cfg(target_os = "linux")]
 fn rxq_ovfl(h: &libc::msghdr) -> Option<u32> {
+    control_value(h, libc::SOL_SOCKET, libc::SO_RXQ_OVFL)
+}
+
+/// The segment size of a message the kernel coalesced (`UDP_GRO` control
+/// message), if it did.
+#[cfg(target_os = "linux")]
+fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    control_value::<libc::c_int>(h, libc::SOL_UDP, UDP_GRO).and_then(|s| usize::try_from(s).ok())
+}
+
+/// The value of the first control message of this level and type in a
+/// received message.
+#[cfg(target_os = "linux")]
+fn control_value<T: Copy>(h: &libc::msghdr, level: libc::c_int, kind: libc::c_int) -> Option<T> {
     // SAFETY: the kernel filled msg_control up to msg_controllen; the CMSG
-    // macros stay within it, and the value is read unaligned.
+    // macros stay within it, and the value (a u32 or an int, which the
+    // kernel writes whole) is read unaligned.
     unsafe {
         let mut c = libc::CMSG_FIRSTHDR(h);
         while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_RXQ_OVFL {
-                return Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+            if (*c).cmsg_level == level && (*c).cmsg_type == kind {
+                return Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<T>()));
             }
             c = libc::CMSG_NXTHDR(h, c);
         }
