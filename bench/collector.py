@@ -85,6 +85,9 @@ are); the tables name the capture.
 
   python3 bench/collector.py --replay testdata/captures/pmacct-v9.pcap \
       --receivers columns,nfcapd,nfcapd-lz4 --cpu 40000 --duration 3
+
+With --replay, --gso is `netflow replay --prebuild --gso`: each exporter's
+runs of equal-sized datagrams as one GSO send.
 """
 import argparse
 import resource
@@ -334,7 +337,8 @@ def replay(args, port, rate, duration, count=None):
     with tempfile.TemporaryDirectory() as d:
         os.symlink(os.path.abspath(args.replay), os.path.join(d, "c"))
         cmd = [args.generator, "replay", "--target", f"127.0.0.1:{port}", "--rate", str(rate),
-               *(["--prebuild"] if args.replay_prebuild else []), *(["c"] * copies)]
+               *(["--prebuild"] if args.replay_prebuild else []),
+               *(["--gso"] if args.gso else []), *(["c"] * copies)]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=d)
     total = re.search(r"^total exporters \d+ datagrams (\d+) bytes \d+ errors (\d+)$", out.stdout, re.M)
     achieved = re.search(r"^rate achieved (\S+) elapsed (\S+)", out.stdout, re.M)
@@ -645,6 +649,8 @@ def main():
                                      text=True).stdout
         # Read first, then sent with sendmmsg (as generate --prebuild).
         args.replay_prebuild = args.prebuild is not False and "--prebuild" in replay_help
+        if args.gso and not (args.replay_prebuild and "--gso" in replay_help):
+            sys.exit(f"{args.generator} replay has no --gso (or --prebuild is off)")
         # One "version": the capture, by name in the tables.
         args.versions = [0]
         VERSION_NAMES[0] = os.path.basename(args.replay)

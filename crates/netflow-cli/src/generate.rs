@@ -1348,7 +1348,10 @@ struct GsoControl([u8; 32]);
 /// many datagrams went (at least one), or the error of the first message
 /// with the number of datagrams it held.
 #[cfg(target_os = "linux")]
-fn send_gso(socket: &UdpSocket, datagrams: &[&[u8]]) -> Result<usize, (io::Error, usize)> {
+pub(crate) fn send_gso(
+    socket: &UdpSocket,
+    datagrams: &[&[u8]],
+) -> Result<usize, (io::Error, usize)> {
     let count = datagrams.len().min(SEND_BATCH);
     let mut iovecs: [libc::iovec; SEND_BATCH] = [libc::iovec {
         iov_base: std::ptr::null_mut(),
@@ -1417,7 +1420,10 @@ const UDP_SEGMENT: libc::c_int = 103;
 
 /// Without UDP GSO: one datagram at a time.
 #[cfg(not(target_os = "linux"))]
-fn send_gso(socket: &UdpSocket, datagrams: &[&[u8]]) -> Result<usize, (io::Error, usize)> {
+pub(crate) fn send_gso(
+    socket: &UdpSocket,
+    datagrams: &[&[u8]],
+) -> Result<usize, (io::Error, usize)> {
     send_batch(socket, datagrams).map_err(|e| (e, 1))
 }
 

@@ -637,7 +637,9 @@ fn replay_softflowd_v9_as_fast_as_possible() {
 
 /// `--prebuild`: every datagram read first, then sent in batches (one
 /// `sendmmsg` per exporter a batch): the same datagrams, each exporter's in
-/// capture order, on one socket each; counted as without it.
+/// capture order, on one socket each; counted as without it. The same with
+/// `--gso` (runs of equal-sized datagrams as one GSO send: the payloads
+/// are 9 and 10 bytes long).
 #[test]
 fn replay_prebuilt_sends_the_same_datagrams() {
     const A: ([u8; 4], u16) = ([192, 0, 2, 1], 2055);
@@ -654,9 +656,35 @@ fn replay_prebuilt_sends_the_same_datagrams() {
     let pcap = dir.join("two.pcap");
     write_pcap(&pcap, 1_700_000_000, &frames);
     let path = pcap.to_str().unwrap();
-    // The capture twice: one stream, each exporter keeps its socket.
-    let run = run_against_receiver(&["replay", "--rate", "4000", "--prebuild", path, path]);
-    run.assert_success();
+    for gso in [&[][..], &["--gso"][..]] {
+        // The capture twice: one stream, each exporter keeps its socket.
+        let args = [
+            &["replay", "--rate", "4000", "--prebuild"][..],
+            gso,
+            &[path, path],
+        ]
+        .concat();
+        let run = run_against_receiver(&args);
+        run.assert_success();
+        check_replayed(&run, &order, &format!("{gso:?}"));
+    }
+    // Needs --rate.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(["replay", "--prebuild", "--target", "127.0.0.1:9", path])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// [`replay_prebuilt_sends_the_same_datagrams`]: the capture of `order`'s
+/// exporters replayed twice arrived whole, each exporter's datagrams in
+/// order on a socket of its own, all counted.
+fn check_replayed(run: &Received, order: &[([u8; 4], u16)], what: &str) {
     let want: Vec<(([u8; 4], u16), String)> = (0..2)
         .flat_map(|_| {
             order
@@ -687,24 +715,13 @@ fn replay_prebuilt_sends_the_same_datagrams() {
         socket_of.insert(*original, *from);
         assert_eq!(
             &got_of[from], payloads,
-            "{original:?}: its datagrams, in order"
+            "{what} {original:?}: its datagrams, in order"
         );
     }
-    assert_eq!(socket_of.len(), 2, "two exporters, two sockets");
+    assert_eq!(socket_of.len(), 2, "{what}: two exporters, two sockets");
     let total = line_starting(&run.stdout, "total ");
     assert_eq!(num(&total, "datagrams"), want.len() as u64);
     assert_eq!(num(&total, "errors"), 0);
-    // Needs --rate.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netflow"))
-        .args(["replay", "--prebuild", "--target", "127.0.0.1:9", path])
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]
