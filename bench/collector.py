@@ -326,6 +326,25 @@ def capture_counts(args):
     return {"datagrams": datagrams, "records": records, "options": options, "version": version}
 
 
+# Copies of a --replay capture in one file when a run needs many.
+MANY = 1000
+
+
+def repeat_pcap(path, times, out):
+    """Write a pcap of `path`'s packet records repeated `times` times; False
+    when `path` is not a classic pcap (e.g. pcapng)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] not in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4",
+                        b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d"):
+        return False
+    with open(out, "wb") as f:
+        f.write(data[:24])
+        for _ in range(times):
+            f.write(data[24:])
+    return True
+
+
 def replay(args, port, rate, duration, count=None):
     """The --replay capture sent at `rate` datagrams/s, as many whole copies
     as rate x duration (or `count`) datagrams need; the same result as
@@ -333,12 +352,17 @@ def replay(args, port, rate, duration, count=None):
     per = args.replay_counts
     want = count or int(rate * duration)
     copies = max(1, round(want / per["datagrams"]))
-    # A short name for the capture: thousands of copies on one command line.
+    # A short name for the capture: thousands of copies on one command line;
+    # for more, a pcap of MANY copies (its packet records repeated) named
+    # once per MANY, so that the command line stays short.
     with tempfile.TemporaryDirectory() as d:
         os.symlink(os.path.abspath(args.replay), os.path.join(d, "c"))
+        files = ["c"] * copies
+        if copies > MANY and repeat_pcap(args.replay, MANY, os.path.join(d, "m")):
+            files = ["m"] * (copies // MANY) + ["c"] * (copies % MANY)
         cmd = [args.generator, "replay", "--target", f"127.0.0.1:{port}", "--rate", str(rate),
                *(["--prebuild"] if args.replay_prebuild else []),
-               *(["--gso"] if args.gso else []), *(["c"] * copies)]
+               *(["--gso"] if args.gso else []), *files]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=d)
     total = re.search(r"^total exporters \d+ datagrams (\d+) bytes \d+ errors (\d+)$", out.stdout, re.M)
     achieved = re.search(r"^rate achieved (\S+) elapsed (\S+)", out.stdout, re.M)
