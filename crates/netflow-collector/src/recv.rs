@@ -118,6 +118,9 @@ pub(crate) struct Batch {
     datagrams: Vec<(u16, u32, u32)>,
     /// Messages of the last receive that held more than one datagram.
     coalesced: usize,
+    /// Messages of the last receive longer than their buffer (cut: the
+    /// datagrams past the buffer's end are lost).
+    truncated: usize,
 }
 
 // SAFETY: the raw pointers only point into the Batch's own heap memory.
@@ -157,6 +160,7 @@ impl Batch {
             messages: 0,
             datagrams: Vec::with_capacity(BATCH),
             coalesced: 0,
+            truncated: 0,
         };
         b.reset();
         b
@@ -182,6 +186,7 @@ impl Batch {
         self.messages = 0;
         self.datagrams.clear();
         self.coalesced = 0;
+        self.truncated = 0;
         // SAFETY: msgs holds BATCH headers whose pointers go to live buffers
         // of the sizes given (see `new` and `reset`).
         let n = unsafe {
@@ -198,6 +203,11 @@ impl Batch {
         }
         self.messages = n as usize;
         for (i, m) in self.msgs[..self.messages].iter().enumerate() {
+            // Only a coalesced message can be longer than a 64 KiB buffer
+            // (a UDP datagram's payload is at most 65,507 bytes over IPv4).
+            if m.msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                self.truncated += 1;
+            }
             let len = (m.msg_len as usize).min(MAX_DATAGRAM);
             let segment = gro_segment(&m.msg_hdr).filter(|&s| s > 0 && s < len);
             let Some(segment) = segment else {
@@ -245,6 +255,12 @@ impl Batch {
     /// datagram.
     pub(crate) fn coalesced(&self) -> usize {
         self.coalesced
+    }
+
+    /// Messages of the last [`recv`](Self::recv) cut at the end of their
+    /// buffer.
+    pub(crate) fn truncated(&self) -> usize {
+        self.truncated
     }
 }
 
@@ -349,6 +365,10 @@ impl Batch {
     }
 
     pub(crate) fn coalesced(&self) -> usize {
+        0
+    }
+
+    pub(crate) fn truncated(&self) -> usize {
         0
     }
 }

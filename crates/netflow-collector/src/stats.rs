@@ -99,7 +99,8 @@ impl ExporterStats {
 pub struct GlobalStats {
     /// Datagrams received on all sockets.
     pub datagrams: u64,
-    /// Socket receive errors (other than timeouts).
+    /// Socket receive errors (other than timeouts), and received messages
+    /// longer than the 64 KiB receive buffer (coalesced by UDP GRO; cut).
     pub receive_errors: u64,
     /// Sink write/flush/close failures seen by the receive path.
     pub sink_errors: u64,

@@ -322,6 +322,22 @@ impl Receiver {
                             .coalesced
                             .fetch_add(batch.coalesced() as u64, Ordering::Relaxed);
                     }
+                    if batch.truncated() > 0 {
+                        // Never expected (coalesced messages stay within
+                        // 64 KiB); counted and said rather than lost quietly.
+                        self.stats
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .global
+                            .receive_errors += batch.truncated() as u64;
+                        if errors.allow(log::Level::Warn) {
+                            log::warn!(
+                                "{}: {} received message(s) longer than the 64 KiB buffer: datagrams past its end are lost",
+                                self.local,
+                                batch.truncated()
+                            );
+                        }
+                    }
                     self.over_rate_limit(&batch, &mut limited, &mut over_limit);
                     for (i, &over_limit) in over_limit.iter().enumerate() {
                         let Some(r) = batch.get(i) else { continue };
