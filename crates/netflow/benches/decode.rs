@@ -144,22 +144,28 @@ fn decode_visit_columns(bytes: &[u8], cache: &mut TemplateCache) -> u64 {
     acc
 }
 
+/// The 18 fields the v5 and v7 record views share (same accessors), summed.
+macro_rules! view_sum {
+    ($f:expr) => {
+        ($f.src_addr() as u64)
+            .wrapping_add($f.dst_addr() as u64)
+            .wrapping_add($f.next_hop() as u64)
+            .wrapping_add($f.input() as u64 + $f.output() as u64)
+            .wrapping_add($f.packets() as u64 + $f.octets() as u64)
+            .wrapping_add($f.first() as u64 + $f.last() as u64)
+            .wrapping_add($f.src_port() as u64 + $f.dst_port() as u64)
+            .wrapping_add($f.tcp_flags() as u64)
+            .wrapping_add($f.proto() as u64 + $f.tos() as u64)
+            .wrapping_add($f.src_as() as u64 + $f.dst_as() as u64)
+            .wrapping_add($f.src_mask() as u64 + $f.dst_mask() as u64)
+    };
+}
+
 /// Every field of a v5 record through the typed view, summed (the fold of
 /// [`decode_record_view`]).
 #[inline(always)]
 fn v5_sum(f: &netflow::wire::v5::record::RecordView<&[u8]>) -> u64 {
-    (f.src_addr() as u64)
-        .wrapping_add(f.dst_addr() as u64)
-        .wrapping_add(f.next_hop() as u64)
-        .wrapping_add(f.input() as u64 + f.output() as u64)
-        .wrapping_add(f.packets() as u64 + f.octets() as u64)
-        .wrapping_add(f.first() as u64 + f.last() as u64)
-        .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
-        .wrapping_add(f.pad1() as u64 + f.tcp_flags() as u64)
-        .wrapping_add(f.proto() as u64 + f.tos() as u64)
-        .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
-        .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
-        .wrapping_add(f.pad2() as u64)
+    view_sum!(f).wrapping_add(f.pad1() as u64 + f.pad2() as u64)
 }
 
 /// Every field of a v7 record through the typed view, summed (the fold of
@@ -167,18 +173,8 @@ fn v5_sum(f: &netflow::wire::v5::record::RecordView<&[u8]>) -> u64 {
 /// structs).
 #[inline(always)]
 fn v7_sum(f: &netflow::wire::v7::record::RecordView<&[u8]>) -> u64 {
-    (f.src_addr() as u64)
-        .wrapping_add(f.dst_addr() as u64)
-        .wrapping_add(f.next_hop() as u64)
-        .wrapping_add(f.input() as u64 + f.output() as u64)
-        .wrapping_add(f.packets() as u64 + f.octets() as u64)
-        .wrapping_add(f.first() as u64 + f.last() as u64)
-        .wrapping_add(f.src_port() as u64 + f.dst_port() as u64)
-        .wrapping_add(f.flags1() as u64 + f.tcp_flags() as u64)
-        .wrapping_add(f.proto() as u64 + f.tos() as u64)
-        .wrapping_add(f.src_as() as u64 + f.dst_as() as u64)
-        .wrapping_add(f.src_mask() as u64 + f.dst_mask() as u64)
-        .wrapping_add(f.flags2() as u64)
+    view_sum!(f)
+        .wrapping_add(f.flags1() as u64 + f.flags2() as u64)
         .wrapping_add(f.router_sc() as u64)
 }
 
@@ -230,6 +226,24 @@ fn number(n: &DataNumber) -> u64 {
     }
 }
 
+/// The 18 fields netflow_parser's v5 and v7 records share (same names),
+/// summed.
+macro_rules! fixed_record_sum {
+    ($f:expr) => {
+        (u32::from($f.src_addr) as u64)
+            .wrapping_add(u32::from($f.dst_addr) as u64)
+            .wrapping_add(u32::from($f.next_hop) as u64)
+            .wrapping_add($f.input as u64 + $f.output as u64)
+            .wrapping_add($f.d_pkts as u64 + $f.d_octets as u64)
+            .wrapping_add($f.first as u64 + $f.last as u64)
+            .wrapping_add($f.src_port as u64 + $f.dst_port as u64)
+            .wrapping_add($f.tcp_flags as u64)
+            .wrapping_add($f.protocol_number as u64 + $f.tos as u64)
+            .wrapping_add($f.src_as as u64 + $f.dst_as as u64)
+            .wrapping_add($f.src_mask as u64 + $f.dst_mask as u64)
+    };
+}
+
 /// The same fold as [`decode_all`], over netflow_parser's values.
 fn fold_theirs(v: &FieldValue) -> u64 {
     match v {
@@ -264,18 +278,8 @@ fn decode_theirs(bytes: &[u8], parser: &mut NetflowParser) -> (u64, usize, usize
                     // All 20 fields of the fixed v5 record, as in our fold.
                     records += 1;
                     acc = acc
-                        .wrapping_add(u32::from(f.src_addr) as u64)
-                        .wrapping_add(u32::from(f.dst_addr) as u64)
-                        .wrapping_add(u32::from(f.next_hop) as u64)
-                        .wrapping_add(f.input as u64 + f.output as u64)
-                        .wrapping_add(f.d_pkts as u64 + f.d_octets as u64)
-                        .wrapping_add(f.first as u64 + f.last as u64)
-                        .wrapping_add(f.src_port as u64 + f.dst_port as u64)
-                        .wrapping_add(f.pad1 as u64 + f.tcp_flags as u64)
-                        .wrapping_add(f.protocol_number as u64 + f.tos as u64)
-                        .wrapping_add(f.src_as as u64 + f.dst_as as u64)
-                        .wrapping_add(f.src_mask as u64 + f.dst_mask as u64)
-                        .wrapping_add(f.pad2 as u64);
+                        .wrapping_add(fixed_record_sum!(f))
+                        .wrapping_add(f.pad1 as u64 + f.pad2 as u64);
                 }
             }
             NetflowPacket::V9(v9) => {
@@ -338,18 +342,8 @@ fn decode_theirs(bytes: &[u8], parser: &mut NetflowParser) -> (u64, usize, usize
                     // All 21 fields of the fixed v7 record, as in our fold.
                     records += 1;
                     acc = acc
-                        .wrapping_add(u32::from(f.src_addr) as u64)
-                        .wrapping_add(u32::from(f.dst_addr) as u64)
-                        .wrapping_add(u32::from(f.next_hop) as u64)
-                        .wrapping_add(f.input as u64 + f.output as u64)
-                        .wrapping_add(f.d_pkts as u64 + f.d_octets as u64)
-                        .wrapping_add(f.first as u64 + f.last as u64)
-                        .wrapping_add(f.src_port as u64 + f.dst_port as u64)
-                        .wrapping_add(f.flags_fields_valid as u64 + f.tcp_flags as u64)
-                        .wrapping_add(f.protocol_number as u64 + f.tos as u64)
-                        .wrapping_add(f.src_as as u64 + f.dst_as as u64)
-                        .wrapping_add(f.src_mask as u64 + f.dst_mask as u64)
-                        .wrapping_add(f.flags_fields_invalid as u64)
+                        .wrapping_add(fixed_record_sum!(f))
+                        .wrapping_add(f.flags_fields_valid as u64 + f.flags_fields_invalid as u64)
                         .wrapping_add(u32::from(f.router_src) as u64);
                 }
             }
