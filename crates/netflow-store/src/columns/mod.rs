@@ -283,7 +283,9 @@ pub const COLUMNS: usize = 45;
 /// `extra` bytes) and a validity bitmap.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ColumnData {
-    /// Fixed-width: `rows * width` bytes. `extra`: the concatenated JSON texts.
+    /// Fixed-width: `rows * width` bytes, or none at all when no row has a
+    /// value (a column no record fed, a column a block does not have).
+    /// `extra`: the concatenated JSON texts.
     pub values: Vec<u8>,
     /// `extra` only: `rows + 1` end offsets into `values` (first is 0).
     pub offsets: Vec<u32>,
@@ -296,7 +298,11 @@ pub struct ColumnData {
 /// Rows of records in columns: what a block holds, what the
 /// [`BatchBuilder`] builds and what [`ColumnFile::read_block`] returns (with
 /// the columns asked for).
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Two batches are equal when they hold the same rows: a fixed-width
+/// column without values equals one whose values are all zeros (the
+/// builder does not write the zeros of a column no record fed).
+#[derive(Debug, Clone)]
 pub struct Batch {
     rows: usize,
     cols: Vec<Option<ColumnData>>,
@@ -307,6 +313,42 @@ pub struct Batch {
 impl Default for Batch {
     fn default() -> Self {
         Batch::new()
+    }
+}
+
+impl PartialEq for Batch {
+    fn eq(&self, other: &Batch) -> bool {
+        let same_column = |(i, (a, b)): (usize, (&Option<ColumnData>, &Option<ColumnData>))| {
+            let (a, b) = match (a, b) {
+                (None, None) => return true,
+                (Some(a), Some(b)) => (a, b),
+                _ => return false,
+            };
+            let width = Column::from_id(i as u16).map_or(0, |c| c.width());
+            // No values: as many zeros as the rows need.
+            let zeros = |v: &[u8], w: &[u8]| {
+                width > 0
+                    && v.is_empty()
+                    && w.len() == self.rows * width
+                    && w.iter().all(|&x| x == 0)
+            };
+            a.valid == b.valid
+                && a.nulls == b.nulls
+                && a.offsets == b.offsets
+                && (a.values == b.values
+                    || zeros(&a.values, &b.values)
+                    || zeros(&b.values, &a.values))
+        };
+        self.rows == other.rows
+            && self.min_time_ms == other.min_time_ms
+            && self.max_time_ms == other.max_time_ms
+            && self.cols.len() == other.cols.len()
+            && self
+                .cols
+                .iter()
+                .zip(&other.cols)
+                .enumerate()
+                .all(same_column)
     }
 }
 
@@ -387,6 +429,18 @@ impl Batch {
         self.max_time_ms = i64::MIN;
     }
 
+    /// Gives every fixed-width column without values (no row has one)
+    /// the zeros of its rows, for a writer that appends to each column.
+    pub(crate) fn fill_values(&mut self) {
+        let rows = self.rows;
+        for (i, d) in self.cols.iter_mut().enumerate() {
+            let width = Column::from_id(i as u16).map_or(0, |c| c.width());
+            if let Some(d) = d.as_mut().filter(|d| width > 0 && d.values.is_empty()) {
+                d.values.resize(rows * width, 0);
+            }
+        }
+    }
+
     /// Append all rows of `other` (same columns: both built by a [`BatchBuilder`]).
     pub fn append(&mut self, other: &Batch) {
         if other.rows == 0 {
@@ -398,12 +452,20 @@ impl Batch {
             let Some(Some(mine)) = self.cols.get_mut(i) else {
                 continue;
             };
-            if Column::from_id(i as u16).is_some_and(|c| c.width() == 0) {
+            let width = Column::from_id(i as u16).map_or(0, |c| c.width());
+            if width == 0 {
                 let base = mine.values.len() as u32;
                 mine.offsets
                     .extend(theirs.offsets.iter().skip(1).map(|o| o + base));
+                mine.values.extend_from_slice(&theirs.values);
+            } else if !theirs.values.is_empty() {
+                // Mine may have no values yet (no row had one).
+                mine.values.resize(rows * width, 0);
+                mine.values.extend_from_slice(&theirs.values);
+            } else if !mine.values.is_empty() {
+                // Theirs has none: their rows are nulls, zeros in mine.
+                mine.values.resize((rows + other.rows) * width, 0);
             }
-            mine.values.extend_from_slice(&theirs.values);
             append_bits(
                 &mut mine.valid,
                 rows,
