@@ -558,6 +558,11 @@ impl BatchBuilder {
                 let time_ms = start.unwrap_or(received_ms);
                 s.min_time_ms = s.min_time_ms.min(time_ms);
                 s.max_time_ms = s.max_time_ms.max(time_ms);
+                let present = &mut s.times_present;
+                present[0] += usize::from(start.is_some());
+                present[1] += usize::from(end.is_some());
+                present[2] += usize::from(first.is_some());
+                present[3] += usize::from(last.is_some());
                 s.times
                     .push([start.map(|v| v as u64), end.map(|v| v as u64), first, last]);
             }
@@ -663,10 +668,16 @@ impl BatchBuilder {
                     .map(|time| time[t].unwrap_or(0).to_le_bytes()),
             );
             let mut valid = ValidRuns::new(row);
-            for time in &s.times {
-                match time[t] {
-                    Some(_) => valid.values(1),
-                    None => valid.nulls(&mut d.valid, &mut d.nulls, 1),
+            match s.times_present[t] {
+                n if n == total => valid.values(total),
+                0 => valid.nulls(&mut d.valid, &mut d.nulls, total),
+                _ => {
+                    for time in &s.times {
+                        match time[t] {
+                            Some(_) => valid.values(1),
+                            None => valid.nulls(&mut d.valid, &mut d.nulls, 1),
+                        }
+                    }
                 }
             }
             valid.finish(&mut d.valid);
@@ -1903,6 +1914,9 @@ struct Staged {
     exports: Vec<StagedExport>,
     /// Per row: absolute start and end ms, raw first and last.
     times: Vec<[Option<u64>; 4]>,
+    /// How many rows have each of the four times (mostly all or none:
+    /// then their validity bits are written without reading every row's).
+    times_present: [usize; 4],
     /// The field columns every set feeds, and those some set feeds.
     fed_all: u64,
     fed_any: u64,
@@ -1918,6 +1932,7 @@ impl Default for Staged {
             sets: Vec::new(),
             exports: Vec::new(),
             times: Vec::new(),
+            times_present: [0; 4],
             fed_all: u64::MAX,
             fed_any: 0,
             min_time_ms: i64::MAX,
@@ -1933,6 +1948,7 @@ impl Staged {
         self.sets.clear();
         self.exports.clear();
         self.times.clear();
+        self.times_present = [0; 4];
         self.fed_all = u64::MAX;
         self.fed_any = 0;
         self.min_time_ms = i64::MAX;

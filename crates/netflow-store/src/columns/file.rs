@@ -1050,7 +1050,9 @@ fn to_address_parts(col: &ColumnData, rows: usize, bitmap_len: Option<usize>, ra
             None => 0xff,
         };
         let mut v4_rows = 0u8;
-        let rows = group.chunks_exact(16).zip(l0.iter_mut().zip(l1).zip(l2.iter_mut().zip(l3)));
+        let rows = group
+            .chunks_exact(16)
+            .zip(l0.iter_mut().zip(l1).zip(l2.iter_mut().zip(l3)));
         for (j, (row, ((l0, l1), (l2, l3)))) in rows.enumerate() {
             let (high, v4) = row.split_at(12);
             // A row without a value must read back as zeros, not as ::ffff:0.0.0.0.
