@@ -2399,11 +2399,8 @@ mod tests {
         })
     }
 
-    /// Every capture's records, column by column over an export's sets
-    /// where it may be (the default), set at a time where it may be and
-    /// record at a time: the same rows, byte for byte.
-    #[test]
-    fn exports_sets_and_records_give_the_same_rows() {
+    /// The test captures (`testdata/captures/*.pcap`), by name.
+    fn capture_paths() -> Vec<std::path::PathBuf> {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
         let mut captures: Vec<_> = std::fs::read_dir(&dir)
             .unwrap()
@@ -2411,12 +2408,42 @@ mod tests {
             .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
             .collect();
         captures.sort();
+        captures
+    }
+
+    /// Calls `f` with every export of the capture at `path` that `decoder`
+    /// decodes (received at the datagram's capture time).
+    fn for_each_export(
+        path: &std::path::Path,
+        decoder: &mut Decoder,
+        mut f: impl FnMut(&Export<'_>),
+    ) {
+        let mut reader = netflow_capture::CaptureReader::open(path, Default::default()).unwrap();
+        while let Some(d) = reader.next_datagram() {
+            let d = d.unwrap();
+            let Ok(decoded) = decoder.decode(ExporterId(d.source), d.payload, d.index, d.time_ms)
+            else {
+                continue;
+            };
+            let p = &decoded.packet;
+            f(&Export {
+                received: d.time_ms as f64 / 1000.0,
+                exporter: d.source,
+                header: &p.header,
+                sets: &p.data_sets,
+            });
+        }
+    }
+
+    /// Every capture's records, column by column over an export's sets
+    /// where it may be (the default), set at a time where it may be and
+    /// record at a time: the same rows, byte for byte.
+    #[test]
+    fn exports_sets_and_records_give_the_same_rows() {
+        let captures = capture_paths();
         assert!(captures.len() >= 10, "{captures:?}");
         let (mut by_set, mut by_export) = (0, 0);
         for path in captures {
-            let mut reader =
-                netflow_capture::CaptureReader::open(&path, Default::default()).unwrap();
-            let mut decoder = Decoder::default();
             let mut builders = builders();
             // Staged rows written every export or two, rather than for
             // many exports at once.
@@ -2424,33 +2451,19 @@ mod tests {
                 stage_rows: 3,
                 ..Default::default()
             };
-            while let Some(d) = reader.next_datagram() {
-                let d = d.unwrap();
-                let Ok(decoded) =
-                    decoder.decode(ExporterId(d.source), d.payload, d.index, d.time_ms)
-                else {
-                    continue;
-                };
-                let p = &decoded.packet;
-                let export = Export {
-                    received: d.time_ms as f64 / 1000.0,
-                    exporter: d.source,
-                    header: &p.header,
-                    sets: &p.data_sets,
-                };
-                for set in &p.data_sets {
+            for_each_export(&path, &mut Decoder::default(), |export| {
+                for set in export.sets {
                     let mut probe = BatchBuilder::new();
-                    by_set += usize::from(probe.add_set(&export, set).is_some());
+                    by_set += usize::from(probe.add_set(export, set).is_some());
                 }
                 let mut probe = BatchBuilder::new();
-                by_export +=
-                    usize::from(probe.add_export_by_column(&export).is_some_and(|n| n > 0));
+                by_export += usize::from(probe.add_export_by_column(export).is_some_and(|n| n > 0));
                 let [a, b, c] = &mut builders;
-                let n = a.add_export(&export);
-                assert_eq!(n, b.add_export(&export));
-                assert_eq!(n, c.add_export(&export));
-                assert_eq!(n, small.add_export(&export));
-            }
+                let n = a.add_export(export);
+                assert_eq!(n, b.add_export(export));
+                assert_eq!(n, c.add_export(export));
+                assert_eq!(n, small.add_export(export));
+            });
             let [a, b, c] = &mut builders;
             assert!(
                 a.batch() == c.batch(),
@@ -2480,12 +2493,7 @@ mod tests {
     /// blocks written of them, are the same each way.
     #[test]
     fn rows_of_many_exporters_in_one_builder_are_the_same_each_way() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/captures");
-        let mut captures: Vec<_> = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "pcap"))
-            .collect();
+        let mut captures = capture_paths();
         // v5 first (no MAC, no direction), then the captures that feed
         // them, column by column or not (options data: record at a time).
         captures.sort_by_key(|p| {
@@ -2496,27 +2504,12 @@ mod tests {
         let mut decoder = Decoder::default();
         let mut unfed_seen = false;
         for path in &captures {
-            let mut reader =
-                netflow_capture::CaptureReader::open(path, Default::default()).unwrap();
-            while let Some(d) = reader.next_datagram() {
-                let d = d.unwrap();
-                let Ok(decoded) =
-                    decoder.decode(ExporterId(d.source), d.payload, d.index, d.time_ms)
-                else {
-                    continue;
-                };
-                let p = &decoded.packet;
-                let export = Export {
-                    received: d.time_ms as f64 / 1000.0,
-                    exporter: d.source,
-                    header: &p.header,
-                    sets: &p.data_sets,
-                };
+            for_each_export(path, &mut decoder, |export| {
                 let [a, b, c] = &mut builders;
-                let n = a.add_export(&export);
-                assert_eq!(n, b.add_export(&export));
-                assert_eq!(n, c.add_export(&export));
-            }
+                let n = a.add_export(export);
+                assert_eq!(n, b.add_export(export));
+                assert_eq!(n, c.add_export(export));
+            });
             // After the v5 captures: the MAC columns have no values yet.
             let a = builders[0].batch();
             let mac = a.column(Column::SrcMac).unwrap();
