@@ -284,8 +284,9 @@ pub const COLUMNS: usize = 45;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ColumnData {
     /// Fixed-width: `rows * width` bytes, or none at all when no row has a
-    /// value (a column no record fed, a column a block does not have).
-    /// `extra`: the concatenated JSON texts.
+    /// value (a column no record fed, a column a block does not have) or
+    /// the column was read for its presence only. `extra`: the
+    /// concatenated JSON texts.
     pub values: Vec<u8>,
     /// `extra` only: `rows + 1` end offsets into `values` (first is 0).
     pub offsets: Vec<u32>,
