@@ -155,7 +155,22 @@ pub struct BlockEncoder {
     /// `len` bytes; the rest is room kept for the next blocks).
     out: Vec<u8>,
     len: usize,
+    /// Per column (`Column as usize`): how many of the next blocks store
+    /// it as is without trying LZ4, because the last block tried did not
+    /// compress ([`INCOMPRESSIBLE`]). Empty until the first block.
+    skip_lz4: Vec<u8>,
 }
+
+/// A column LZ4 made no smaller than this part of its input (`n / 16`:
+/// 15/16, 94 %) is stored as is in the next [`SKIP_BLOCKS`] blocks
+/// without trying: random-looking values (the generator's ports, 96 % of
+/// their size after LZ4) cost LZ4 its slowest bytes, a search for
+/// matches at every few bytes, to save a few percent of them (ports were
+/// 5 % of the writer's encoding, `examples/column_costs`). Then it is
+/// tried again, so a column whose values change character is compressed
+/// again within that many blocks.
+const INCOMPRESSIBLE: usize = 15;
+const SKIP_BLOCKS: u8 = 8;
 
 impl BlockEncoder {
     /// The block's bytes (until the next call) and its summary (offset 0
@@ -178,13 +193,18 @@ impl BlockEncoder {
             out.resize(data_at, 0);
         }
         let mut end = data_at;
+        self.skip_lz4.resize(COLUMNS, 0);
         for (n, (c, col)) in Column::ALL
             .iter()
             .filter_map(|c| stored(c).map(|col| (c, col)))
             .enumerate()
         {
             let bitmap = col.nulls > 0;
-            let planes = in_planes(*c);
+            let skip = &mut self.skip_lz4[*c as usize];
+            let try_lz4 = *skip == 0;
+            *skip = skip.saturating_sub(1);
+            // Stored as is: no planes to make (they are for LZ4).
+            let planes = in_planes(*c) && try_lz4;
             let addr = is_address(*c);
             if addr {
                 to_address_parts(col, rows, bitmap.then_some(bitmap_len), &mut self.raw);
@@ -223,8 +243,16 @@ impl BlockEncoder {
             if out.len() < room {
                 out.resize(room, 0);
             }
-            let compressed = lz4_flex::block::compress_into(input, &mut out[at..room])
-                .expect("the output is sized by get_maximum_output_size");
+            let compressed = if try_lz4 {
+                let n = lz4_flex::block::compress_into(input, &mut out[at..room])
+                    .expect("the output is sized by get_maximum_output_size");
+                if n * 16 > input.len() * INCOMPRESSIBLE {
+                    self.skip_lz4[*c as usize] = SKIP_BLOCKS;
+                }
+                n
+            } else {
+                usize::MAX
+            };
             let codec = if compressed < input.len() {
                 end = at + compressed;
                 if addr {
@@ -1519,6 +1547,72 @@ mod tests {
             assert_eq!(a.valid, b.valid, "{}", c.name());
             assert_eq!(a.nulls, b.nulls, "{}", c.name());
         }
+    }
+
+    /// `bytes`, one block of a file, read back whole.
+    fn read_block_bytes(bytes: &[u8], info: BlockInfo, name: &str) -> Batch {
+        let path = std::env::temp_dir().join(format!("{name}-{}.nfcol", std::process::id()));
+        let mut file = file_header().to_vec();
+        file.extend_from_slice(bytes);
+        let info = BlockInfo {
+            offset: FILE_HEADER_LEN,
+            ..info
+        };
+        file.extend_from_slice(&footer(&[info]));
+        std::fs::write(&path, file).unwrap();
+        let f = ColumnFile::open(&path).unwrap();
+        let read = f.read_block(0, Column::ALL).unwrap();
+        let _ = std::fs::remove_file(&path);
+        read
+    }
+
+    /// A column LZ4 does not shrink (random counters) is stored as is,
+    /// and so, without LZ4 being tried, in the next `SKIP_BLOCKS` blocks
+    /// of the same encoder even where LZ4 would now shrink it (a run of
+    /// one value); then LZ4 is tried again. The other columns are
+    /// compressed throughout, and every block reads back as encoded.
+    #[test]
+    fn an_incompressible_column_is_stored_as_is_for_some_blocks() {
+        let rows = 2000;
+        let block = |random: bool, seed: u64| {
+            let mut batch = Batch::new();
+            let mut next = xorshift(seed);
+            for r in 0..rows {
+                let d = batch.column_mut(Column::Bytes);
+                let v = if random { next() } else { 1500 };
+                d.values.extend_from_slice(&v.to_le_bytes());
+                set_ones(&mut d.valid, r, 1);
+                let d = batch.column_mut(Column::SrcPort);
+                d.values.extend_from_slice(&((r % 7) as u16).to_le_bytes());
+                set_ones(&mut d.valid, r, 1);
+            }
+            fill_absent(&mut batch, rows);
+            batch
+        };
+        let (random, same) = (block(true, 0x51af_d7ed_558c_cd1d), block(false, 1));
+        let mut encoder = BlockEncoder::default();
+        let mut check = |batch: &Batch, want: u8, i: usize| {
+            let (bytes, info) = encoder.encode(batch);
+            assert_eq!(codec_in(bytes, Column::Bytes), Some(want), "block {i}");
+            assert_eq!(codec_in(bytes, Column::SrcPort), Some(CODEC_LZ4));
+            let read = read_block_bytes(bytes, info, "skip-lz4");
+            for c in [Column::Bytes, Column::SrcPort] {
+                let (a, b) = (batch.column(c).unwrap(), read.column(c).unwrap());
+                assert_eq!(a.values, b.values, "block {i} {}", c.name());
+                assert_eq!(a.valid, b.valid, "block {i} {}", c.name());
+            }
+        };
+        check(&same, CODEC_LZ4_PLANES, 0);
+        check(&random, CODEC_RAW, 1);
+        for i in 0..SKIP_BLOCKS as usize {
+            check(&same, CODEC_RAW, 2 + i);
+        }
+        check(&same, CODEC_LZ4_PLANES, 2 + SKIP_BLOCKS as usize);
+        // A new encoder tries LZ4 on every column.
+        assert_eq!(
+            codec_in(&encode_block(&same).bytes, Column::Bytes),
+            Some(CODEC_LZ4_PLANES)
+        );
     }
 
     /// Address columns split by family: IPv4 rows, IPv6 rows, rows
