@@ -2,6 +2,7 @@
 //! ([`record_fields`]).
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -551,6 +552,10 @@ impl BatchBuilder {
             // exporter's boot time as it is now).
             let shared = ExportValues::new(export, &self.init_time_ms, plan.chosen);
             let records = set.bytes().chunks_exact(raw.stride).take(n);
+            for times in &mut s.times {
+                times.reserve(n);
+            }
+            s.times_missing.reserve(n);
             for record in records {
                 let first = raw.start.map(|f| f.read(record));
                 let last = raw.end.map(|f| f.read(record));
@@ -558,13 +563,14 @@ impl BatchBuilder {
                 let time_ms = start.unwrap_or(received_ms);
                 s.min_time_ms = s.min_time_ms.min(time_ms);
                 s.max_time_ms = s.max_time_ms.max(time_ms);
-                let present = &mut s.times_present;
-                present[0] += usize::from(start.is_some());
-                present[1] += usize::from(end.is_some());
-                present[2] += usize::from(first.is_some());
-                present[3] += usize::from(last.is_some());
-                s.times
-                    .push([start.map(|v| v as u64), end.map(|v| v as u64), first, last]);
+                let row = [start.map(|v| v as u64), end.map(|v| v as u64), first, last];
+                let mut missing = 0;
+                for (t, time) in row.into_iter().enumerate() {
+                    s.times_present[t] += usize::from(time.is_some());
+                    missing |= u8::from(time.is_none()) << t;
+                    s.times[t].push(time.unwrap_or(0));
+                }
+                s.times_missing.push(missing);
             }
             let body = s.bodies.len();
             let bytes = set.bytes();
@@ -673,21 +679,16 @@ impl BatchBuilder {
         {
             let d = b.column_mut(c);
             d.values.resize(row * 8, 0);
-            append_values(
-                &mut d.values,
-                s.times
-                    .iter()
-                    .map(|time| time[t].unwrap_or(0).to_le_bytes()),
-            );
+            append_values(&mut d.values, s.times[t].iter().map(|v| v.to_le_bytes()));
             let mut valid = ValidRuns::new(row);
             match s.times_present[t] {
                 n if n == total => valid.values(total),
                 0 => valid.nulls(&mut d.valid, &mut d.nulls, total),
                 _ => {
-                    for time in &s.times {
-                        match time[t] {
-                            Some(_) => valid.values(1),
-                            None => valid.nulls(&mut d.valid, &mut d.nulls, 1),
+                    for missing in &s.times_missing {
+                        match missing & (1 << t) {
+                            0 => valid.values(1),
+                            _ => valid.nulls(&mut d.valid, &mut d.nulls, 1),
                         }
                     }
                 }
@@ -963,9 +964,14 @@ impl RawField {
     /// The field of `record` as a big-endian number.
     #[inline(always)]
     fn read(self, record: &[u8]) -> u64 {
-        match record.get(self.offset..self.offset + self.len) {
-            Some(b) => b.iter().fold(0u64, |v, &x| v << 8 | x as u64),
-            None => 0,
+        let Some(b) = record.get(self.offset..self.offset + self.len) else {
+            return 0;
+        };
+        // The usual lengths as one load each (times: 4 or 8 bytes).
+        match *b {
+            [a, b, c, d] => u32::from_be_bytes([a, b, c, d]) as u64,
+            [a, b, c, d, e, f, g, h] => u64::from_be_bytes([a, b, c, d, e, f, g, h]),
+            _ => b.iter().fold(0u64, |v, &x| v << 8 | x as u64),
         }
     }
 }
@@ -1210,9 +1216,9 @@ fn append_values<const W: usize>(
         .chunks_exact_mut(W)
         .zip(values)
     {
-        for (p, b) in place.iter_mut().zip(value) {
-            p.write(b);
-        }
+        // The value as one copy of `W` bytes: one store (written byte by
+        // byte, a 2-byte number widened to 4 was two 2-byte stores).
+        place.copy_from_slice(&value.map(MaybeUninit::new));
         written += 1;
     }
     // SAFETY: `written` chunks of `W` bytes after `start`, each written in
@@ -1924,8 +1930,13 @@ struct Staged {
     bodies: Vec<u8>,
     sets: Vec<StagedSet>,
     exports: Vec<StagedExport>,
-    /// Per row: absolute start and end ms, raw first and last.
-    times: Vec<[Option<u64>; 4]>,
+    /// Per row: absolute start and end ms, raw first and last, each in
+    /// its own list (0 where the row has none) as its column's values are
+    /// (copied as they are: a row's four as `Option`s were 64 bytes, read
+    /// back four times), and which of the four each row has not (bit `t`
+    /// for `times[t]`; read only when some rows have one and some not).
+    times: [Vec<u64>; 4],
+    times_missing: Vec<u8>,
     /// How many rows have each of the four times (mostly all or none:
     /// then their validity bits are written without reading every row's).
     times_present: [usize; 4],
@@ -1943,7 +1954,8 @@ impl Default for Staged {
             bodies: Vec::new(),
             sets: Vec::new(),
             exports: Vec::new(),
-            times: Vec::new(),
+            times: Default::default(),
+            times_missing: Vec::new(),
             times_present: [0; 4],
             fed_all: u64::MAX,
             fed_any: 0,
@@ -1959,7 +1971,8 @@ impl Staged {
         self.bodies.clear();
         self.sets.clear();
         self.exports.clear();
-        self.times.clear();
+        self.times.iter_mut().for_each(Vec::clear);
+        self.times_missing.clear();
         self.times_present = [0; 4];
         self.fed_all = u64::MAX;
         self.fed_any = 0;
