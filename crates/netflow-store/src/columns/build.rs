@@ -695,37 +695,19 @@ impl BatchBuilder {
             }
             valid.finish(&mut d.valid);
         }
-        // Each template's records (where in `bodies`, which row).
-        let records = &mut self.plan_records;
-        records.resize_with(plans.len().max(records.len()), Vec::new);
-        for list in records.iter_mut() {
-            list.clear();
-        }
-        let mut k = row;
-        for set in &s.sets {
-            if let (Some(raw), Some(list)) = (
-                plans.get(set.plan).and_then(|p| p.raw.as_ref()),
-                records.get_mut(set.plan),
-            ) {
-                list.extend(
-                    (0..set.rows).map(|r| ((set.body + r * raw.stride) as u32, (k + r) as u32)),
-                );
-            }
-            k += set.rows;
-        }
         // All the rows of one template (the usual stream: one exporter,
-        // one template) whose fields feed a column each: each fed column
-        // is its values appended in row order.
-        let mut with_rows = plans
-            .iter()
-            .zip(records.iter())
-            .filter(|(p, list)| p.raw.is_some() && !list.is_empty());
-        let single = match (with_rows.next(), with_rows.next()) {
-            (Some((plan, list)), None) => plan.raw.as_ref().filter(|raw| {
-                list.len() == total && raw.program.len() == raw.fed.count_ones() as usize
-            }),
-            _ => None,
-        };
+        // one template) whose fields feed a column each: the staged bodies
+        // are its records one after the other, and each fed column is its
+        // values appended in row order.
+        let single = s
+            .sets
+            .first()
+            .filter(|first| s.sets.iter().all(|set| set.plan == first.plan))
+            .and_then(|first| plans.get(first.plan)?.raw.as_ref())
+            .filter(|raw| {
+                raw.program.len() == raw.fed.count_ones() as usize
+                    && s.bodies.len() == total * raw.stride
+            });
         // The field columns: grown once, then each set's fields written
         // into their rows (zeros, the nulls' values, left where no field
         // feeds a column), then the validity bits of each column. A column
@@ -742,17 +724,36 @@ impl BatchBuilder {
                 d.values.resize((row + total) * c.width(), 0);
             }
         }
-        // Each field of each template for all its records.
-        for (plan, list) in plans.iter().zip(records.iter()) {
-            let Some(raw) = plan.raw.as_ref().filter(|_| !list.is_empty()) else {
-                continue;
-            };
+        if let Some(raw) = single {
             for f in &raw.program {
-                let out = &mut b.column_mut(f.column).values;
-                if single.is_some() {
-                    f.append(&s.bodies, list, out);
-                } else {
-                    f.scatter(&s.bodies, list, out);
+                f.append(&s.bodies, raw.stride, &mut b.column_mut(f.column).values);
+            }
+        } else {
+            // Each template's records (where in `bodies`, which row), then
+            // each field of each template for all its records.
+            let records = &mut self.plan_records;
+            records.resize_with(plans.len().max(records.len()), Vec::new);
+            for list in records.iter_mut() {
+                list.clear();
+            }
+            let mut k = row;
+            for set in &s.sets {
+                if let (Some(raw), Some(list)) = (
+                    plans.get(set.plan).and_then(|p| p.raw.as_ref()),
+                    records.get_mut(set.plan),
+                ) {
+                    list.extend(
+                        (0..set.rows).map(|r| ((set.body + r * raw.stride) as u32, (k + r) as u32)),
+                    );
+                }
+                k += set.rows;
+            }
+            for (plan, list) in plans.iter().zip(records.iter()) {
+                let Some(raw) = plan.raw.as_ref().filter(|_| !list.is_empty()) else {
+                    continue;
+                };
+                for f in &raw.program {
+                    f.scatter(&s.bodies, list, &mut b.column_mut(f.column).values);
                 }
             }
         }
@@ -1034,22 +1035,23 @@ struct RawTarget {
 
 impl RawTarget {
     /// [`scatter`](Self::scatter) for records that are the next rows of
-    /// `out`, in order: their values appended, where `scatter` writes over
-    /// zeros written first (a `memset` of every fed column, a fifth of
-    /// building the generator's v5 rows).
+    /// `out`, all of `bodies` (`stride` bytes each), in order: their
+    /// values appended, where `scatter` writes over zeros written first (a
+    /// `memset` of every fed column, a fifth of building the generator's
+    /// v5 rows), and each record where the last ended, where `scatter`
+    /// loads where it is (and checks it is whole).
     #[inline]
-    fn append(&self, bodies: &[u8], records: &[(u32, u32)], out: &mut Vec<u8>) {
+    fn append(&self, bodies: &[u8], stride: usize, out: &mut Vec<u8>) {
         let o = self.field.offset;
         macro_rules! each {
             ($l:literal, |$a:ident| $value:expr) => {{
                 append_values(
                     out,
-                    records.iter().map(|&(at, _)| {
-                        // Whole records by construction
-                        // (`add_export_by_column` takes a set only when
-                        // its bytes hold them): the zeros are not used.
-                        let $a = bodies
-                            .get(at as usize + o..)
+                    bodies.chunks_exact(stride.max(1)).map(|record| {
+                        // Inside the record by construction (`o + $l <=
+                        // stride`, `RawLayout`): the zeros are not used.
+                        let $a = record
+                            .get(o..)
                             .and_then(|r| r.first_chunk::<$l>())
                             .unwrap_or(&[0; $l]);
                         $value
@@ -1083,11 +1085,9 @@ impl RawTarget {
             ValueCopy::Any => {
                 let w = self.w;
                 let m = w.min(8);
-                for &(at, _) in records {
+                for record in bodies.chunks_exact(stride.max(1)) {
                     let start = out.len();
-                    if let Some(record) = bodies.get(at as usize..) {
-                        out.extend_from_slice(&self.field.read(record).to_le_bytes()[..m]);
-                    }
+                    out.extend_from_slice(&self.field.read(record).to_le_bytes()[..m]);
                     out.resize(start + w, 0);
                 }
             }
