@@ -552,25 +552,34 @@ impl BatchBuilder {
             // exporter's boot time as it is now).
             let shared = ExportValues::new(export, &self.init_time_ms, plan.chosen);
             let records = set.bytes().chunks_exact(raw.stride).take(n);
-            for times in &mut s.times {
-                times.reserve(n);
+            let [starts, ends, firsts, lasts] = &mut s.times;
+            let from = firsts.len();
+            // The raw times are fields of the plan: every record of the
+            // set has each or none does. Each read in a loop of its own.
+            for (field, raw_times, t) in [(raw.start, &mut *firsts, 2), (raw.end, &mut *lasts, 3)] {
+                match field {
+                    Some(f) => {
+                        raw_times.extend(records.clone().map(|r| f.read(r)));
+                        s.times_present[t] += n;
+                    }
+                    None => raw_times.resize(from + n, 0),
+                }
             }
+            let raw_missing = u8::from(raw.start.is_none()) << 2 | u8::from(raw.end.is_none()) << 3;
+            starts.reserve(n);
+            ends.reserve(n);
             s.times_missing.reserve(n);
-            for record in records {
-                let first = raw.start.map(|f| f.read(record));
-                let last = raw.end.map(|f| f.read(record));
-                let (start, end) = shared.absolute(first, last);
+            for (&first, &last) in firsts[from..].iter().zip(&lasts[from..]) {
+                let (start, end) = shared.absolute(raw.start.map(|_| first), raw.end.map(|_| last));
                 let time_ms = start.unwrap_or(received_ms);
                 s.min_time_ms = s.min_time_ms.min(time_ms);
                 s.max_time_ms = s.max_time_ms.max(time_ms);
-                let row = [start.map(|v| v as u64), end.map(|v| v as u64), first, last];
-                let mut missing = 0;
-                for (t, time) in row.into_iter().enumerate() {
-                    s.times_present[t] += usize::from(time.is_some());
-                    missing |= u8::from(time.is_none()) << t;
-                    s.times[t].push(time.unwrap_or(0));
-                }
-                s.times_missing.push(missing);
+                s.times_present[0] += usize::from(start.is_some());
+                s.times_present[1] += usize::from(end.is_some());
+                starts.push(start.unwrap_or(0) as u64);
+                ends.push(end.unwrap_or(0) as u64);
+                s.times_missing
+                    .push(raw_missing | u8::from(start.is_none()) | u8::from(end.is_none()) << 1);
             }
             let body = s.bodies.len();
             let bytes = set.bytes();
@@ -1644,7 +1653,7 @@ impl ExportValues {
     }
 
     /// A row's absolute start and end from its raw ones.
-    #[inline]
+    #[inline(always)]
     fn absolute(&self, first: Option<u64>, last: Option<u64>) -> (Option<i64>, Option<i64>) {
         match self.unit {
             Some(time_unit::SYS_UPTIME_MS) => {
@@ -2826,10 +2835,11 @@ mod tests {
     /// not the other (validity runs), IPv4 and IPv6 addresses, numbers
     /// narrower than their column, a 3-byte (reduced-size) number, a
     /// 2-byte field into a 1-byte column, sysUpTime times without a boot
-    /// time (null start and end) and millisecond ones. Column by column,
+    /// time (null start and end), millisecond ones, and a start without an
+    /// end. Column by column,
     /// set at a time and record at a time give the same rows.
     #[test]
-    fn sets_of_two_templates_column_by_column() {
+    fn sets_of_three_templates_column_by_column() {
         use netflow::{FieldSpec, OwnedValue as V, Template, TemplateKind};
         let f = |id, len| FieldSpec::new(0, id, len);
         let t4 = [
@@ -2857,25 +2867,31 @@ mod tests {
             f(139, 2),
             f(58, 2),
         ];
+        // A start time without an end time.
+        let t7 = [f(8, 4), f(152, 8), f(1, 4)];
         let t4 = Template::compile(Protocol::Ipfix, 300, TemplateKind::Data, 0, &t4).unwrap();
         let t6 = Template::compile(Protocol::Ipfix, 301, TemplateKind::Data, 0, &t6).unwrap();
+        let t7 = Template::compile(Protocol::Ipfix, 302, TemplateKind::Data, 0, &t7).unwrap();
         let mut records = 0;
-        let out = ipfix_message(9, 1, &[&t4, &t6], |m| {
-            for (k, &(v6, n)) in [
-                (false, 2),
-                (true, 1),
-                (false, 3),
-                (true, 2),
-                (true, 1),
-                (false, 1),
-            ]
-            .iter()
-            .enumerate()
+        let out = ipfix_message(9, 1, &[&t4, &t6, &t7], |m| {
+            for (k, &(template, n)) in [(4, 2), (6, 1), (4, 3), (7, 2), (6, 2), (6, 1), (4, 1)]
+                .iter()
+                .enumerate()
             {
                 for i in 0..n as u64 {
                     let i = i + 10 * k as u64;
                     records += 1;
-                    if v6 {
+                    if template == 7 {
+                        m.values(
+                            &t7,
+                            &[
+                                V::Ipv4([10, 0, 7, i as u8].into()),
+                                V::DateTimeMilliseconds(1_699_999_998_000 + i),
+                                V::Unsigned(700 + i),
+                            ],
+                        )
+                        .unwrap();
+                    } else if template == 6 {
                         m.values(
                             &t6,
                             &[
@@ -2921,7 +2937,7 @@ mod tests {
         let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
         let p = &decoded.packet;
         assert_eq!(p.record_count(), records);
-        assert_eq!(p.data_sets.len(), 5, "one set per run of a template");
+        assert_eq!(p.data_sets.len(), 6, "one set per run of a template");
         let export = Export {
             received: 1_700_000_000.75,
             exporter,
