@@ -1461,14 +1461,8 @@ mod tests {
 
     /// `batch` written as the one block of a file and read back whole.
     fn write_and_read(batch: &Batch, name: &str) -> Batch {
-        let path = std::env::temp_dir().join(format!("{name}-{}.nfcol", std::process::id()));
-        let mut w = ColumnWriter::new(File::create(&path).unwrap()).unwrap();
-        w.write_block(batch).unwrap();
-        w.finish().unwrap();
-        let f = ColumnFile::open(&path).unwrap();
-        let read = f.read_block(0, Column::ALL).unwrap();
-        let _ = std::fs::remove_file(&path);
-        read
+        let block = encode_block(batch);
+        read_block_bytes(&block.bytes, block.info, name)
     }
 
     /// Planes as defined (byte `j` of row `r` at `j * rows + r`) and back,
