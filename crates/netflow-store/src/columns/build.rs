@@ -1046,7 +1046,7 @@ impl RawTarget {
     /// values appended, where `scatter` writes over zeros written first (a
     /// `memset` of every fed column, a fifth of building the generator's
     /// v5 rows), and each record where the last ended, where `scatter`
-    /// loads where it is (and checks it is whole).
+    /// loads it from the offset its [`RecordList`] entry gives.
     #[inline]
     fn append(&self, bodies: &[u8], stride: usize, out: &mut Vec<u8>) {
         let o = self.field.offset;
