@@ -22,9 +22,10 @@ pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
 /// which it writes instead of version 4's); version 6 added the MAC
 /// address columns (`src_mac`, `dst_mac`), whose fields earlier versions
 /// keep in `extra` (a version 5 reader would skip the columns and lose
-/// them, as a version 1 reader the columns of version 2). Files of every
-/// earlier version read as they are.
-pub const VERSION: u16 = 6;
+/// them, as a version 1 reader the columns of version 2); version 7 a
+/// codec ([`CODEC_LZ4_DELTA_PLANES`]). Files of every earlier version read
+/// as they are.
+pub const VERSION: u16 = 7;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
 const FOOTER_MAGIC: &[u8; 4] = b"NFCF";
@@ -65,6 +66,17 @@ const CODEC_RAW_ADDR: u8 = 4;
 const CODEC_LZ4_ADDR_PLANES: u8 = 5;
 /// As [`CODEC_LZ4_ADDR_PLANES`], stored as is.
 const CODEC_RAW_ADDR_PLANES: u8 = 6;
+/// A raw time column (`first_raw`, `last_raw`) stored as its difference to
+/// the absolute one of the same row (`start_ms`, `end_ms`; the 8-byte
+/// wrapping difference of the two columns' values as little-endian `u64`,
+/// see [`delta_base`]), as byte planes (the validity bitmap before them
+/// as it is), then LZ4. Where the exporter gives times relative to its
+/// uptime (v1 to v9), the absolute time is the raw one plus one value per
+/// export (export time less uptime): the difference is that value, a run
+/// LZ4 stores in a few bytes. As their own values the two took 5.0 of the
+/// 31.6 bytes a row of the generator's v5 blocks after LZ4, as
+/// differences 0.06 (`examples/column_costs`, BENCHMARKS.md, session 19).
+const CODEC_LZ4_DELTA_PLANES: u8 = 7;
 const HAS_BITMAP: u8 = 1;
 /// Largest `extra` column accepted when reading (a corrupt length must not
 /// make the reader allocate gigabytes).
@@ -194,6 +206,15 @@ impl BlockEncoder {
         }
         let mut end = data_at;
         self.skip_lz4.resize(COLUMNS, 0);
+        // What a raw time column is stored as differences to: its base
+        // column when the block stores it (a value in some row) with a
+        // value (zeros for nulls) in every row.
+        let delta_base_values = |c: Column| {
+            delta_base(c)
+                .and_then(|b| batch.column(b))
+                .filter(|col| rows > 0 && col.nulls < rows && col.values.len() == rows * 8)
+                .map(|col| &col.values[..])
+        };
         for (n, (c, col)) in Column::ALL
             .iter()
             .filter_map(|c| stored(c).map(|col| (c, col)))
@@ -205,6 +226,7 @@ impl BlockEncoder {
             *skip = skip.saturating_sub(1);
             // Stored as is: no planes to make (they are for LZ4).
             let planes = in_planes(*c) && try_lz4;
+            let delta = delta_base_values(*c).filter(|_| planes && col.values.len() == rows * 8);
             let addr = is_address(*c);
             if addr {
                 to_address_parts(col, rows, bitmap.then_some(bitmap_len), &mut self.raw);
@@ -218,7 +240,10 @@ impl BlockEncoder {
                     raw.extend_from_slice(&col.valid[..bitmap_len.min(col.valid.len())]);
                     raw.resize(bitmap_len, 0);
                 }
-                to_planes(&col.values, c.width(), raw);
+                match delta {
+                    Some(base) => to_planes_8::<true>(&col.values, base, raw),
+                    None => to_planes(&col.values, c.width(), raw),
+                }
                 raw
             } else if !bitmap && c.width() != 0 {
                 &col.values
@@ -257,6 +282,8 @@ impl BlockEncoder {
                 end = at + compressed;
                 if addr {
                     CODEC_LZ4_ADDR_PLANES
+                } else if delta.is_some() {
+                    CODEC_LZ4_DELTA_PLANES
                 } else if planes {
                     CODEC_LZ4_PLANES
                 } else {
@@ -742,14 +769,28 @@ impl ColumnFile {
                 .filter(|p| !values.contains(p))
                 .map(|c| (*c, true)),
         );
+        // The columns others are stored as differences to
+        // ([`CODEC_LZ4_DELTA_PLANES`]) first when asked for: those others
+        // then add their values instead of reading them again.
+        let is_base = |c: Column| matches!(c, Column::StartMs | Column::EndMs);
+        let bases = values.iter().filter(|c| is_base(**c)).map(|c| (*c, false));
+        let wanted =
+            bases.chain(wanted.filter(|(c, presence_only)| *presence_only || !is_base(*c)));
+        // Column `c`'s values were read by this call.
+        let mut read_here = [false; COLUMNS];
         for (c, presence_only) in wanted {
             let mut col = batch.cols[c as usize]
                 .take()
                 .or_else(|| scratch.spare.pop())
                 .unwrap_or_default();
-            let read = self.read_column(info, dir, c, presence_only, &mut col, scratch);
+            let base = delta_base(c)
+                .filter(|b| read_here[*b as usize])
+                .and_then(|b| batch.cols[b as usize].as_ref())
+                .map(|b| &b.values[..]);
+            let read = self.read_column(info, dir, c, presence_only, base, &mut col, scratch);
             batch.cols[c as usize] = Some(col);
             read?;
+            read_here[c as usize] = !presence_only;
         }
         batch.rows = rows;
         Ok(())
@@ -785,23 +826,27 @@ impl ColumnFile {
         }
         batch.cols.resize(COLUMNS, None);
         let mut col = scratch.spare.pop().unwrap_or_default();
-        let read = self.read_column(info, dir, c, true, &mut col, scratch);
+        let read = self.read_column(info, dir, c, true, None, &mut col, scratch);
         batch.cols[c as usize] = Some(col);
         read
     }
 
     /// Read column `c` of a block into `col` (its bitmap only when
-    /// `presence_only`); after an error `col` holds no values.
+    /// `presence_only`); after an error `col` holds no values. `base`:
+    /// the values of the column `c` may be stored as differences to
+    /// ([`delta_base`]) when already read (else they are read here).
+    #[allow(clippy::too_many_arguments)]
     fn read_column(
         &self,
         info: &BlockInfo,
         dir: &[DirEntry],
         c: Column,
         presence_only: bool,
+        base: Option<&[u8]>,
         col: &mut ColumnData,
         scratch: &mut BlockScratch,
     ) -> Result<(), ColumnError> {
-        let read = self.read_column_unchecked(info, dir, c, presence_only, col, scratch);
+        let read = self.read_column_unchecked(info, dir, c, presence_only, base, col, scratch);
         if read.is_err() {
             // The in-place path may have left the previous block's values.
             col.values.clear();
@@ -811,12 +856,14 @@ impl ColumnFile {
     }
 
     /// [`ColumnFile::read_column`], which clears `col` after an error.
+    #[allow(clippy::too_many_arguments)]
     fn read_column_unchecked(
         &self,
         info: &BlockInfo,
         dir: &[DirEntry],
         c: Column,
         presence_only: bool,
+        base: Option<&[u8]>,
         col: &mut ColumnData,
         scratch: &mut BlockScratch,
     ) -> Result<(), ColumnError> {
@@ -872,6 +919,17 @@ impl ColumnFile {
             return Err(err(
                 d.at,
                 format!("column {}: codec {} is for addresses", c.name(), d.codec),
+            ));
+        }
+        let base_column = delta_base(c);
+        if d.codec == CODEC_LZ4_DELTA_PLANES && base_column.is_none() {
+            return Err(err(
+                d.at,
+                format!(
+                    "column {}: codec {} is for first_raw and last_raw",
+                    c.name(),
+                    d.codec
+                ),
             ));
         }
         // Split addresses: the family bitmap and 4 bytes a row, then 12
@@ -934,7 +992,11 @@ impl ColumnFile {
             CODEC_RAW | CODEC_RAW_ADDR | CODEC_RAW_ADDR_PLANES => {
                 return Err(err(d.at, format!("column {}: length mismatch", c.name())))
             }
-            CODEC_LZ4 | CODEC_LZ4_PLANES | CODEC_LZ4_ADDR | CODEC_LZ4_ADDR_PLANES => {
+            CODEC_LZ4
+            | CODEC_LZ4_PLANES
+            | CODEC_LZ4_ADDR
+            | CODEC_LZ4_ADDR_PLANES
+            | CODEC_LZ4_DELTA_PLANES => {
                 // Grown, never cleared: zeroing what LZ4 overwrites
                 // anyway was a tenth of a scan.
                 let out = &mut scratch.raw;
@@ -990,6 +1052,36 @@ impl ColumnFile {
             col.values.extend_from_slice(values);
         } else if d.codec == CODEC_LZ4_PLANES {
             from_planes(raw, c.width(), &mut col.values);
+        } else if let (CODEC_LZ4_DELTA_PLANES, Some(base_column)) = (d.codec, base_column) {
+            from_planes(raw, c.width(), &mut col.values);
+            let missing = || {
+                err(
+                    d.at,
+                    format!(
+                        "column {}: stored as differences to {}, which the block does not have",
+                        c.name(),
+                        base_column.name()
+                    ),
+                )
+            };
+            match base {
+                Some(base) if base.len() == col.values.len() => add_base(&mut col.values, base),
+                Some(_) => return Err(missing()),
+                None => {
+                    let mut base = scratch.spare.pop().unwrap_or_default();
+                    let read =
+                        self.read_column(info, dir, base_column, false, None, &mut base, scratch);
+                    let ok = read.is_ok() && base.values.len() == col.values.len();
+                    if ok {
+                        add_base(&mut col.values, &base.values);
+                    }
+                    scratch.spare.push(base);
+                    read?;
+                    if !ok {
+                        return Err(missing());
+                    }
+                }
+            }
         } else if split {
             let validity = (bitmap_len > 0).then_some(&col.valid[..]);
             let planes = matches!(d.codec, CODEC_LZ4_ADDR_PLANES | CODEC_RAW_ADDR_PLANES);
@@ -1028,6 +1120,17 @@ fn in_planes(c: Column) -> bool {
             | C::DstAs
             | C::TcpFlags
     )
+}
+
+/// The column whose values a raw time column is stored as a difference to
+/// ([`CODEC_LZ4_DELTA_PLANES`]). Neither base is itself stored as a
+/// difference, so reading one column reads at most one other.
+fn delta_base(c: Column) -> Option<Column> {
+    match c {
+        Column::FirstRaw => Some(Column::StartMs),
+        Column::LastRaw => Some(Column::EndMs),
+        _ => None,
+    }
 }
 
 /// The 16-byte address columns (kept as IPv6, IPv4 as `::ffff:a.b.c.d`).
@@ -1230,7 +1333,7 @@ fn to_planes(values: &[u8], w: usize, out: &mut Vec<u8>) {
     match w {
         2 => planes!(2),
         4 => planes!(4),
-        8 => to_planes_8(values, out),
+        8 => to_planes_8::<false>(values, &[], out),
         _ => {
             for j in 0..w {
                 out.extend(values.chunks_exact(w).map(|v| v[j]));
@@ -1244,17 +1347,29 @@ fn to_planes(values: &[u8], w: usize, out: &mut Vec<u8>) {
 /// bytes stored at once. A byte at a time, the times and counters of the
 /// generator's blocks took 2.2 ns a row a column, this way 1.5 (BENCHMARKS.md,
 /// session 9).
-fn to_planes_8(values: &[u8], out: &mut Vec<u8>) {
+///
+/// `MINUS`: each row's value less (wrapping, as little-endian `u64`) the
+/// same row of `base` ([`CODEC_LZ4_DELTA_PLANES`]; `base` has as many
+/// rows as `values`, a missing row reads as 0).
+fn to_planes_8<const MINUS: bool>(values: &[u8], base: &[u8], out: &mut Vec<u8>) {
     let rows = values.len() / 8;
     let at = out.len();
     out.resize(at + rows * 8, 0);
     let planes = &mut out[at..];
+    let word_at = |bytes: &[u8], i: usize| {
+        bytes
+            .get(i..i + 8)
+            .map_or(0, |b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    };
     let mut eights = values.chunks_exact(64);
     for (k, eight) in eights.by_ref().enumerate() {
         prefetch_ahead(values, k * 64);
         let mut r = [0u64; 8];
-        for (word, row) in r.iter_mut().zip(eight.chunks_exact(8)) {
+        for (i, (word, row)) in r.iter_mut().zip(eight.chunks_exact(8)).enumerate() {
             *word = u64::from_le_bytes(row.try_into().unwrap_or_default());
+            if MINUS {
+                *word = word.wrapping_sub(word_at(base, k * 64 + i * 8));
+            }
         }
         for (j, word) in transpose_8x8(r).into_iter().enumerate() {
             if let Some(place) = planes.get_mut(j * rows + k * 8..j * rows + k * 8 + 8) {
@@ -1265,7 +1380,11 @@ fn to_planes_8(values: &[u8], out: &mut Vec<u8>) {
     // The last rows (fewer than 8) a byte at a time.
     let first = rows - eights.remainder().len() / 8;
     for (i, row) in eights.remainder().chunks_exact(8).enumerate() {
-        for (j, &b) in row.iter().enumerate() {
+        let mut word = u64::from_le_bytes(row.try_into().unwrap_or_default());
+        if MINUS {
+            word = word.wrapping_sub(word_at(base, (first + i) * 8));
+        }
+        for (j, b) in word.to_le_bytes().into_iter().enumerate() {
             if let Some(place) = planes.get_mut(j * rows + first + i) {
                 *place = b;
             }
@@ -1338,6 +1457,17 @@ fn from_planes(planes: &[u8], w: usize, values: &mut Vec<u8>) {
                 }
             }
         }
+    }
+}
+
+/// `values[i] += base[i]` for each 8-byte row (wrapping, little-endian
+/// `u64`): the inverse of [`to_planes_8`]'s `MINUS` after the planes are
+/// rows again.
+fn add_base(values: &mut [u8], base: &[u8]) {
+    for (v, b) in values.chunks_exact_mut(8).zip(base.chunks_exact(8)) {
+        let sum = u64::from_le_bytes(v.try_into().unwrap_or_default())
+            .wrapping_add(u64::from_le_bytes(b.try_into().unwrap_or_default()));
+        v.copy_from_slice(&sum.to_le_bytes());
     }
 }
 
@@ -1558,6 +1688,252 @@ mod tests {
         let read = f.read_block(0, Column::ALL).unwrap();
         let _ = std::fs::remove_file(&path);
         read
+    }
+
+    /// `bytes` as the one block of a file: the file open, and its path
+    /// (removed by the caller).
+    fn file_of_block(bytes: &[u8], name: &str) -> (ColumnFile, PathBuf) {
+        let path = std::env::temp_dir().join(format!("{name}-{}.nfcol", std::process::id()));
+        let mut file = file_header().to_vec();
+        file.extend_from_slice(bytes);
+        std::fs::write(&path, file).unwrap();
+        (ColumnFile::open(&path).unwrap(), path)
+    }
+
+    /// The byte offset of column `c`'s directory entry in `block`.
+    fn entry_of(block: &[u8], c: Column) -> usize {
+        let ncols = u16::from_le_bytes([block[8], block[9]]) as usize;
+        (0..ncols)
+            .map(|n| BLOCK_HEADER_LEN + n * DIR_ENTRY_LEN)
+            .find(|e| block[*e..e + 2] == (c as u16).to_le_bytes())
+            .expect("column in the directory")
+    }
+
+    /// The header checksum of `block` made right again after its
+    /// directory was changed.
+    fn reseal(block: &mut [u8]) {
+        let ncols = u16::from_le_bytes([block[8], block[9]]) as usize;
+        let data_at = BLOCK_HEADER_LEN + ncols * DIR_ENTRY_LEN;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&block[..BLOCK_HEADER_LEN - 4]);
+        crc.update(&block[BLOCK_HEADER_LEN..data_at]);
+        let crc = crc.finalize().to_le_bytes();
+        block[BLOCK_HEADER_LEN - 4..BLOCK_HEADER_LEN].copy_from_slice(&crc);
+    }
+
+    /// The four time columns of `rows` v5 records: `first_raw`/`last_raw`
+    /// in uptime milliseconds, `start_ms`/`end_ms` the same instants plus
+    /// one offset per export of 30 records (export time less uptime, the
+    /// exporter's boot time give or take a millisecond). Rows
+    /// `r % 97 == 4` have no start (neither column), rows `r % 101 == 6` a
+    /// raw end but no absolute one (its value zeros), and in rows `r % 89
+    /// == 9` the raw start is above the absolute one (the difference
+    /// wraps).
+    fn v5_times(rows: usize, seed: u64) -> Batch {
+        let mut batch = Batch::new();
+        let mut next = xorshift(seed);
+        let mut offset = 0u64;
+        let put = |batch: &mut Batch, c: Column, r: usize, v: Option<u64>| {
+            let d = batch.column_mut(c);
+            d.values.extend_from_slice(&v.unwrap_or(0).to_le_bytes());
+            set_bit(&mut d.valid, r, v.is_some());
+            d.nulls += usize::from(v.is_none());
+        };
+        for r in 0..rows {
+            if r % 30 == 0 {
+                // The exporter's boot time in Unix ms, as export time less
+                // uptime gives it: to the millisecond, give or take one.
+                offset = 1_796_000_000_000 + next() % 3;
+            }
+            let first = 3_600_000 + next() % 150_000;
+            let last = first + next() % 120_000;
+            let start = if r % 89 == 9 {
+                first - 5
+            } else {
+                first + offset
+            };
+            let has_start = r % 97 != 4;
+            put(&mut batch, Column::StartMs, r, has_start.then_some(start));
+            put(&mut batch, Column::FirstRaw, r, has_start.then_some(first));
+            put(
+                &mut batch,
+                Column::EndMs,
+                r,
+                (r % 101 != 6).then_some(last + offset),
+            );
+            put(&mut batch, Column::LastRaw, r, Some(last));
+        }
+        fill_absent(&mut batch, rows);
+        batch
+    }
+
+    /// `first_raw` and `last_raw` are stored as their differences to
+    /// `start_ms` and `end_ms` (a few bytes: one value per export), and
+    /// read back the same whichever columns are asked for and in which
+    /// order (the base read with them, after them, or not asked for);
+    /// without a base in the block (no row has a start) as their own
+    /// values.
+    #[test]
+    fn raw_times_are_stored_as_differences_to_the_absolute_ones() {
+        let times = [
+            Column::StartMs,
+            Column::EndMs,
+            Column::FirstRaw,
+            Column::LastRaw,
+        ];
+        for rows in [3001, 7, 1] {
+            let batch = v5_times(rows, 0x2545_f491_4f6c_dd1d + rows as u64);
+            let block = encode_block(&batch);
+            let codec = |c: Column| codec_in(&block.bytes, c);
+            let stored = |c: Column| le_u32(&block.bytes, entry_of(&block.bytes, c) + 4);
+            // (A few rows LZ4 does not shrink: stored as is.)
+            if rows > 1000 {
+                assert_eq!(codec(Column::FirstRaw), Some(CODEC_LZ4_DELTA_PLANES));
+                assert_eq!(codec(Column::LastRaw), Some(CODEC_LZ4_DELTA_PLANES));
+                assert_eq!(codec(Column::StartMs), Some(CODEC_LZ4_PLANES));
+                // Runs of 30 rows against random starts (broken by the
+                // rows without a start and those that wrap).
+                assert!(
+                    stored(Column::FirstRaw) * 3 < stored(Column::StartMs),
+                    "{} vs {}",
+                    stored(Column::FirstRaw),
+                    stored(Column::StartMs)
+                );
+            }
+            let (f, path) = file_of_block(&block.bytes, "raw-times");
+            // The bits of the rows (a reader may set those after them).
+            let bits = |v: &[u8]| {
+                (0..rows)
+                    .map(|r| v[r / 8] >> (r % 8) & 1)
+                    .collect::<Vec<_>>()
+            };
+            // The first row whose values differ (the rows are too many to print).
+            let first_diff = |x: &[u8], y: &[u8]| {
+                (x.len() != y.len() || x != y).then(|| {
+                    let row = x.chunks(8).zip(y.chunks(8)).position(|(a, b)| a != b);
+                    (x.len(), y.len(), row)
+                })
+            };
+            let same = |read: &Batch, cols: &[Column], what: &str| {
+                for c in cols {
+                    let (a, b) = (batch.column(*c).unwrap(), read.column(*c).unwrap());
+                    let diff = first_diff(&a.values, &b.values);
+                    assert_eq!(diff, None, "{rows} rows, {what}: {}", c.name());
+                    let (x, y) = (bits(&a.valid), bits(&b.valid));
+                    assert_eq!(x, y, "{rows} rows, {what}: {}", c.name());
+                    assert_eq!(a.nulls, b.nulls, "{rows} rows, {what}: {}", c.name());
+                }
+            };
+            same(&f.read_block(0, Column::ALL).unwrap(), &times, "all");
+            for cols in [
+                &[Column::FirstRaw][..],
+                &[Column::LastRaw, Column::FirstRaw],
+                &[Column::LastRaw, Column::EndMs],
+                &[Column::FirstRaw, Column::EndMs, Column::StartMs],
+            ] {
+                same(&f.read_block(0, cols).unwrap(), cols, &format!("{cols:?}"));
+            }
+            // The bases asked for their presence only.
+            let (mut b, mut scratch) = (Batch::empty(), BlockScratch::default());
+            f.read_block_with(
+                0,
+                &[Column::LastRaw],
+                &[Column::EndMs],
+                &mut b,
+                &mut scratch,
+            )
+            .unwrap();
+            same(&b, &[Column::LastRaw], "presence of the base");
+            let presence = &b.column(Column::EndMs).unwrap().valid;
+            assert_eq!(
+                bits(presence),
+                bits(&batch.column(Column::EndMs).unwrap().valid)
+            );
+            // The next block read into the same batch, its bases' presence
+            // only: no base left over from the block before.
+            let other = v5_times(rows, 99);
+            let block2 = encode_block(&other);
+            let (f2, path2) = file_of_block(&block2.bytes, "raw-times-2");
+            let bases = [Column::StartMs, Column::EndMs];
+            let raws = [Column::FirstRaw, Column::LastRaw];
+            f.read_block_with(0, &bases, &[], &mut b, &mut scratch)
+                .unwrap();
+            f2.read_block_with(0, &raws, &bases, &mut b, &mut scratch)
+                .unwrap();
+            for c in raws {
+                let (x, y) = (
+                    &b.column(c).unwrap().values,
+                    &other.column(c).unwrap().values,
+                );
+                let diff = first_diff(x, y);
+                assert_eq!(diff, None, "{rows} rows, after another block: {}", c.name());
+            }
+            let _ = std::fs::remove_file(&path);
+            let _ = std::fs::remove_file(&path2);
+        }
+        // No start in any row: `first_raw` as its own values.
+        let mut batch = v5_times(300, 5);
+        let d = batch.column_mut(Column::StartMs);
+        d.valid.iter_mut().for_each(|b| *b = 0);
+        d.values.iter_mut().for_each(|b| *b = 0);
+        d.nulls = 300;
+        let block = encode_block(&batch);
+        assert_eq!(codec_in(&block.bytes, Column::StartMs), None);
+        assert_eq!(
+            codec_in(&block.bytes, Column::FirstRaw),
+            Some(CODEC_LZ4_PLANES)
+        );
+        let read = write_and_read(&batch, "raw-times-no-base");
+        let (a, b) = (
+            batch.column(Column::FirstRaw).unwrap(),
+            read.column(Column::FirstRaw).unwrap(),
+        );
+        assert_eq!((&a.values, a.nulls), (&b.values, b.nulls));
+    }
+
+    /// A column stored as differences whose base the block lacks, and the
+    /// difference codec on a column that has no base, are refused with
+    /// the column named; the other columns still read.
+    #[test]
+    fn differences_without_their_base_are_refused() {
+        let batch = v5_times(500, 7);
+        let good = encode_block(&batch);
+        // `start_ms` renamed `reverse_bytes` (8 bytes too): `first_raw`
+        // has no base.
+        let mut block = good.bytes.clone();
+        let e = entry_of(&block, Column::StartMs);
+        block[e..e + 2].copy_from_slice(&(Column::ReverseBytes as u16).to_le_bytes());
+        reseal(&mut block);
+        let (f, path) = file_of_block(&block, "no-base");
+        assert_eq!(f.block_count(), 1, "{:?}", f.problems());
+        let e = f.read_block(0, &[Column::FirstRaw]).unwrap_err();
+        assert!(
+            e.message.contains("first_raw") && e.message.contains("does not have"),
+            "{e}"
+        );
+        assert!(f
+            .read_block(0, &[Column::StartMs, Column::FirstRaw])
+            .is_err());
+        let read = f.read_block(0, &[Column::LastRaw]).unwrap();
+        let same = read.column(Column::LastRaw).unwrap().values
+            == batch.column(Column::LastRaw).unwrap().values;
+        assert!(same, "last_raw, whose base is there, reads back");
+        // The codec on `start_ms`, which is stored as itself.
+        let mut block = good.bytes.clone();
+        let e = entry_of(&block, Column::StartMs);
+        block[e + 2] = CODEC_LZ4_DELTA_PLANES;
+        reseal(&mut block);
+        let (f, path2) = file_of_block(&block, "delta-codec-on-base");
+        let e = f.read_block(0, &[Column::StartMs]).unwrap_err();
+        assert!(
+            e.message.contains("start_ms") && e.message.contains("first_raw and last_raw"),
+            "{e}"
+        );
+        let e = f.read_block(0, &[Column::FirstRaw]).unwrap_err();
+        assert!(e.message.contains("start_ms"), "{e}");
+        assert!(f.read_block(0, &[Column::LastRaw]).is_ok());
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&path2);
     }
 
     /// A column LZ4 does not shrink (random counters) is stored as is,

@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 6, all integers little-endian)
+//! # File layout (version 7, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 6 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 7 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -43,7 +43,12 @@
 //!     of codec 3 with its two parts as byte planes (byte 12 of every row,
 //!     then byte 13, 14, 15; then byte 0 of every row whose bit is clear,
 //!     then byte 1, ... 11 of those rows), then an LZ4 block; 6 (version
-//!     5): the same stored as is (raw_len as for 4);
+//!     5): the same stored as is (raw_len as for 4); 7 (version 7,
+//!     `first_raw` and `last_raw` only): each row's value less (wrapping,
+//!     as u64) the same row's value in `start_ms` (for `first_raw`) or
+//!     `end_ms` (for `last_raw`) of the same block, which must be stored
+//!     in it (a row without a value has zeros there too), as byte planes
+//!     as codec 2, then an LZ4 block;
 //!     flags bit 0: a validity bitmap precedes the values; crc32 of the
 //!     stored bytes.
 //! column-data (raw, after decompression) = [validity bitmap, (rows+7)/8 bytes,
@@ -68,7 +73,8 @@
 //! version 1 reader would skip the new columns and lose their fields, so
 //! the version in the header was raised: it refuses the file instead.
 //! Version 6 added `src_mac` and `dst_mac` (ids 43, 44) the same way:
-//! earlier files have those fields in `extra`.
+//! earlier files have those fields in `extra`. Version 7 added codec 7,
+//! which a version 6 reader does not know.
 //!
 //! # Schema: one row per data record (flow and options records)
 //!
