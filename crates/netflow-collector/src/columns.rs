@@ -91,7 +91,7 @@ struct Writer {
     index: Vec<BlockInfo>,
     /// Batches not written yet (after errors), oldest first.
     pending: Vec<Batch>,
-    /// Its buffers kept from one block to the next.
+    /// Its buffers kept from one block to the next (and a helper thread's).
     encoder: BlockEncoder,
     max_buffer: usize,
     reopen: Arc<AtomicBool>,
@@ -181,7 +181,13 @@ impl ColumnSink {
             opened: Instant::now(),
             index: Vec::new(),
             pending: Vec::new(),
-            encoder: BlockEncoder::default(),
+            // Its encoding, the larger part of this thread's work, on
+            // two threads where there is a second core.
+            encoder: if std::thread::available_parallelism().is_ok_and(|n| n.get() > 1) {
+                BlockEncoder::with_helper()
+            } else {
+                BlockEncoder::default()
+            },
             max_buffer: MAX_BUFFER,
             reopen: reopen.clone(),
             shared: shared.clone(),
