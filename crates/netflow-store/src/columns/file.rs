@@ -315,29 +315,50 @@ impl BlockEncoder {
         let theirs = run(theirs, first_theirs, skip_theirs, cost_theirs);
         let columns = &mut self.columns;
         let out = &mut self.out;
-        let end = match helper {
+        let helped = match helper {
             Some(helper) if !theirs.columns.is_empty() => {
                 let Helper {
                     columns: helper_columns,
                     out: helper_out,
                 } = helper;
-                let (end, helper_end) = std::thread::scope(|scope| {
-                    let theirs = scope.spawn(|| helper_columns.encode(theirs, helper_out, 0));
+                let ends = std::thread::scope(|scope| {
+                    let theirs = std::thread::Builder::new()
+                        .name("netflow-encode".into())
+                        .spawn_scoped(scope, || helper_columns.encode(theirs, helper_out, 0))
+                        .ok()?;
                     let end = columns.encode(mine, out, data_at);
                     // A panic of the helper (a bug) is this thread's.
                     let helper_end = theirs
                         .join()
                         .unwrap_or_else(|e| std::panic::resume_unwind(e));
-                    (end, helper_end)
+                    Some((end, helper_end))
                 });
-                if out.len() < end + helper_end {
-                    out.resize(end + helper_end, 0);
-                }
-                out[end..end + helper_end].copy_from_slice(&helper_out[..helper_end]);
-                columns.dir.extend_from_slice(&helper_columns.dir);
-                end + helper_end
+                ends.map(|(end, helper_end)| {
+                    if out.len() < end + helper_end {
+                        out.resize(end + helper_end, 0);
+                    }
+                    out[end..end + helper_end].copy_from_slice(&helper_out[..helper_end]);
+                    columns.dir.extend_from_slice(&helper_columns.dir);
+                    end + helper_end
+                })
             }
-            _ => columns.encode(mine, out, data_at),
+            _ => None,
+        };
+        // One thread: no helper, a small block, or no thread to be had
+        // (then every column here, none encoded yet).
+        let (end, split) = match helped {
+            Some(end) => (end, split),
+            None => {
+                let all = ColumnRun {
+                    batch,
+                    columns: &stored,
+                    first: 0,
+                    skip_lz4: &mut self.skip_lz4,
+                    cost_ns: &mut self.cost_ns,
+                    timed,
+                };
+                (self.columns.encode(all, &mut self.out, data_at), ncols)
+            }
         };
         self.helper_columns = ncols - split;
         let out = &mut self.out;
