@@ -2072,6 +2072,78 @@ mod tests {
         assert_eq!((&a.values, a.nulls), (&b.values, b.nulls));
     }
 
+    /// Crafted difference columns with valid checksums (random lengths and
+    /// contents, compressed or not, with or without a bitmap, the base
+    /// present, renamed away, or itself given the codec): the reader gives
+    /// `first_raw` with 8 bytes a row or an error, never a panic.
+    #[test]
+    fn crafted_difference_columns_are_refused_or_read() {
+        let mut next = xorshift(0x853c_49e6_748f_ea9b);
+        let rows = 300;
+        let good = encode_block(&v5_times(rows, 3)).bytes;
+        let (mut read, mut refused) = (0, 0);
+        for round in 0..2000 {
+            let mut block = good.clone();
+            // Where each column's stored bytes are.
+            let ncols = u16::from_le_bytes([block[8], block[9]]) as usize;
+            let entry = entry_of(&block, Column::FirstRaw);
+            let mut at = BLOCK_HEADER_LEN + ncols * DIR_ENTRY_LEN;
+            for n in 0..ncols {
+                let e = BLOCK_HEADER_LEN + n * DIR_ENTRY_LEN;
+                if e == entry {
+                    break;
+                }
+                at += le_u32(&block, e + 4) as usize;
+            }
+            let bitmap = next() % 2 == 0;
+            let want = usize::from(bitmap) * rows.div_ceil(8) + rows * 8;
+            let raw_len = match next() % 3 {
+                0 => want,
+                1 => next() as usize % (want + 16),
+                _ => want + 8,
+            };
+            let raw: Vec<u8> = (0..raw_len).map(|_| (next() % 4) as u8).collect();
+            let (codec, stored) = match next() % 3 {
+                0 => (CODEC_LZ4_DELTA_PLANES, lz4_flex::block::compress(&raw)),
+                1 => (CODEC_LZ4_DELTA_PLANES, raw.clone()),
+                _ => (CODEC_RAW, raw.clone()),
+            };
+            let stored_len = le_u32(&block, entry + 4) as usize;
+            block.splice(at..at + stored_len, stored.iter().copied());
+            block[entry + 2] = codec;
+            block[entry + 3] = if bitmap { HAS_BITMAP } else { 0 };
+            block[entry + 4..entry + 8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+            block[entry + 8..entry + 12].copy_from_slice(&(raw_len as u32).to_le_bytes());
+            block[entry + 12..entry + 16].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+            let base = entry_of(&block, Column::StartMs);
+            match next() % 4 {
+                0 => block[base..base + 2].copy_from_slice(&(Column::Vlan as u16).to_le_bytes()),
+                1 => block[base + 2] = CODEC_LZ4_DELTA_PLANES,
+                _ => {}
+            }
+            let body_len = (block.len() - BLOCK_HEADER_LEN) as u32;
+            block[12..16].copy_from_slice(&body_len.to_le_bytes());
+            reseal(&mut block);
+            let (f, path) = file_of_block(&block, "crafted-delta");
+            assert_eq!(f.block_count(), 1, "round {round}: {:?}", f.problems());
+            for cols in [
+                &[Column::FirstRaw][..],
+                &[Column::StartMs, Column::FirstRaw],
+            ] {
+                match f.read_block(0, cols) {
+                    Ok(b) => {
+                        let got = b.column(Column::FirstRaw).unwrap();
+                        assert_eq!(got.values.len(), rows * 8, "round {round}");
+                        read += 1;
+                    }
+                    Err(_) => refused += 1,
+                }
+            }
+            let _ = std::fs::remove_file(&path);
+        }
+        assert!(read > 300 && refused > 300, "read {read} refused {refused}");
+    }
+
     /// A column stored as differences whose base the block lacks, and the
     /// difference codec on a column that has no base, are refused with
     /// the column named; the other columns still read.
