@@ -1902,6 +1902,39 @@ mod tests {
         block[BLOCK_HEADER_LEN - 4..BLOCK_HEADER_LEN].copy_from_slice(&crc);
     }
 
+    /// Column `c` of `block` replaced by `stored` (its codec, its flags
+    /// when given, `raw_len`), the stored checksum, body length and header
+    /// checksum made right: a crafted column the reader must judge.
+    fn replace_column(
+        block: &mut Vec<u8>,
+        c: Column,
+        (codec, flags): (u8, Option<u8>),
+        stored: &[u8],
+        raw_len: usize,
+    ) {
+        let entry = entry_of(block, c);
+        let ncols = u16::from_le_bytes([block[8], block[9]]) as usize;
+        // Where its bytes are: after those of the columns before it.
+        let at = BLOCK_HEADER_LEN
+            + ncols * DIR_ENTRY_LEN
+            + (BLOCK_HEADER_LEN..entry)
+                .step_by(DIR_ENTRY_LEN)
+                .map(|e| le_u32(block, e + 4) as usize)
+                .sum::<usize>();
+        let stored_len = le_u32(block, entry + 4) as usize;
+        block.splice(at..at + stored_len, stored.iter().copied());
+        block[entry + 2] = codec;
+        if let Some(flags) = flags {
+            block[entry + 3] = flags;
+        }
+        block[entry + 4..entry + 8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
+        block[entry + 8..entry + 12].copy_from_slice(&(raw_len as u32).to_le_bytes());
+        block[entry + 12..entry + 16].copy_from_slice(&crc32fast::hash(stored).to_le_bytes());
+        let body_len = (block.len() - BLOCK_HEADER_LEN) as u32;
+        block[12..16].copy_from_slice(&body_len.to_le_bytes());
+        reseal(block);
+    }
+
     /// The four time columns of `rows` v5 records: `first_raw`/`last_raw`
     /// in uptime milliseconds, `start_ms`/`end_ms` the same instants plus
     /// one offset per export of 30 records (export time less uptime, the
@@ -2084,17 +2117,6 @@ mod tests {
         let (mut read, mut refused) = (0, 0);
         for round in 0..2000 {
             let mut block = good.clone();
-            // Where each column's stored bytes are.
-            let ncols = u16::from_le_bytes([block[8], block[9]]) as usize;
-            let entry = entry_of(&block, Column::FirstRaw);
-            let mut at = BLOCK_HEADER_LEN + ncols * DIR_ENTRY_LEN;
-            for n in 0..ncols {
-                let e = BLOCK_HEADER_LEN + n * DIR_ENTRY_LEN;
-                if e == entry {
-                    break;
-                }
-                at += le_u32(&block, e + 4) as usize;
-            }
             let bitmap = next() % 2 == 0;
             let want = usize::from(bitmap) * rows.div_ceil(8) + rows * 8;
             let raw_len = match next() % 3 {
@@ -2108,21 +2130,20 @@ mod tests {
                 1 => (CODEC_LZ4_DELTA_PLANES, raw.clone()),
                 _ => (CODEC_RAW, raw.clone()),
             };
-            let stored_len = le_u32(&block, entry + 4) as usize;
-            block.splice(at..at + stored_len, stored.iter().copied());
-            block[entry + 2] = codec;
-            block[entry + 3] = if bitmap { HAS_BITMAP } else { 0 };
-            block[entry + 4..entry + 8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
-            block[entry + 8..entry + 12].copy_from_slice(&(raw_len as u32).to_le_bytes());
-            block[entry + 12..entry + 16].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
+            let flags = if bitmap { HAS_BITMAP } else { 0 };
+            replace_column(
+                &mut block,
+                Column::FirstRaw,
+                (codec, Some(flags)),
+                &stored,
+                raw_len,
+            );
             let base = entry_of(&block, Column::StartMs);
             match next() % 4 {
                 0 => block[base..base + 2].copy_from_slice(&(Column::Vlan as u16).to_le_bytes()),
                 1 => block[base + 2] = CODEC_LZ4_DELTA_PLANES,
                 _ => {}
             }
-            let body_len = (block.len() - BLOCK_HEADER_LEN) as u32;
-            block[12..16].copy_from_slice(&body_len.to_le_bytes());
             reseal(&mut block);
             let (f, path) = file_of_block(&block, "crafted-delta");
             assert_eq!(f.block_count(), 1, "round {round}: {:?}", f.problems());
@@ -2505,24 +2526,10 @@ mod tests {
         set_ones(&mut d.valid, 0, rows);
         fill_absent(&mut batch, rows);
         let good = encode_block(&batch).bytes;
-        let ncols = u16::from_le_bytes([good[8], good[9]]) as usize;
-        let data_at = BLOCK_HEADER_LEN + ncols * DIR_ENTRY_LEN;
         let path = std::env::temp_dir().join(format!("crafted-{}.nfcol", std::process::id()));
         let (mut read, mut refused) = (0, 0);
         for round in 0..3000 {
-            // The directory entry of src_addr and where its bytes are.
             let mut block = good.clone();
-            let mut at = data_at;
-            let mut entry = 0;
-            for n in 0..ncols {
-                let e = BLOCK_HEADER_LEN + n * DIR_ENTRY_LEN;
-                if block[e..e + 2] == (Column::SrcAddr as u16).to_le_bytes() {
-                    entry = e;
-                    break;
-                }
-                at += le_u32(&block, e + 4) as usize;
-            }
-            let stored_len = le_u32(&block, entry + 4) as usize;
             let codec = [
                 CODEC_RAW_ADDR,
                 CODEC_LZ4_ADDR,
@@ -2549,18 +2556,7 @@ mod tests {
                 let i = next() as usize % stored.len();
                 stored[i] = next() as u8;
             }
-            block.splice(at..at + stored_len, stored.iter().copied());
-            block[entry + 2] = codec;
-            block[entry + 4..entry + 8].copy_from_slice(&(stored.len() as u32).to_le_bytes());
-            block[entry + 8..entry + 12].copy_from_slice(&(raw_len as u32).to_le_bytes());
-            block[entry + 12..entry + 16].copy_from_slice(&crc32fast::hash(&stored).to_le_bytes());
-            let body_len = (block.len() - BLOCK_HEADER_LEN) as u32;
-            block[12..16].copy_from_slice(&body_len.to_le_bytes());
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&block[..BLOCK_HEADER_LEN - 4]);
-            crc.update(&block[BLOCK_HEADER_LEN..data_at]);
-            let crc = crc.finalize();
-            block[BLOCK_HEADER_LEN - 4..BLOCK_HEADER_LEN].copy_from_slice(&crc.to_le_bytes());
+            replace_column(&mut block, Column::SrcAddr, (codec, None), &stored, raw_len);
             let mut file = file_header().to_vec();
             file.extend_from_slice(&block);
             std::fs::write(&path, &file).unwrap();
