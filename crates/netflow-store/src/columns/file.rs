@@ -1935,6 +1935,24 @@ mod tests {
         reseal(block);
     }
 
+    /// Whether the reader reads column `c` of the one block `block` of a
+    /// file, asked for `cols`: then with `width` bytes a row (`rows` rows);
+    /// or refuses it (an error, not a panic).
+    fn read_or_refused(block: &[u8], cols: &[Column], c: Column, rows: usize) -> bool {
+        // A file of its own per column (the tests run at once).
+        let (f, path) = file_of_block(block, &format!("crafted-{}", c.name()));
+        assert_eq!(f.block_count(), 1, "{:?}", f.problems());
+        let read = f.read_block(0, cols);
+        let _ = std::fs::remove_file(&path);
+        match read {
+            Ok(b) => {
+                assert_eq!(b.column(c).unwrap().values.len(), rows * c.width());
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The four time columns of `rows` v5 records: `first_raw`/`last_raw`
     /// in uptime milliseconds, `start_ms`/`end_ms` the same instants plus
     /// one offset per export of 30 records (export time less uptime, the
@@ -2115,7 +2133,7 @@ mod tests {
         let rows = 300;
         let good = encode_block(&v5_times(rows, 3)).bytes;
         let (mut read, mut refused) = (0, 0);
-        for round in 0..2000 {
+        for _ in 0..2000 {
             let mut block = good.clone();
             let bitmap = next() % 2 == 0;
             let want = usize::from(bitmap) * rows.div_ceil(8) + rows * 8;
@@ -2145,22 +2163,15 @@ mod tests {
                 _ => {}
             }
             reseal(&mut block);
-            let (f, path) = file_of_block(&block, "crafted-delta");
-            assert_eq!(f.block_count(), 1, "round {round}: {:?}", f.problems());
             for cols in [
                 &[Column::FirstRaw][..],
                 &[Column::StartMs, Column::FirstRaw],
             ] {
-                match f.read_block(0, cols) {
-                    Ok(b) => {
-                        let got = b.column(Column::FirstRaw).unwrap();
-                        assert_eq!(got.values.len(), rows * 8, "round {round}");
-                        read += 1;
-                    }
-                    Err(_) => refused += 1,
+                match read_or_refused(&block, cols, Column::FirstRaw, rows) {
+                    true => read += 1,
+                    false => refused += 1,
                 }
             }
-            let _ = std::fs::remove_file(&path);
         }
         assert!(read > 300 && refused > 300, "read {read} refused {refused}");
     }
@@ -2526,7 +2537,6 @@ mod tests {
         set_ones(&mut d.valid, 0, rows);
         fill_absent(&mut batch, rows);
         let good = encode_block(&batch).bytes;
-        let path = std::env::temp_dir().join(format!("crafted-{}.nfcol", std::process::id()));
         let (mut read, mut refused) = (0, 0);
         for round in 0..3000 {
             let mut block = good.clone();
@@ -2557,20 +2567,11 @@ mod tests {
                 stored[i] = next() as u8;
             }
             replace_column(&mut block, Column::SrcAddr, (codec, None), &stored, raw_len);
-            let mut file = file_header().to_vec();
-            file.extend_from_slice(&block);
-            std::fs::write(&path, &file).unwrap();
-            let f = ColumnFile::open(&path).unwrap();
-            assert_eq!(f.block_count(), 1, "round {round}: {:?}", f.problems());
-            match f.read_block(0, &[Column::SrcAddr]) {
-                Ok(b) => {
-                    assert_eq!(b.column(Column::SrcAddr).unwrap().values.len(), rows * 16);
-                    read += 1;
-                }
-                Err(_) => refused += 1,
+            match read_or_refused(&block, &[Column::SrcAddr], Column::SrcAddr, rows) {
+                true => read += 1,
+                false => refused += 1,
             }
         }
-        let _ = std::fs::remove_file(&path);
         assert!(read > 100 && refused > 100, "read {read} refused {refused}");
     }
 
