@@ -397,14 +397,8 @@ impl ColumnsEncoder {
     /// (`out` grown as needed, never shrunk), their directory entries into
     /// `self.dir`; the end of the last one.
     fn encode(&mut self, run: ColumnRun<'_>, out: &mut Vec<u8>, mut end: usize) -> usize {
-        let ColumnRun {
-            batch,
-            columns,
-            first,
-            skip_lz4,
-            cost_ns,
-            timed,
-        } = run;
+        let (batch, columns, first, timed) = (run.batch, run.columns, run.first, run.timed);
+        let (skip_lz4, cost_ns) = (run.skip_lz4, run.cost_ns);
         self.dir.clear();
         let rows = batch.rows();
         let bitmap_len = rows.div_ceil(8);
