@@ -1326,6 +1326,25 @@ const V4_MAPPED: [u8; 12] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
 /// planes.
 fn to_address_parts(col: &ColumnData, rows: usize, bitmap_len: Option<usize>, raw: &mut Vec<u8>) {
     raw.clear();
+    // Every row with the same IPv4 address (the exporter's, a next hop of
+    // 0.0.0.0): the family bits all set and each plane one byte repeated,
+    // made without a look at each row's parts (the exporter's address
+    // took 3 ns a row of the generator's v5 blocks, 4 % of encoding them).
+    if let (None, Some(first)) = (bitmap_len, col.values.first_chunk::<16>()) {
+        let same = col.values.len() == rows * 16
+            && first[..12] == V4_MAPPED
+            && col.values.chunks_exact(16).all(|row| row == first);
+        if same {
+            raw.resize(rows / 8, 0xff);
+            if rows % 8 != 0 {
+                raw.push((1u8 << (rows % 8)) - 1);
+            }
+            for b in &first[12..] {
+                raw.resize(raw.len() + rows, *b);
+            }
+            return;
+        }
+    }
     if let Some(len) = bitmap_len {
         raw.extend_from_slice(&col.valid[..len.min(col.valid.len())]);
         raw.resize(len, 0);
@@ -2506,6 +2525,22 @@ mod tests {
         let mut values = Vec::new();
         assert!(from_address_parts(&split, 4, None, true, &mut values));
         assert_eq!(values, rows.concat());
+        // One IPv4 address in every row (the exporter's), 8 and 11 rows.
+        for n in [8, 11] {
+            let col = ColumnData {
+                values: rows[2].repeat(n),
+                valid: vec![0xff, 0xff],
+                ..ColumnData::default()
+            };
+            let mut raw = Vec::new();
+            to_address_parts(&col, n, None, &mut raw);
+            let family: &[u8] = if n == 8 { &[0xff] } else { &[0xff, 0b111] };
+            let planes = [192, 0, 2, 9].map(|b| vec![b; n]).concat();
+            assert_eq!(raw, [family, &planes].concat(), "{n} rows");
+            let mut values = Vec::new();
+            assert!(from_address_parts(&raw, n, None, true, &mut values));
+            assert_eq!(values, col.values);
+        }
     }
 
     /// Split address columns with valid checksums over crafted bytes
