@@ -2541,6 +2541,20 @@ mod tests {
             assert!(from_address_parts(&raw, n, None, true, &mut values));
             assert_eq!(values, col.values);
         }
+        // One IPv6 address in every row: no family bit, its 12 first bytes
+        // in every row.
+        let col = ColumnData {
+            values: rows[1].repeat(11),
+            valid: vec![0xff, 0xff],
+            ..ColumnData::default()
+        };
+        let mut raw = Vec::new();
+        to_address_parts(&col, 11, None, &mut raw);
+        assert_eq!(raw[..2], [0, 0]);
+        assert_eq!(raw.len(), 2 + 11 * 16);
+        let mut values = Vec::new();
+        assert!(from_address_parts(&raw, 11, None, true, &mut values));
+        assert_eq!(values, col.values);
     }
 
     /// Split address columns with valid checksums over crafted bytes
