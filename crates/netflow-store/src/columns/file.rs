@@ -947,7 +947,7 @@ impl ColumnFile {
         // The columns others are stored as differences to
         // ([`CODEC_LZ4_DELTA_PLANES`]) first when asked for: those others
         // then add their values instead of reading them again.
-        let is_base = |c: Column| matches!(c, Column::StartMs | Column::EndMs);
+        let is_base = |c: Column| Column::ALL.iter().any(|r| delta_base(*r) == Some(c));
         let bases = values.iter().filter(|c| is_base(**c)).map(|c| (*c, false));
         let wanted =
             bases.chain(wanted.filter(|(c, presence_only)| *presence_only || !is_base(*c)));
