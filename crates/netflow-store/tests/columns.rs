@@ -722,7 +722,7 @@ fn v2_columns_of_a_built_packet() {
 }
 
 /// Files written by earlier versions (`testdata/columns/v1-captures.nfcol`,
-/// `v2-captures.nfcol` to `v6-captures.nfcol`, see the README there): read by this version,
+/// `v2-captures.nfcol` to `v7-captures.nfcol`, see the README there): read by this version,
 /// every record comes back as its flows line (version 1 has the fields of
 /// the version 2 columns in `extra`); appended to, each becomes a file of
 /// this version whose old rows read the same and whose new rows have those
@@ -735,6 +735,7 @@ fn earlier_versions_read_the_same_and_take_this_versions_blocks() {
     earlier_version_reads_the_same(4, "v4-captures.nfcol");
     earlier_version_reads_the_same(5, "v5-captures.nfcol");
     earlier_version_reads_the_same(6, "v6-captures.nfcol");
+    earlier_version_reads_the_same(7, "v7-captures.nfcol");
 }
 
 fn earlier_version_reads_the_same(version: u16, name: &str) {

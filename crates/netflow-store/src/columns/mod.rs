@@ -16,11 +16,11 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 7, all integers little-endian)
+//! # File layout (version 8, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
-//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 7 | flags u16 = 0 | reserved u32 = 0
+//! file-header (16 bytes) = "NFCOLS\r\n" (8) | version u16 = 8 | flags u16 = 0 | reserved u32 = 0
 //! block   = block-header directory column-data*
 //! block-header (36 bytes) = "NFCB" | rows u32 | columns u16 | reserved u16 | body_len u32
 //!           | min_time_ms i64 | max_time_ms i64 | crc32 u32
@@ -49,8 +49,15 @@
 //!     `end_ms` (for `last_raw`) of the same block, which must be stored
 //!     in it (a row without a value has zeros there too), as byte planes
 //!     as codec 2, then an LZ4 block;
-//!     flags bit 0: a validity bitmap precedes the values; crc32 of the
-//!     stored bytes.
+//!     flags bit 0: a validity bitmap precedes the values; bit 1 (version
+//!     8, with codecs 1, 2, 5 and 7 only): the stored bytes are a packed
+//!     form (`columns/packed.rs`): the raw bytes cut into segments (the
+//!     bitmaps, each byte plane; codec 1 only for 1-byte columns, their
+//!     values one plane), those of one value stored as it, those of 2 to 16
+//!     values as a dictionary and indexes of 1 to 4 bits, the others
+//!     together with the indexes as is or as an LZ4 block; the codec then
+//!     says how the raw bytes are laid out, not that LZ4 was used. Other
+//!     flag bits are refused. crc32 of the stored bytes.
 //! column-data (raw, after decompression) = [validity bitmap, (rows+7)/8 bytes,
 //!     bit i set = row i has a value] values
 //!     fixed-width columns: rows x width bytes (a row without a value is zeros);
@@ -74,7 +81,8 @@
 //! the version in the header was raised: it refuses the file instead.
 //! Version 6 added `src_mac` and `dst_mac` (ids 43, 44) the same way:
 //! earlier files have those fields in `extra`. Version 7 added codec 7,
-//! which a version 6 reader does not know.
+//! which a version 6 reader does not know; version 8 the packed flag,
+//! which a version 7 reader would ignore.
 //!
 //! # Schema: one row per data record (flow and options records)
 //!
@@ -99,6 +107,7 @@
 
 mod build;
 mod file;
+mod packed;
 
 pub use build::BatchBuilder;
 pub use file::{
