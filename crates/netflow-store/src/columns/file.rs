@@ -163,9 +163,9 @@ pub fn encode_block(batch: &Batch) -> EncodedBlock {
 ///
 /// [`with_helper`](Self::with_helper): the columns of a block of at least
 /// [`HELPER_ROWS`] rows are encoded by two threads, the calling one and a
-/// helper, each a run of consecutive columns (split where the columns'
-/// encoding times in the last block add up to half), then put together:
-/// the same bytes as one thread makes.
+/// helper, each a run of consecutive columns (split where the larger of
+/// the two runs' encoding times in the last block is least), then put
+/// together: the same bytes as one thread makes.
 #[derive(Debug, Default)]
 pub struct BlockEncoder {
     /// The block: header, column directory, stored columns (its first
@@ -284,26 +284,27 @@ impl BlockEncoder {
         self.cost_ns.resize(COLUMNS, 0);
         let helper = self.helper.as_deref_mut().filter(|_| rows >= HELPER_ROWS);
         let timed = helper.is_some();
-        // The helper's run: the last columns, from where the costs of the
-        // first ones reach half (a column not timed yet counts its raw
-        // bytes a row as nanoseconds).
+        // The helper's run: the last columns, from where the larger of the
+        // two runs' costs is least (a column not timed yet counts its raw
+        // bytes a row as nanoseconds); each run at least one column, even
+        // where one column costs more than all the others.
         let split = match helper {
-            Some(_) => {
+            Some(_) if ncols > 1 => {
                 let cost = |c: &Column| match self.cost_ns[*c as usize] {
                     0 => (c.width().max(4) * rows) as u64,
                     ns => ns,
                 };
                 let total: u64 = stored.iter().map(cost).sum();
                 let mut sum = 0;
-                stored
-                    .iter()
-                    .position(|c| {
-                        sum += cost(c);
-                        sum * 2 >= total
+                (1..ncols)
+                    .map(|mine| {
+                        sum += cost(&stored[mine - 1]);
+                        (sum.max(total - sum), mine)
                     })
-                    .map_or(ncols, |i| i + 1)
+                    .min()
+                    .map_or(ncols, |(_, mine)| mine)
             }
-            None => ncols,
+            _ => ncols,
         };
         let (mine, theirs) = stored.split_at(split);
         let first_theirs = theirs.first().map_or(COLUMNS, |c| *c as usize);
