@@ -1616,16 +1616,9 @@ fn from_address_planes(
 fn to_planes(values: &[u8], w: usize, out: &mut Vec<u8>) {
     let w = w.max(1);
     out.reserve(values.len());
-    macro_rules! planes {
-        ($w:literal) => {
-            for j in 0..$w {
-                out.extend(values.chunks_exact($w).map(|v| v[j]));
-            }
-        };
-    }
     match w {
-        2 => planes!(2),
-        4 => planes!(4),
+        2 => to_planes_narrow::<2>(values, out),
+        4 => to_planes_narrow::<4>(values, out),
         8 => to_planes_8::<false>(values, &[], out),
         _ => {
             for j in 0..w {
@@ -1685,6 +1678,67 @@ fn to_planes_8<const MINUS: bool>(values: &[u8], base: &[u8], out: &mut Vec<u8>)
     }
 }
 
+/// [`to_planes`] for rows of `W` = 2 or 4 bytes: 8 rows at a time in
+/// registers, as [`to_planes_8`] (its transpose without the steps that
+/// would only move zeros: the rows are put where its first step would put
+/// them), each plane's 8 bytes stored at once. A byte a row a plane, the
+/// generator's interface and AS numbers took 3.5 times as long a byte as
+/// the 8-byte columns' planes (`perf` of `examples/column_costs`,
+/// BENCHMARKS.md, session 20).
+fn to_planes_narrow<const W: usize>(values: &[u8], out: &mut Vec<u8>) {
+    let rows = values.len() / W;
+    let at = out.len();
+    out.resize(at + rows * W, 0);
+    let planes = &mut out[at..];
+    let mut eights = values.chunks_exact(8 * W);
+    for (k, eight) in eights.by_ref().enumerate() {
+        let row = |i: usize| {
+            let mut b = [0u8; 8];
+            b[..W].copy_from_slice(&eight[i * W..i * W + W]);
+            u64::from_le_bytes(b)
+        };
+        let mut words = [0u64; 4];
+        if W == 4 {
+            let [mut a0, mut a1, mut a2, mut a3] = [0, 1, 2, 3].map(|i| row(i) | row(i + 4) << 32);
+            swap_bits(&mut a0, &mut a2, 16, QUARTER);
+            swap_bits(&mut a1, &mut a3, 16, QUARTER);
+            swap_bits(&mut a0, &mut a1, 8, EIGHTH);
+            swap_bits(&mut a2, &mut a3, 8, EIGHTH);
+            words = [a0, a1, a2, a3];
+        } else {
+            let [mut a0, mut a1] =
+                [0, 1].map(|i| row(i) | row(i + 2) << 16 | row(i + 4) << 32 | row(i + 6) << 48);
+            swap_bits(&mut a0, &mut a1, 8, EIGHTH);
+            words[..2].copy_from_slice(&[a0, a1]);
+        }
+        for (j, word) in words.iter().take(W).enumerate() {
+            if let Some(place) = planes.get_mut(j * rows + k * 8..j * rows + k * 8 + 8) {
+                place.copy_from_slice(&word.to_le_bytes());
+            }
+        }
+    }
+    // The last rows (fewer than 8) a byte at a time.
+    let first = rows - eights.remainder().len() / W;
+    for (i, row) in eights.remainder().chunks_exact(W).enumerate() {
+        for (j, &b) in row.iter().enumerate() {
+            if let Some(place) = planes.get_mut(j * rows + first + i) {
+                *place = b;
+            }
+        }
+    }
+}
+
+/// The bits of `mask` in `y` swapped with those `shift` bits up in `x`.
+#[inline(always)]
+fn swap_bits(x: &mut u64, y: &mut u64, shift: u32, mask: u64) {
+    let t = ((*x >> shift) ^ *y) & mask;
+    *y ^= t;
+    *x ^= t << shift;
+}
+
+const QUARTER: u64 = 0x0000_ffff_0000_ffff;
+const EIGHTH: u64 = 0x00ff_00ff_00ff_00ff;
+
 /// Byte j of word i to byte i of word j (little-endian byte order), by
 /// swapping 4-byte, then 2-byte, then 1-byte blocks between words.
 #[inline]
@@ -1698,8 +1752,6 @@ fn transpose_8x8(r: [u64; 8]) -> [u64; 8] {
         }};
     }
     const HALF: u64 = 0x0000_0000_ffff_ffff;
-    const QUARTER: u64 = 0x0000_ffff_0000_ffff;
-    const EIGHTH: u64 = 0x00ff_00ff_00ff_00ff;
     swap!(a0, a4, 32, HALF);
     swap!(a1, a5, 32, HALF);
     swap!(a2, a6, 32, HALF);
