@@ -470,6 +470,17 @@ impl ColumnsEncoder {
                 raw
             };
             let at = end;
+            // The codec for `input` through LZ4, which names its layout
+            // (also when packed).
+            let layout = if addr {
+                CODEC_LZ4_ADDR_PLANES
+            } else if delta.is_some() {
+                CODEC_LZ4_DELTA_PLANES
+            } else if planes {
+                CODEC_LZ4_PLANES
+            } else {
+                CODEC_LZ4
+            };
             // Bitmaps and byte planes, each a segment: those of few
             // values packed, the rest LZ4 or as is.
             let packed = if addr || planes || c.width() == 1 {
@@ -496,19 +507,10 @@ impl ColumnsEncoder {
                 if packed.incompressible {
                     skip_lz4[i] = SKIP_BLOCKS;
                 }
-                let codec = if addr {
-                    CODEC_LZ4_ADDR_PLANES
-                } else if delta.is_some() {
-                    CODEC_LZ4_DELTA_PLANES
-                } else if planes {
-                    CODEC_LZ4_PLANES
-                } else {
-                    CODEC_LZ4
-                };
                 let flags = PACKED | if bitmap { HAS_BITMAP } else { 0 };
                 self.dir.extend_from_slice(&dir_entry(
                     *c,
-                    codec,
+                    layout,
                     flags,
                     &out[at..end],
                     input.len(),
@@ -535,15 +537,7 @@ impl ColumnsEncoder {
             };
             let codec = if compressed < input.len() {
                 end = at + compressed;
-                if addr {
-                    CODEC_LZ4_ADDR_PLANES
-                } else if delta.is_some() {
-                    CODEC_LZ4_DELTA_PLANES
-                } else if planes {
-                    CODEC_LZ4_PLANES
-                } else {
-                    CODEC_LZ4
-                }
+                layout
             } else if addr {
                 end = at + input.len();
                 out[at..end].copy_from_slice(input);
