@@ -459,7 +459,14 @@ def search(args, kind, version):
         if res["generator_limited"]:
             limited = True
             break
-        rate *= 2
+        if rate == args.max_rate:
+            # No loss at --max-rate (or what a prebuilt run can hold): a lower bound.
+            limited = True
+            break
+        # Doubling, the last step to --max-rate itself: a receiver that
+        # takes more than half of it is then tried at it, not reported as
+        # "at least half of it".
+        rate = min(rate * 2, args.max_rate)
     else:
         # No loss up to --max-rate (or what a prebuilt run can hold): a lower bound.
         limited = good is not None
