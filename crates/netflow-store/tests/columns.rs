@@ -722,7 +722,7 @@ fn v2_columns_of_a_built_packet() {
 }
 
 /// Files written by earlier versions (`testdata/columns/v1-captures.nfcol`,
-/// `v2-captures.nfcol` to `v7-captures.nfcol`, see the README there): read by this version,
+/// `v2-captures.nfcol` to `v8-captures.nfcol`, see the README there): read by this version,
 /// every record comes back as its flows line (version 1 has the fields of
 /// the version 2 columns in `extra`); appended to, each becomes a file of
 /// this version whose old rows read the same and whose new rows have those
@@ -736,6 +736,7 @@ fn earlier_versions_read_the_same_and_take_this_versions_blocks() {
     earlier_version_reads_the_same(5, "v5-captures.nfcol");
     earlier_version_reads_the_same(6, "v6-captures.nfcol");
     earlier_version_reads_the_same(7, "v7-captures.nfcol");
+    earlier_version_reads_the_same(8, "v8-captures.nfcol");
 }
 
 fn earlier_version_reads_the_same(version: u16, name: &str) {
@@ -748,8 +749,12 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
         "softflowd-v5.pcap",
         "pmacct-ipfix.pcap",
         "softflowd-ipfix-biflow-nano.pcap",
+        // From version 8 on: a v7 capture too (whose own fields version 9
+        // gives columns).
+        "fprobe-v7.pcap",
     ];
-    let lines: Vec<Json> = order
+    let captures = if version >= 8 { 7 } else { 6 };
+    let lines: Vec<Json> = order[..captures]
         .iter()
         .flat_map(|c| decode_capture(&dir.join("captures").join(c)).0)
         .collect();
@@ -771,7 +776,7 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
     assert!(old.is_complete() && old.problems().is_empty());
     let rows = fields_of(&old);
     assert_eq!(rows.len(), lines.len());
-    let (mut masks_in_extra, mut macs_in_extra) = (0, 0);
+    let (mut masks_in_extra, mut macs_in_extra, mut v7_in_extra) = (0, 0, 0);
     for (r, ((got, extra), want)) in rows.iter().zip(&lines).enumerate() {
         assert_eq!(*got, want["fields"], "row {r}");
         masks_in_extra += usize::from(extra.as_deref().is_some_and(|e| e.contains("SRC_MASK")));
@@ -780,6 +785,15 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
                 .as_deref()
                 .is_some_and(|e| e.contains("IN_SRC_MAC") || e.contains("sourceMacAddress")),
         );
+        v7_in_extra += usize::from(
+            extra
+                .as_deref()
+                .is_some_and(|e| e.contains("FLAGS1") && e.contains("ROUTER_SC")),
+        );
+    }
+    // Before version 9 the v7 record's own fields are in `extra`.
+    if version == 8 {
+        assert_eq!(v7_in_extra, 234, "every fprobe-v7 record");
     }
     // Before version 6 the MACs of pmacct's records are in `extra`.
     if version < 6 {
@@ -801,7 +815,10 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
     std::fs::copy(&fixture, &path).unwrap();
     let (mut file, _, cut) = open_for_append(&path).unwrap();
     assert!(cut.is_none());
-    let (new_lines, batches) = decode_capture(&dir.join("captures/pmacct-v9.pcap"));
+    let (mut new_lines, mut batches) = decode_capture(&dir.join("captures/pmacct-v9.pcap"));
+    let (v7_lines, v7_batches) = decode_capture(&dir.join("captures/fprobe-v7.pcap"));
+    new_lines.extend(v7_lines);
+    batches.extend(v7_batches);
     use std::io::Write;
     for b in batches.iter().filter(|b| b.rows() > 0) {
         file.write_all(&encode_block(b).bytes).unwrap();
@@ -813,16 +830,23 @@ fn earlier_version_reads_the_same(version: u16, name: &str) {
     let all = fields_of(&f);
     assert_eq!(all.len(), rows.len() + new_lines.len());
     assert_eq!(all[..rows.len()], rows[..]);
-    let mut macs = 0;
+    let (mut macs, mut v7) = (0, 0);
     for ((got, extra), want) in all[rows.len()..].iter().zip(&new_lines) {
         assert_eq!(*got, want["fields"]);
         assert!(
             !extra.as_deref().unwrap_or("").contains("SRC_MASK"),
             "{extra:?}"
         );
-        // This version's MAC columns, not `extra`.
-        assert!(!extra.as_deref().unwrap_or("").contains("MAC"), "{extra:?}");
+        // This version's MAC and v7 columns, not `extra`.
+        let extra = extra.as_deref().unwrap_or("");
+        assert!(!extra.contains("MAC"), "{extra:?}");
+        assert!(
+            !extra.contains("FLAGS") && !extra.contains("ROUTER_SC"),
+            "{extra:?}"
+        );
         macs += usize::from(want["fields"].get("IN_SRC_MAC").is_some());
+        v7 += usize::from(want["fields"].get("ROUTER_SC").is_some());
     }
     assert!(macs > 100, "{macs}");
+    assert_eq!(v7, 234, "fprobe-v7's records");
 }

@@ -96,6 +96,9 @@ struct Row {
     vlan: Option<u64>,
     src_mac: Option<[u8; 6]>,
     dst_mac: Option<[u8; 6]>,
+    v7_flags1: Option<u64>,
+    v7_flags2: Option<u64>,
+    router_sc: Option<u64>,
     /// Start/end candidates per unit (index = time unit - 1): (start, end).
     times: [(Option<u64>, Option<u64>); 5],
 }
@@ -121,6 +124,8 @@ enum Slot {
     U(Column, u32, u16),
     /// Total counters (85/86, reverse 85/86): only when the delta one is absent.
     Total(Column, u16),
+    /// An IPv4 address kept as a 32-bit number (v7's `router_sc`).
+    Ipv4Number(Column),
     /// Time field: unit index, start?
     Time(usize, bool),
 }
@@ -185,6 +190,30 @@ fn slot(enterprise: u32, id: u16) -> Option<Slot> {
     })
 }
 
+/// The slot of a v7 record's own fields (`FLAGS1`, `FLAGS2`, `ROUTER_SC`),
+/// which have no element of their own: the fixed v7 template names them and
+/// gives them id 210 (paddingOctets, which no other record field takes a
+/// name of), so they are told apart by name.
+fn v7_slot(field: &netflow::TemplateField) -> Option<Slot> {
+    if field.spec.field.enterprise != 0 || field.spec.field.id != V7_OWN_ID {
+        return None;
+    }
+    match &*field.name {
+        "FLAGS1" => Some(Slot::U(Column::V7Flags1, 1, 0)),
+        "FLAGS2" => Some(Slot::U(Column::V7Flags2, 2, 0)),
+        "ROUTER_SC" => Some(Slot::Ipv4Number(Column::RouterSc)),
+        _ => None,
+    }
+}
+
+/// The id the fixed v7 template gives the fields of no element.
+const V7_OWN_ID: u16 = 210;
+
+/// The slot of a field of a record: by element, else a v7 field by name.
+fn field_slot(field: &netflow::TemplateField) -> Option<Slot> {
+    slot(field.spec.field.enterprise, field.spec.field.id).or_else(|| v7_slot(field))
+}
+
 impl Row {
     fn u(&mut self, c: Column) -> &mut Option<u64> {
         use Column as C;
@@ -210,6 +239,9 @@ impl Row {
             C::FlowLabel => &mut self.flow_label,
             C::EndReason => &mut self.end_reason,
             C::Vlan => &mut self.vlan,
+            C::V7Flags1 => &mut self.v7_flags1,
+            C::V7Flags2 => &mut self.v7_flags2,
+            C::RouterSc => &mut self.router_sc,
             _ => &mut self.reverse_packets,
         }
     }
@@ -232,6 +264,17 @@ impl Row {
                 if v6 {
                     self.flags |= bit;
                 }
+                true
+            }
+            Slot::Ipv4Number(c) => {
+                let Some(IpAddr::V4(a)) = value.as_ip() else {
+                    return false;
+                };
+                let place = self.u(c);
+                if place.is_some() {
+                    return false;
+                }
+                *place = Some(u32::from(a) as u64);
                 true
             }
             Slot::Mac(c) => {
@@ -833,7 +876,7 @@ impl BatchBuilder {
             } else {
                 spec.length as usize
             };
-            match slot(spec.field.enterprise, spec.field.id) {
+            match field_slot(field) {
                 Some(s @ Slot::Time(..)) => {
                     // The first start and end of each unit (of the type the
                     // unit has) are its candidates.
@@ -1357,6 +1400,8 @@ enum Target {
     Address(Column),
     /// A MAC address column.
     Mac(Column),
+    /// An unsigned column of an IPv4 address's 32-bit number.
+    Ipv4Number(Column),
     /// The start or end time of the chosen unit (raw, then absolute).
     Start,
     End,
@@ -1364,7 +1409,7 @@ enum Target {
 
 /// The columns a field of a record can be written to (the others are the
 /// export's, the times and `extra`).
-const FIELD_COLUMNS: [Column; 27] = [
+const FIELD_COLUMNS: [Column; 30] = [
     Column::SrcAddr,
     Column::DstAddr,
     Column::NextHop,
@@ -1392,6 +1437,9 @@ const FIELD_COLUMNS: [Column; 27] = [
     Column::Vlan,
     Column::SrcMac,
     Column::DstMac,
+    Column::V7Flags1,
+    Column::V7Flags2,
+    Column::RouterSc,
 ];
 
 impl SetPlan {
@@ -1429,7 +1477,7 @@ impl SetPlan {
             } else {
                 spec.length as usize
             };
-            let slot = slot(spec.field.enterprise, spec.field.id);
+            let slot = field_slot(field);
             let place = match slot {
                 Some(Slot::Time(0, _)) if spec.length > 4 => return Some(plan),
                 Some(s @ Slot::Time(..)) => {
@@ -1480,11 +1528,16 @@ impl SetPlan {
                 Place::Row(Slot::Dst) => Target::Address(Column::DstAddr),
                 Place::Row(Slot::NextHop) => Target::Address(Column::NextHop),
                 Place::Row(Slot::Mac(c)) => Target::Mac(c),
+                Place::Row(Slot::Ipv4Number(c)) => Target::Ipv4Number(c),
                 Place::Row(Slot::Time(_, true)) => Target::Start,
                 Place::Row(Slot::Time(_, false)) => Target::End,
                 _ => Target::None,
             };
-            if let Target::Unsigned(c) | Target::Address(c) | Target::Mac(c) = target {
+            if let Target::Unsigned(c)
+            | Target::Address(c)
+            | Target::Mac(c)
+            | Target::Ipv4Number(c) = target
+            {
                 plan.fed[c as usize] = true;
             }
             plan.targets.push(target);
@@ -1534,6 +1587,7 @@ impl SetPlan {
                 }
                 Target::Unsigned(_) => kind == K::Unsigned && (1..=8).contains(&len),
                 Target::Mac(_) => kind == K::Mac && len == 6,
+                Target::Ipv4Number(_) => kind == K::Ipv4 && len == 4,
                 _ => {
                     matches!(
                         kind,
@@ -1546,7 +1600,10 @@ impl SetPlan {
             }
             let field = RawField { offset, len };
             match *target {
-                Target::Unsigned(column) | Target::Address(column) | Target::Mac(column) => {
+                Target::Unsigned(column)
+                | Target::Address(column)
+                | Target::Mac(column)
+                | Target::Ipv4Number(column) => {
                     let w = column.width();
                     let copy = if matches!(target, Target::Mac(_)) {
                         ValueCopy::Mac
@@ -1838,6 +1895,9 @@ fn write_rows<E: AsRef<[u8]>>(
     push_all(b, C::Vlan, rows.iter().map(|r| r.vlan));
     push_all_bytes(b, C::SrcMac, rows.iter().map(|r| r.src_mac.as_ref()));
     push_all_bytes(b, C::DstMac, rows.iter().map(|r| r.dst_mac.as_ref()));
+    push_all(b, C::V7Flags1, rows.iter().map(|r| r.v7_flags1));
+    push_all(b, C::V7Flags2, rows.iter().map(|r| r.v7_flags2));
+    push_all(b, C::RouterSc, rows.iter().map(|r| r.router_sc));
     push_extras(b, &extras[..n.min(extras.len())]);
     b.rows += n;
 }
@@ -1909,6 +1969,16 @@ fn write_set_rows(
                 });
                 set_ones(&mut d.valid, row, k);
                 push_nulls(d, row + k, n - k, 6);
+            }
+            Target::Ipv4Number(col) => {
+                let d = b.column_mut(col);
+                // An IPv4 address, as the kinds were checked.
+                let k = put_values::<4>(d, &c, n, |v| match v.as_ip() {
+                    Some(IpAddr::V4(a)) => u32::from(a).to_le_bytes(),
+                    _ => [0; 4],
+                });
+                set_ones(&mut d.valid, row, k);
+                push_nulls(d, row + k, n - k, 4);
             }
             Target::Start | Target::End => {
                 let out = if *target == Target::Start {
@@ -2470,6 +2540,20 @@ pub(crate) fn record_fields(b: &Batch, row: usize) -> serde_json::Map<String, se
             _ => J::from(v),
         };
         put(enterprise, id, value);
+    }
+    // v7's own fields, under the names the fixed v7 template gives them.
+    for (c, name) in [
+        (C::V7Flags1, "FLAGS1"),
+        (C::V7Flags2, "FLAGS2"),
+        (C::RouterSc, "ROUTER_SC"),
+    ] {
+        let Some(v) = b.u64(c, row) else { continue };
+        let value = if c == C::RouterSc {
+            J::String(std::net::Ipv4Addr::from(v as u32).to_string())
+        } else {
+            J::from(v)
+        };
+        out.insert(name.to_string(), value);
     }
     if let Some(extra) = b.extra(row).filter(|e| !e.is_empty()) {
         if let Ok(serde_json::Value::Object(m)) = serde_json::from_str(extra) {
@@ -3119,5 +3203,74 @@ mod tests {
             batch.record_fields(6)["destinationMacAddress"],
             "00:1b:21:3a:4f:01"
         );
+    }
+
+    /// A v7 record's own fields (`FLAGS1`, `FLAGS2`, `ROUTER_SC`, which no
+    /// element names) in their columns, each way of building rows, not in
+    /// `extra`; given back under their names. The values have every byte
+    /// different, so a byte order mistake shows.
+    #[test]
+    fn v7_own_fields_have_columns() {
+        use netflow::encode::{emit_v7, FixedFlow};
+        use netflow::wire::v7::V7Header;
+        use std::net::Ipv4Addr;
+        let flows = [
+            FixedFlow {
+                flags1: 0x11,
+                flags2: 0x2233,
+                router_sc: Ipv4Addr::new(5, 6, 7, 8),
+                ..FixedFlow::default()
+            },
+            FixedFlow {
+                flags1: 0x80,
+                flags2: 0xfe01,
+                router_sc: Ipv4Addr::new(192, 0, 2, 1),
+                ..FixedFlow::default()
+            },
+        ];
+        let header = V7Header {
+            version: 7,
+            count: 0,
+            uptime: 1000,
+            timestamp: 1_700_000_000,
+            timestamp_nano: 0,
+            sequence: 1,
+            reserved: 0,
+        };
+        let mut out = Vec::new();
+        emit_v7(&header, &flows, &mut out).unwrap();
+        // Where the v7 record layout puts them (24-byte header, 52-byte
+        // records: flags1 at 36, flags2 at 46, router_sc at 48).
+        assert_eq!(out[24 + 36], 0x11);
+        assert_eq!(out[24 + 46..24 + 52], [0x22, 0x33, 5, 6, 7, 8]);
+        let mut decoder = Decoder::default();
+        let exporter: SocketAddr = "192.0.2.9:9995".parse().unwrap();
+        let decoded = decoder.decode(ExporterId(exporter), &out, 1, 0).unwrap();
+        let p = &decoded.packet;
+        let export = Export {
+            received: 1_700_000_000.5,
+            exporter,
+            header: &p.header,
+            sets: &p.data_sets,
+        };
+        assert_eq!(three_ways(&export), (true, true));
+        let mut b = BatchBuilder::new();
+        assert_eq!(b.add_export(&export), 2);
+        let batch = b.take();
+        let want = [(0x11, 0x2233, 0x0506_0708), (0x80, 0xfe01, 0xc000_0201)];
+        for (row, (f1, f2, sc)) in want.into_iter().enumerate() {
+            assert_eq!(batch.u64(Column::V7Flags1, row), Some(f1));
+            assert_eq!(batch.u64(Column::V7Flags2, row), Some(f2));
+            assert_eq!(batch.u64(Column::RouterSc, row), Some(sc));
+            assert!(
+                batch.extra(row).is_none_or(str::is_empty),
+                "{:?}",
+                batch.extra(row)
+            );
+        }
+        let fields = batch.record_fields(1);
+        assert_eq!(fields["FLAGS1"], 0x80);
+        assert_eq!(fields["FLAGS2"], 0xfe01);
+        assert_eq!(fields["ROUTER_SC"], "192.0.2.1");
     }
 }

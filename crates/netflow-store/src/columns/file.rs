@@ -26,8 +26,11 @@ pub const FILE_MAGIC: &[u8; 8] = b"NFCOLS\r\n";
 /// them, as a version 1 reader the columns of version 2); version 7 a
 /// codec ([`CODEC_LZ4_DELTA_PLANES`]); version 8 the [`PACKED`] flag,
 /// which a version 7 reader would ignore (and read the packed form as
-/// LZ4). Files of every earlier version read as they are.
-pub const VERSION: u16 = 8;
+/// LZ4); version 9 the v7 record's own fields as columns (`v7_flags1`,
+/// `v7_flags2`, `router_sc`; earlier versions keep them in `extra`, and a
+/// version 8 reader would skip the columns and lose them). Files of every
+/// earlier version read as they are.
+pub const VERSION: u16 = 9;
 const FILE_HEADER_LEN: u64 = 16;
 const BLOCK_MAGIC: &[u8; 4] = b"NFCB";
 const FOOTER_MAGIC: &[u8; 4] = b"NFCF";

@@ -16,7 +16,7 @@
 //! Here every block is self-describing and checksummed, the file needs no
 //! footer to be read, and a torn last block is detected and cut.
 //!
-//! # File layout (version 8, all integers little-endian)
+//! # File layout (version 9, all integers little-endian)
 //!
 //! ```text
 //! file    = file-header block* [footer]
@@ -82,7 +82,9 @@
 //! Version 6 added `src_mac` and `dst_mac` (ids 43, 44) the same way:
 //! earlier files have those fields in `extra`. Version 7 added codec 7,
 //! which a version 6 reader does not know; version 8 the packed flag,
-//! which a version 7 reader would ignore.
+//! which a version 7 reader would ignore. Version 9 added the v7 record's
+//! own fields as columns (`v7_flags1`, `v7_flags2`, `router_sc`, ids 45 to
+//! 47): earlier files have them in `extra`.
 //!
 //! # Schema: one row per data record (flow and options records)
 //!
@@ -289,10 +291,19 @@ columns! {
     /// Destination MAC address (IE 80 destinationMacAddress / v9
     /// IN_DST_MAC). Since version 6.
     DstMac = 44, "dst_mac", 6;
+    /// NetFlow v7 `flags1` (record byte 36: which flow fields are
+    /// invalid). Since version 9.
+    V7Flags1 = 45, "v7_flags1", 1;
+    /// NetFlow v7 `flags2` (record bytes 46-47). Since version 9.
+    V7Flags2 = 46, "v7_flags2", 2;
+    /// NetFlow v7 `router_sc`: the IPv4 address of the router the switch
+    /// shortcut bypassed, as a 32-bit number (the address's 4 bytes read
+    /// big-endian). Since version 9.
+    RouterSc = 47, "router_sc", 4;
 }
 
 /// Number of columns in this version.
-pub const COLUMNS: usize = 45;
+pub const COLUMNS: usize = 48;
 
 /// One column's values in a [`Batch`]: little-endian values (or the
 /// `extra` bytes) and a validity bitmap.
