@@ -445,7 +445,9 @@ impl SeqState {
 
     /// Remove `[a, b)` from the gaps; returns how many units were in gaps.
     fn fill(&mut self, a: i64, b: i64) -> i64 {
-        if a >= b {
+        // No gaps (a stream without loss, nearly always): nothing to
+        // remove, and no new list made for nothing.
+        if a >= b || self.gaps.is_empty() {
             return 0;
         }
         let mut filled = 0;
@@ -667,11 +669,17 @@ impl SequenceTracker {
             Header::Ipfix(_) => complete.then_some(records),
         };
         let window = self.limits.window;
-        self.tick += 1;
-        let tick = self.tick;
         let stream = match self.streams.get_mut(&key) {
+            // Already the most recently used (one exporter's datagrams one
+            // after the other, the usual stream): its place in the LRU
+            // order stays, without a removal and an insertion in `lru`
+            // per datagram.
+            Some(s) if s.tick == self.tick => s,
             Some(s) => {
+                self.tick += 1;
                 self.lru.remove(&s.tick);
+                s.tick = self.tick;
+                self.lru.insert(self.tick, key);
                 s
             }
             None => {
@@ -689,6 +697,9 @@ impl SequenceTracker {
                     self.streams.remove(&old);
                     self.evicted += 1;
                 }
+                self.tick += 1;
+                let tick = self.tick;
+                self.lru.insert(tick, key);
                 self.streams.entry(key).or_insert(Stream {
                     counters: StreamCounters::default(),
                     seq: None,
@@ -696,8 +707,6 @@ impl SequenceTracker {
                 })
             }
         };
-        stream.tick = tick;
-        self.lru.insert(tick, key);
         let c = &mut stream.counters;
         c.datagrams += 1;
         c.records += records;

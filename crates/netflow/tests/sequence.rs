@@ -460,6 +460,36 @@ fn least_recently_seen_stream_is_evicted() {
     assert_eq!(t.len(), 1);
 }
 
+/// A stream seen again while it is the most recently seen one keeps its
+/// place; one seen again after another moves after it: eviction takes the
+/// least recently seen either way.
+#[test]
+fn streams_seen_in_runs_are_evicted_least_recent_first() {
+    let mut t = SequenceTracker::new(TrackerLimits {
+        max_streams: 2,
+        window: 8,
+    });
+    let ports = |t: &SequenceTracker| -> Vec<u16> {
+        t.streams().map(|(k, _)| k.exporter.0.port()).collect()
+    };
+    for (e, seq) in [(1, 0), (1, 1), (2, 0), (1, 2), (1, 3), (3, 0)] {
+        t.observe(exporter(e), &ipfix(seq, 1), 1);
+    }
+    assert_eq!(ports(&t), [1, 3]);
+    for (e, seq) in [(3, 1), (3, 2), (1, 4), (4, 0)] {
+        t.observe(exporter(e), &ipfix(seq, 1), 1);
+    }
+    assert_eq!(ports(&t), [1, 4]);
+    assert_eq!(t.evicted(), 2);
+    // The runs counted every datagram, without loss.
+    let one = t
+        .streams()
+        .find(|(k, _)| k.exporter.0.port() == 1)
+        .unwrap()
+        .1;
+    assert_eq!((one.datagrams, one.lost), (5, 0));
+}
+
 fn capture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../testdata/captures")
