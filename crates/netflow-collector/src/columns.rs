@@ -225,8 +225,23 @@ impl ColumnSink {
 
     /// Hand the batch to the writer thread (an empty one: only the rotation check).
     fn hand_over(&mut self) -> io::Result<()> {
-        let next = self.spare.try_recv().unwrap_or_default();
+        let next = self.next_batch(&self.batch);
         let batch = std::mem::replace(&mut self.batch, next);
+        self.send(batch)
+    }
+
+    /// An empty batch to go on in after `full` is handed over: one the
+    /// writer is done with, else a new one with `full`'s room (not one
+    /// that grows again by reallocation, a copy of each column at each
+    /// doubling).
+    fn next_batch(&self, full: &Batch) -> Batch {
+        self.spare
+            .try_recv()
+            .unwrap_or_else(|_| full.empty_with_room_of())
+    }
+
+    /// Send a batch to the writer thread.
+    fn send(&mut self, batch: Batch) -> io::Result<()> {
         let rows = batch.rows() as u64;
         self.shared().in_flight += rows;
         let Some(tx) = &self.tx else {
@@ -286,9 +301,11 @@ impl Sink for ColumnSink {
             if !self.batch.is_empty() {
                 result = self.hand_over();
             }
-            std::mem::swap(&mut self.batch, batch);
-            batch.clear();
-            return result.and(self.hand_over());
+            // The worker goes on in a spare batch or one with this one's
+            // room (the sink's own, for small hand-overs, may have less).
+            let next = self.next_batch(batch);
+            let full = std::mem::replace(batch, next);
+            return result.and(self.send(full));
         }
         if !self.batch.is_empty() && self.batch.rows() + batch.rows() > self.flush_rows {
             result = self.hand_over();

@@ -3273,4 +3273,35 @@ mod tests {
         assert_eq!(fields["FLAGS2"], 0xfe01);
         assert_eq!(fields["ROUTER_SC"], "192.0.2.1");
     }
+
+    /// A batch made in the place of a full one is empty and has room for
+    /// as many bytes in each column as the full one holds (no column of
+    /// the next block grows by reallocation).
+    #[test]
+    fn an_empty_batch_with_the_room_of_a_full_one() {
+        let path = capture_paths()
+            .into_iter()
+            .find(|p| p.ends_with("pmacct-v9.pcap"))
+            .unwrap();
+        let mut b = BatchBuilder::new();
+        for_each_export(&path, &mut Decoder::default(), |e| {
+            b.add_export(e);
+        });
+        let full = b.take();
+        assert!(full.rows() > 100, "{}", full.rows());
+        let empty = full.empty_with_room_of();
+        assert_eq!(empty.rows(), 0);
+        assert!(empty == Batch::new());
+        let mut fed = 0;
+        for c in Column::ALL {
+            let (Some(f), Some(e)) = (full.column(*c), empty.column(*c)) else {
+                panic!("{}: a column missing", c.name());
+            };
+            assert!(e.values.capacity() >= f.values.len(), "{}", c.name());
+            assert!(e.valid.capacity() >= f.valid.len(), "{}", c.name());
+            assert!(e.offsets.capacity() >= f.offsets.len(), "{}", c.name());
+            fed += usize::from(!f.values.is_empty());
+        }
+        assert!(fed > 20, "{fed} columns with values");
+    }
 }
