@@ -85,6 +85,12 @@ const HAND_OVER_DELAY: Duration = Duration::from_millis(20);
 /// Spare payload buffers a receive thread keeps at most (more are freed).
 const POOL_MAX: usize = 4096;
 
+/// Payload buffers are made with room for a multiple of this many bytes:
+/// a v9 exporter's datagrams differ by a few records' bytes (the
+/// generator's from 1,368 to 1,472), and a buffer made for one would be
+/// grown for the next. At most 511 bytes more a datagram queued.
+const BUFFER_ROUNDING: usize = 512;
+
 pub(crate) fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -281,6 +287,12 @@ impl Receiver {
         }
         let mut b = pool.pop().unwrap_or_default();
         b.clear();
+        if b.capacity() < bytes.len() {
+            // A new buffer rather than a grown one (growing copies the old
+            // bytes, of no use here), rounded up so that the stream's next
+            // datagrams, a few bytes longer, fit it too.
+            b = Vec::with_capacity(bytes.len().next_multiple_of(BUFFER_ROUNDING));
+        }
         b.extend_from_slice(bytes);
         b
     }
