@@ -56,7 +56,8 @@ Rates are in export datagrams per second and in flow records per second.
 one UDP GSO send each (generate --gso): the receivers get the same
 datagrams, the generator (which shares the 2 cores with them) spends far
 less CPU on v5, whose datagrams are all one size (v9 and IPFIX datagrams
-differ in size one to the next, so they gain little).
+differ in size one to the next, so they gain little, unless --ipv6-percent
+0 or 100 makes the flows, and so the data datagrams, all of one kind).
 
   python3 bench/collector.py --versions 5 --gso
 
@@ -294,6 +295,8 @@ def generate(args, port, version, rate, duration, count=None):
         cmd.append("--prebuild")
         if args.gso:
             cmd.append("--gso")
+    if args.ipv6_percent is not None and version in (9, 10):
+        cmd += ["--ipv6-percent", str(args.ipv6_percent)]
     out = subprocess.run(cmd, capture_output=True, text=True)
     total = re.search(r"^total .*packets (\d+) records (\d+) options (\d+) .*errors (\d+)$",
                       out.stdout, re.M)
@@ -614,7 +617,10 @@ def main():
                    help="the generator sends with UDP GSO (generate --gso, with --prebuild): the same "
                         "datagrams for less of its CPU. Only runs of equal-sized datagrams gain: v5 "
                         "(every datagram 1,464 bytes) unpaced 220,000 -> 634,000/s here; v9 and IPFIX "
-                        "datagrams differ in size one to the next and gain little")
+                        "datagrams differ in size one to the next and gain little (see --ipv6-percent)")
+    p.add_argument("--ipv6-percent", type=int, metavar="PERCENT",
+                   help="v9/IPFIX: generate --ipv6-percent (share of IPv6 flows, 30 by default): 0 or "
+                        "100 makes every data datagram one size, so --gso sends them in long runs")
     p.add_argument("--nfcapd", default=shutil.which("nfcapd") or "/usr/bin/nfcapd")
     p.add_argument("--nfdump", default=shutil.which("nfdump") or "/usr/bin/nfdump")
     p.add_argument("--receivers", default=",".join(RECEIVERS))
@@ -666,6 +672,8 @@ def main():
     generate_help = subprocess.run([args.generator, "generate", "--help"], capture_output=True, text=True).stdout
     if args.gso and "--gso" not in generate_help:
         sys.exit(f"{args.generator} generate has no --gso")
+    if args.ipv6_percent is not None and "--ipv6-percent" not in generate_help:
+        sys.exit(f"{args.generator} generate has no --ipv6-percent")
     null_help = subprocess.run([args.null_receiver, "--help"], capture_output=True, text=True).stdout
     args.null_gro = "--gro" in null_help
     if args.prebuild is None:

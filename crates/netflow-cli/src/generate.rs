@@ -30,9 +30,9 @@ const LONG_ABOUT: &str = "\
 Send synthetic NetFlow v1/v5/v7/v9 or IPFIX exports to a collector over UDP,
 from one or more simulated exporters.
 
-The exports are valid and varied: IPv4 and (v9, IPFIX) IPv6 flows of TCP,
-UDP and ICMP between inside and outside hosts, with ports, TCP flags, ToS,
-interfaces, AS numbers, masks, packet and byte counters and flow start/end
+The exports are valid and varied: IPv4 and (v9, IPFIX: --ipv6-percent, 30 %
+by default) IPv6 flows of TCP, UDP and ICMP between inside and outside
+hosts, with ports, TCP flags, ToS, interfaces, AS numbers, masks, packet and byte counters and flow start/end
 times (v1/v5/v7/v9: FIRST/LAST_SWITCHED in sysUptime milliseconds; IPFIX:
 flowStartMilliseconds/flowEndMilliseconds).
 
@@ -200,6 +200,11 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16383))]
     pub sampling: u16,
 
+    /// v9/IPFIX: share of IPv6 flows in percent [default: 30]; 0 or 100
+    /// gives data packets all of one size (long --gso runs)
+    #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub ipv6_percent: Option<u8>,
+
     /// Local address to bind the exporters' sockets to (port 0)
     /// [default: the unspecified address of the target's family]
     #[arg(long, value_name = "IP")]
@@ -246,6 +251,9 @@ pub struct GenerateArgs {
     #[arg(long, requires = "prebuild")]
     pub gso: bool,
 }
+
+/// v9/IPFIX: share of IPv6 flows without --ipv6-percent.
+const DEFAULT_IPV6_PERCENT: u8 = 30;
 
 /// With --late-templates: packets of flow data an exporter sends before its
 /// first templates.
@@ -735,18 +743,17 @@ fn v4(a: IpAddr) -> Ipv4Addr {
 }
 
 impl Exporter {
-    fn new(index: u32, seed: u64, start_ms: u64, protocol: Protocol) -> Exporter {
+    fn new(index: u32, seed: u64, start_ms: u64, ipv6_percent: u8) -> Exporter {
         // Each exporter its own stream of numbers: independent of the others
         // and of the interleaving.
         let mut setup = Rng::new(seed ^ (index as u64 + 1).wrapping_mul(0xA076_1D64_78BD_642F));
         let uptime0 = setup.range(3_600_000, 7 * 86_400_000);
-        let fixed = matches!(protocol, Protocol::V1 | Protocol::V5 | Protocol::V7);
         Exporter {
             index,
             flows: FlowSource {
                 rng: Rng::new(setup.next_u64()),
                 index,
-                ipv6_percent: if fixed { 0 } else { 30 },
+                ipv6_percent: ipv6_percent as u64,
             },
             boot_ms: start_ms - uptime0,
             sequence: 0,
@@ -1486,6 +1493,17 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
             .then(|| Templates::new(args.version)),
         late_templates: args.late_templates as u32,
     };
+    let templated = matches!(args.version, Protocol::V9 | Protocol::Ipfix);
+    let ipv6_percent = match args.ipv6_percent {
+        Some(p) if p > 0 && !templated => {
+            return usage(format!(
+                "--ipv6-percent {p}: NetFlow v1/v5/v7 carry IPv4 flows only"
+            ))
+        }
+        Some(p) => p,
+        None if templated => DEFAULT_IPV6_PERCENT,
+        None => 0,
+    };
     if args.transport != Transport::Udp && args.version != Protocol::Ipfix {
         return usage("--transport tcp and tls carry IPFIX only (--version 10)".into());
     }
@@ -1528,7 +1546,7 @@ pub fn run(args: &GenerateArgs) -> ExitCode {
                 ))
             }
         }
-        exporters.push(Exporter::new(i as u32, seed, start_ms, args.version));
+        exporters.push(Exporter::new(i as u32, seed, start_ms, ipv6_percent));
     }
     let sources: Vec<String> = sockets
         .iter()
@@ -1667,7 +1685,7 @@ mod tests {
         let mut src = FlowSource {
             rng: Rng::new(3),
             index: 0,
-            ipv6_percent: 30,
+            ipv6_percent: ipv6_percent as u64,
         };
         let boot = 1_000_000;
         for now in [boot, boot + 10, boot + 500_000] {

@@ -1026,3 +1026,98 @@ fn generate_then_decode_a_tcpdump_capture() {
         }
     }
 }
+
+/// IPv4 and IPv6 flow records and the sizes of the datagrams without
+/// templates, of a v9 or IPFIX run.
+fn families_and_data_sizes(run: &Received) -> (u64, u64, BTreeSet<usize>) {
+    let mut decoder = Decoder::default();
+    let (mut ipv4, mut ipv6) = (0, 0);
+    let mut sizes = BTreeSet::new();
+    for (i, (source, payload)) in run.datagrams.iter().enumerate() {
+        let d = decoder
+            .decode(ExporterId(*source), payload, i as u64, 0)
+            .unwrap_or_else(|e| panic!("datagram {i}: {e}"));
+        if d.packet.templates.is_empty() {
+            sizes.insert(payload.len());
+        }
+        for set in d.packet.data_sets.iter().filter(|s| !s.is_options()) {
+            for r in set.records() {
+                match r.get_id(8).or_else(|| r.get_id(27)) {
+                    Some(Value::Ipv4(_)) => ipv4 += 1,
+                    Some(Value::Ipv6(_)) => ipv6 += 1,
+                    other => panic!("datagram {i}: source address {other:?}"),
+                }
+            }
+        }
+    }
+    (ipv4, ipv6, sizes)
+}
+
+#[test]
+fn ipv6_percent_sets_the_address_family_mix() {
+    let run_with = |version: &str, percent: &str| {
+        let run = run_against_receiver(&[
+            "generate",
+            "--version",
+            version,
+            "--rate",
+            "500",
+            "--count",
+            "60",
+            "--seed",
+            "5",
+            "--ipv6-percent",
+            percent,
+        ]);
+        run.assert_success();
+        assert_eq!(run.datagrams.len(), 60, "{}", run.stdout);
+        families_and_data_sizes(&run)
+    };
+    for version in ["9", "10"] {
+        // All of one family: the data packets are all of one size, which
+        // is what lets --gso send them in long runs.
+        let (ipv4, ipv6, sizes) = run_with(version, "0");
+        assert!(ipv4 > 0 && ipv6 == 0, "v{version} 0 %: {ipv4} {ipv6}");
+        assert_eq!(sizes.len(), 1, "v{version} 0 %: sizes {sizes:?}");
+        let (ipv4, ipv6, sizes) = run_with(version, "100");
+        assert!(ipv4 == 0 && ipv6 > 0, "v{version} 100 %: {ipv4} {ipv6}");
+        assert_eq!(sizes.len(), 1, "v{version} 100 %: sizes {sizes:?}");
+        // Half and half: of ~1000 flows, far from both ends.
+        let (ipv4, ipv6, sizes) = run_with(version, "50");
+        let share = ipv6 as f64 / (ipv4 + ipv6) as f64;
+        assert!(
+            (0.4..0.6).contains(&share),
+            "v{version} 50 %: {ipv4} {ipv6}"
+        );
+        assert!(sizes.len() > 1, "v{version} 50 %: sizes {sizes:?}");
+    }
+
+    // NetFlow v1/v5/v7 have IPv4 fields only.
+    let run = common::netflow(
+        &[
+            "generate",
+            "--target",
+            "127.0.0.1:9",
+            "--version",
+            "5",
+            "--ipv6-percent",
+            "10",
+        ],
+        None,
+    );
+    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
+    assert!(run.stderr.contains("IPv4 flows only"), "{}", run.stderr);
+    let run = common::netflow(
+        &[
+            "generate",
+            "--target",
+            "127.0.0.1:9",
+            "--version",
+            "9",
+            "--ipv6-percent",
+            "101",
+        ],
+        None,
+    );
+    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
+}
