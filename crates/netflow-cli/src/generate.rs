@@ -1685,7 +1685,7 @@ mod tests {
         let mut src = FlowSource {
             rng: Rng::new(3),
             index: 0,
-            ipv6_percent: ipv6_percent as u64,
+            ipv6_percent: 30,
         };
         let boot = 1_000_000;
         for now in [boot, boot + 10, boot + 500_000] {
