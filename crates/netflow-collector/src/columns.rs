@@ -231,13 +231,17 @@ impl ColumnSink {
     }
 
     /// An empty batch to go on in after `full` is handed over: one the
-    /// writer is done with, else a new one with `full`'s room (not one
-    /// that grows again by reallocation, a copy of each column at each
-    /// doubling).
+    /// writer is done with, else a new one, either with room for `full`'s
+    /// bytes and a quarter more (not one that grows again by
+    /// reallocation, a copy of each column at each doubling).
     fn next_batch(&self, full: &Batch) -> Batch {
-        self.spare
-            .try_recv()
-            .unwrap_or_else(|_| full.empty_with_room_of())
+        match self.spare.try_recv() {
+            Ok(mut spare) => {
+                spare.make_room_of(full);
+                spare
+            }
+            Err(_) => full.empty_with_room_of(),
+        }
     }
 
     /// Send a batch to the writer thread.

@@ -3275,8 +3275,10 @@ mod tests {
     }
 
     /// A batch made in the place of a full one is empty and has room for
-    /// as many bytes in each column as the full one holds (no column of
-    /// the next block grows by reallocation).
+    /// as many bytes in each column as the full one holds and a quarter
+    /// more (no column of the next, a little larger, block grows by
+    /// reallocation); a spare batch given that room keeps what it had
+    /// where it had enough.
     #[test]
     fn an_empty_batch_with_the_room_of_a_full_one() {
         let path = capture_paths()
@@ -3289,19 +3291,45 @@ mod tests {
         });
         let full = b.take();
         assert!(full.rows() > 100, "{}", full.rows());
-        let empty = full.empty_with_room_of();
-        assert_eq!(empty.rows(), 0);
-        assert!(empty == Batch::new());
-        let mut fed = 0;
-        for c in Column::ALL {
-            let (Some(f), Some(e)) = (full.column(*c), empty.column(*c)) else {
-                panic!("{}: a column missing", c.name());
-            };
-            assert!(e.values.capacity() >= f.values.len(), "{}", c.name());
-            assert!(e.valid.capacity() >= f.valid.len(), "{}", c.name());
-            assert!(e.offsets.capacity() >= f.offsets.len(), "{}", c.name());
-            fed += usize::from(!f.values.is_empty());
-        }
-        assert!(fed > 20, "{fed} columns with values");
+        let with_room = |f: usize| f + f / 4;
+        let has_room = |empty: &Batch| {
+            assert_eq!(empty.rows(), 0);
+            assert!(*empty == Batch::new());
+            let mut fed = 0;
+            for c in Column::ALL {
+                let (Some(f), Some(e)) = (full.column(*c), empty.column(*c)) else {
+                    panic!("{}: a column missing", c.name());
+                };
+                let name = c.name();
+                assert!(e.values.capacity() >= with_room(f.values.len()), "{name}");
+                assert!(e.valid.capacity() >= with_room(f.valid.len()), "{name}");
+                assert!(e.offsets.capacity() >= with_room(f.offsets.len()), "{name}");
+                fed += usize::from(!f.values.is_empty());
+            }
+            assert!(fed > 20, "{fed} columns with values");
+        };
+        has_room(&full.empty_with_room_of());
+
+        // A spare: emptied, its columns the room of a smaller batch.
+        let mut small = BatchBuilder::new();
+        let mut exports = 0;
+        for_each_export(&path, &mut Decoder::default(), |e| {
+            if exports < 2 {
+                small.add_export(e);
+            }
+            exports += 1;
+        });
+        let mut spare = small.take();
+        assert!(spare.rows() > 0 && spare.rows() < full.rows() / 4);
+        spare.clear();
+        spare.make_room_of(&full);
+        has_room(&spare);
+
+        // Room enough already: the same allocations kept.
+        let at = |b: &Batch| b.column(Column::SrcPort).unwrap().values.as_ptr();
+        let before = at(&spare);
+        spare.make_room_of(&full);
+        assert_eq!(at(&spare), before, "a column with room enough reallocated");
+        has_room(&spare);
     }
 }
