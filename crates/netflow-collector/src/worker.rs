@@ -189,13 +189,9 @@ pub(crate) struct Receiver {
     pub(crate) buckets: Option<Arc<Mutex<TokenBuckets>>>,
 }
 
-/// How long a receive thread pauses after it drained its socket, per
-/// [`COALESCE_MIN_BUFFER`] of receive buffer ([`coalesce_for`]).
+/// How long a receive thread pauses after it drained its socket
+/// ([`coalesce_for`]).
 const COALESCE: Duration = Duration::from_millis(1);
-
-/// The longest pause, from a receive buffer of four times
-/// [`COALESCE_MIN_BUFFER`] (the default 32 MiB is reported as 64).
-const COALESCE_MAX: Duration = Duration::from_millis(4);
 
 /// Receive buffers (as the kernel reports them: twice the usable bytes)
 /// from which a receive thread pauses after draining its socket.
@@ -207,25 +203,20 @@ const COALESCE_MIN_BUFFER: usize = 8 << 20;
 /// datagram, and its decode worker in the queue: two threads woken per
 /// datagram (at 30,000 v9 datagrams/s, 65,000 context switches in 5 s,
 /// and the kernel's scheduling the largest cost of the receive thread,
-/// `perf`). Pausing lets the datagrams of that time gather in the socket
-/// buffer, taken then by one call and handed on in one burst. The pause
-/// is [`COALESCE`] for each [`COALESCE_MIN_BUFFER`] of buffer, at most
-/// [`COALESCE_MAX`], so that a pause's datagrams fill the same part of any
-/// buffer: 4 MiB usable holds ~1,800 datagrams of 1,400 bytes (kernel
-/// accounting ~2.3 KiB each), 1 ms at 300,000 datagrams/s is 300. The
-/// default (32 MiB, granted to root) pauses 4 ms: on fprobe's v5 stream at
-/// 40,000 datagrams/s for 3 s, 4 ms rather than 1 took the collector's CPU
-/// from 0.60 to 0.53 s (medians of three alternated runs) and its context
-/// switches from ~16,000 to ~10,900. An unprivileged socket capped by
-/// `net.core.rmem_max` (Debian: 208 KiB) does not pause. A socket that
-/// was not drained (a full batch) is read again at once: a collector
-/// behind never pauses.
+/// `perf`). Pausing [`COALESCE`] lets the datagrams of that time gather in
+/// the socket buffer, taken then by one call and handed on in one burst.
+/// Only with a buffer that holds a pause's datagrams many times over:
+/// 4 MiB usable holds ~1,800 datagrams of 1,400 bytes (kernel accounting
+/// ~2.3 KiB each), 1 ms at 300,000 datagrams/s is 300. The default (32
+/// MiB, granted to root) qualifies; an unprivileged socket capped by
+/// `net.core.rmem_max` (Debian: 208 KiB) does not pause. Longer pauses
+/// were tried (4 ms with the default buffer; 4 ms only after fewer than
+/// 256 datagrams): at 40,000 fprobe v5 datagrams/s a third fewer context
+/// switches, but CPU -9 % in one set of alternated runs and -0 to -4 %
+/// in the next two, and the generator's v5 zero-loss rate a search step
+/// lower in four of five alternated searches (BENCHMARKS.md, session 22).
 fn coalesce_for(receive_buffer: usize) -> Option<Duration> {
-    if receive_buffer < COALESCE_MIN_BUFFER {
-        return None;
-    }
-    let steps = (receive_buffer / COALESCE_MIN_BUFFER).min(4) as u32;
-    Some((COALESCE * steps).min(COALESCE_MAX))
+    (receive_buffer >= COALESCE_MIN_BUFFER).then_some(COALESCE)
 }
 
 /// Count datagrams of `from` dropped by the rate limit.
@@ -1167,36 +1158,20 @@ mod tests {
     use super::*;
 
     /// A pause only where the buffer holds its datagrams many times over:
-    /// at 300,000 datagrams/s (about what the collector stores at most on
-    /// this machine) of ~2.3 KiB each in the kernel's accounting, a pause
-    /// fills at most a third of the usable half of any buffer that pauses;
-    /// Debian's unprivileged cap (208 KiB, reported as 416 KiB) does not
-    /// pause; larger buffers pause longer, up to the cap.
+    /// at 300,000 datagrams/s (above this machine's generator) of ~2.3 KiB
+    /// each in the kernel's accounting, a pause fills at most a third of
+    /// the usable half of the smallest buffer that pauses; Debian's
+    /// unprivileged cap (208 KiB, reported as 416 KiB) does not pause.
     #[test]
     fn pauses_only_with_room_for_them() {
-        for reported in [
-            COALESCE_MIN_BUFFER,
-            COALESCE_MIN_BUFFER + 1,
-            12 << 20,
-            16 << 20,
-            24 << 20,
-            32 << 20,
-            64 << 20,
-            1 << 30,
-        ] {
-            let pause = coalesce_for(reported).expect("a pause");
-            let gathered = 300_000.0 * pause.as_secs_f64() * 2.3 * 1024.0;
-            assert!(
-                gathered * 3.0 <= (reported / 2) as f64,
-                "{reported}: {pause:?} gathers {gathered} bytes"
-            );
-        }
+        let pause = coalesce_for(COALESCE_MIN_BUFFER).expect("a pause");
+        let gathered = 300_000.0 * pause.as_secs_f64() * 2.3 * 1024.0;
+        assert!(
+            gathered * 3.0 <= (COALESCE_MIN_BUFFER / 2) as f64,
+            "{gathered}"
+        );
         assert_eq!(coalesce_for(2 * 212_992), None);
         assert_eq!(coalesce_for(COALESCE_MIN_BUFFER - 1), None);
-        assert_eq!(coalesce_for(COALESCE_MIN_BUFFER), Some(COALESCE));
-        assert_eq!(coalesce_for(16 << 20), Some(2 * COALESCE));
-        // The default 32 MiB, as the kernel reports it.
-        assert_eq!(coalesce_for(64 << 20), Some(COALESCE_MAX));
-        assert_eq!(coalesce_for(1 << 30), Some(COALESCE_MAX));
+        assert_eq!(coalesce_for(64 << 20), Some(COALESCE));
     }
 }
