@@ -190,6 +190,17 @@ struct Seen {
 
 /// Generate with `version` from `exporters` exporters and check everything
 /// that arrives.
+/// `netflow generate --target 127.0.0.1:9 ARGS...`, refused as a usage
+/// error (exit status 2, nothing sent): its standard error.
+fn usage_error(args: &[&str]) -> String {
+    let run = common::netflow(
+        &[&["generate", "--target", "127.0.0.1:9"], args].concat(),
+        None,
+    );
+    assert_eq!(run.code, Some(2), "{args:?}: stderr:\n{}", run.stderr);
+    run.stderr
+}
+
 fn check_version(version: &str, exporters: usize) {
     let n = exporters.to_string();
     let run = run_against_receiver(&[
@@ -500,42 +511,23 @@ fn prebuild_sends_the_same_datagrams() {
 
 #[test]
 fn prebuild_is_udp_only() {
-    let run = common::netflow(
-        &[
-            "generate",
-            "--target",
-            "127.0.0.1:9",
-            "--version",
-            "10",
-            "--transport",
-            "tcp",
-            "--count",
-            "1",
-            "--prebuild",
-        ],
-        None,
-    );
-    assert_eq!(run.code, Some(2), "stderr:\n{}", run.stderr);
-    assert!(run.stderr.contains("--prebuild"), "stderr:\n{}", run.stderr);
+    let stderr = usage_error(&[
+        "--version",
+        "10",
+        "--transport",
+        "tcp",
+        "--count",
+        "1",
+        "--prebuild",
+    ]);
+    assert!(stderr.contains("--prebuild"), "stderr:\n{stderr}");
 }
 
 #[test]
 fn records_per_packet_and_max_size() {
     // v5 carries at most 30 records.
-    let run = common::netflow(
-        &[
-            "generate",
-            "--target",
-            "127.0.0.1:9",
-            "--version",
-            "5",
-            "--records-per-packet",
-            "31",
-        ],
-        None,
-    );
-    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
-    assert!(run.stderr.contains("at most 30"), "{}", run.stderr);
+    let stderr = usage_error(&["--version", "5", "--records-per-packet", "31"]);
+    assert!(stderr.contains("at most 30"), "{stderr}");
 
     // IPFIX within a small --max-size, 5 records at most per packet.
     let run = run_against_receiver(&[
@@ -1093,31 +1085,8 @@ fn ipv6_percent_sets_the_address_family_mix() {
     }
 
     // NetFlow v1/v5/v7 have IPv4 fields only.
-    let run = common::netflow(
-        &[
-            "generate",
-            "--target",
-            "127.0.0.1:9",
-            "--version",
-            "5",
-            "--ipv6-percent",
-            "10",
-        ],
-        None,
-    );
-    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
-    assert!(run.stderr.contains("IPv4 flows only"), "{}", run.stderr);
-    let run = common::netflow(
-        &[
-            "generate",
-            "--target",
-            "127.0.0.1:9",
-            "--version",
-            "9",
-            "--ipv6-percent",
-            "101",
-        ],
-        None,
-    );
-    assert_eq!(run.code, Some(2), "stderr: {}", run.stderr);
+    let stderr = usage_error(&["--version", "5", "--ipv6-percent", "10"]);
+    assert!(stderr.contains("IPv4 flows only"), "{stderr}");
+    let stderr = usage_error(&["--version", "9", "--ipv6-percent", "101"]);
+    assert!(stderr.contains("--ipv6-percent"), "{stderr}");
 }
