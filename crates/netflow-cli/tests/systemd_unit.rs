@@ -191,19 +191,41 @@ fn unit_command_runs_and_stops_cleanly_on_its_kill_signal() {
         UNIT.lines().any(|l| l.trim() == "KillSignal=SIGTERM"),
         "the unit should stop the collector with SIGTERM (it flushes on it)"
     );
-    let port = std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the kernel picks a free port when the collector binds and the
+    // collector says which. (Picking one here and passing it on raced with
+    // other sockets taking it before the collector bound it.)
     let dir = temp_dir("run");
-    let child = Command::new(env!("CARGO_BIN_EXE_netflow"))
-        .args(exec_start_args(port))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netflow"))
+        .args(exec_start_args(0))
         .current_dir(&dir)
-        .stdout(Stdio::piped())
+        .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        all
+    });
+    // "netflow collector: listening on 127.0.0.1:PORT (receive buffer ..."
+    let port: u16 = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the collector's listening line within 20 s");
+        if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            break digits.parse().expect("a port after the address");
+        }
+    };
+    assert_ne!(port, 0);
     // One v5 datagram (24-byte header + one 48-byte record), until it is written.
     let mut datagram = vec![0u8; 72];
     datagram[1] = 5;
@@ -235,12 +257,11 @@ fn unit_command_runs_and_stops_cleanly_on_its_kill_signal() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let out = child.wait_with_output().unwrap();
+    let status = child.wait().unwrap();
+    let stderr = reader.join().unwrap();
     assert!(
-        out.status.success(),
-        "collector exited {:?} on SIGTERM: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "collector exited {status:?} on SIGTERM: {stderr}"
     );
     let file = written().expect("no flows.<unix-seconds>.gz written in the working directory");
     let mut text = String::new();
