@@ -13,7 +13,8 @@
 //! `visit_packet`, no `ExportPacket` built; the two column modes read each
 //! set with `Columns::for_each_value`), `visit_columns_each` (as
 //! `visit_columns`, each column with `Column::for_each`, as before
-//! `for_each_value`),
+//! `for_each_value`), `visit_only` (`visit_packet` with no value read: the
+//! cost of the packet and set walk alone),
 //! `netflow_parser` (the crates.io `netflow_parser` 1.0.6 the decode bench
 //! compares against, every value read: its instruction count per record is
 //! the reference for the bench's ratios) or `count` (prints the number of
@@ -67,6 +68,7 @@ fn main() {
         "visit_columns_bench" => visit_columns_bench,
         "visit_columns_each" => visit_columns_each,
         "visit_v5view" => visit_v5view,
+        "visit_only" => visit_only,
         "count" => count,
         "netflow_parser" => {
             let mut parser = netflow_parser::NetflowParser::default();
@@ -263,6 +265,17 @@ fn visit_columns_folded(
                 r.for_each_field(|_, v| acc = acc.wrapping_add(fold(v)));
             }
         }
+    })
+    .expect("decode");
+    (packet.records, acc)
+}
+
+/// The walk alone: each set's length folded, no value read.
+#[inline(never)]
+fn visit_only(p: &[u8], cache: &mut TemplateCache) -> (usize, u64) {
+    let mut acc = 0u64;
+    let packet = visit_packet(p, cache, |set| {
+        acc = acc.wrapping_add(set.bytes().len() as u64)
     })
     .expect("decode");
     (packet.records, acc)

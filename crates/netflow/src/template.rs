@@ -197,6 +197,22 @@ fn column_stride(steps: &[ColumnStep], record_len: Option<usize>) -> u32 {
     }
 }
 
+/// Whether every column of `steps` is of a fixed-size op: a number,
+/// address or MAC, or a date of its standard length (what
+/// `record::read_column` reads inline). The column loops of such
+/// templates have no call to the rare ops' readers in them, so LLVM keeps
+/// what the caller's closure updates in registers across the columns (see
+/// `record::few_columns`).
+fn fixed_only(steps: &[ColumnStep]) -> bool {
+    use crate::value::Op;
+    steps.iter().all(|s| match s.op {
+        Op::U8 | Op::U16 | Op::U32 | Op::U64 | Op::Ipv4 | Op::Ipv6 | Op::Mac => true,
+        Op::DtSec => s.length == 4,
+        Op::DtMilli => s.length == 8,
+        _ => false,
+    })
+}
+
 /// Whether a set of one or two records is read span by span rather than
 /// column by column: when the template has at most half as many spans as
 /// columns. A span costs a dispatch plus a loop over its columns (~30
@@ -282,6 +298,8 @@ pub struct Template {
     /// Whether sets of one or two records are read span by span by
     /// [`crate::Columns::for_each_value`] (see [`by_spans`]).
     pub(crate) by_spans: bool,
+    /// Whether every column is of a fixed-size op (see [`fixed_only`]).
+    pub(crate) fixed_only: bool,
     /// The field specifiers as a template record carries them (see
     /// [`wire_specs`]); empty if they have no such encoding.
     pub(crate) wire: Box<[u8]>,
@@ -398,6 +416,7 @@ impl Template {
         let columns = column_steps(&fields, &plan);
         Ok(Template {
             by_spans: by_spans(&columns),
+            fixed_only: fixed_only(&columns),
             column_stride: column_stride(&columns, offset),
             has_lists,
             columns,
@@ -447,6 +466,7 @@ impl Template {
         let columns = column_steps(&fields, &plan);
         Template {
             by_spans: by_spans(&columns),
+            fixed_only: fixed_only(&columns),
             column_stride: column_stride(&columns, Some(offset)),
             columns,
             wire: Box::new([]),
