@@ -13,7 +13,8 @@
              collector's are (the comparison at equal compression);
   null       tools/null-receiver: recvmmsg and discard, the floor; with
              --gro (UDP GRO) as the collector receives (session 16), when
-             the build has it.
+             the build has it, unless --null-no-gro (plain recvmmsg, one
+             datagram a message, as issue 5 words the null receiver).
 
 One run at a given rate: start the receiver, wait until its UDP socket is in
 /proc/net/udp, run `netflow generate --rate R --duration D --seed 1
@@ -613,6 +614,9 @@ def main():
     p.add_argument("--generator", help="the netflow binary whose `generate` sends the stream "
                    "[default: --netflow] (to measure another collector build with the same stream)")
     p.add_argument("--null-receiver", default=os.path.join(target_dir(), "release", "null-receiver"))
+    p.add_argument("--null-no-gro", action="store_true",
+                   help="the null receiver without UDP GRO: recvmmsg of one datagram per message, "
+                        "as issue 5 words it (default: with --gro, as the collector receives)")
     p.add_argument("--gso", action="store_true",
                    help="the generator sends with UDP GSO (generate --gso, with --prebuild): the same "
                         "datagrams for less of its CPU. Only runs of equal-sized datagrams gain: v5 "
@@ -675,7 +679,7 @@ def main():
     if args.ipv6_percent is not None and "--ipv6-percent" not in generate_help:
         sys.exit(f"{args.generator} generate has no --ipv6-percent")
     null_help = subprocess.run([args.null_receiver, "--help"], capture_output=True, text=True).stdout
-    args.null_gro = "--gro" in null_help
+    args.null_gro = "--gro" in null_help and not args.null_no_gro
     if args.prebuild is None:
         args.prebuild = "--prebuild" in generate_help
     if args.prebuild:
