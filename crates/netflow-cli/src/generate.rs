@@ -32,9 +32,9 @@ from one or more simulated exporters.
 
 The exports are valid and varied: IPv4 and (v9, IPFIX: --ipv6-percent, 30 %
 by default) IPv6 flows of TCP, UDP and ICMP between inside and outside
-hosts, with ports, TCP flags, ToS, interfaces, AS numbers, masks, packet and byte counters and flow start/end
-times (v1/v5/v7/v9: FIRST/LAST_SWITCHED in sysUptime milliseconds; IPFIX:
-flowStartMilliseconds/flowEndMilliseconds).
+hosts, with ports, TCP flags, ToS, interfaces, AS numbers, masks, packet
+and byte counters and flow start/end times (v1/v5/v7/v9: FIRST/LAST_SWITCHED
+in sysUptime milliseconds; IPFIX: flowStartMilliseconds/flowEndMilliseconds).
 
 Exporters: each has its own UDP source socket (bound to port 0 of --source,
 by default the unspecified address of the target's family), its own sequence
