@@ -140,14 +140,9 @@ fn column_steps(fields: &[TemplateField], plan: &[FieldPlan]) -> Box<[ColumnStep
 /// from the end: each step's `run` counts the steps after it to the end of
 /// its span (at most 255: a longer span is cut).
 fn spans(steps: &mut [ColumnStep]) {
-    use crate::value::Op;
     for i in (0..steps.len().saturating_sub(1)).rev() {
         let (step, next) = (steps[i], steps[i + 1]);
-        let fixed_size = matches!(
-            step.op,
-            Op::U8 | Op::U16 | Op::U32 | Op::U64 | Op::Ipv4 | Op::Ipv6 | Op::Mac
-        );
-        let continued = fixed_size
+        let continued = fixed_size_op(step.op)
             && next.op == step.op
             && next.length == step.length
             && u32::from(next.field) == u32::from(step.field) + 1
@@ -206,11 +201,21 @@ fn column_stride(steps: &[ColumnStep], record_len: Option<usize>) -> u32 {
 fn fixed_only(steps: &[ColumnStep]) -> bool {
     use crate::value::Op;
     steps.iter().all(|s| match s.op {
-        Op::U8 | Op::U16 | Op::U32 | Op::U64 | Op::Ipv4 | Op::Ipv6 | Op::Mac => true,
         Op::DtSec => s.length == 4,
         Op::DtMilli => s.length == 8,
-        _ => false,
+        op => fixed_size_op(op),
     })
+}
+
+/// The ops read with their own size whatever the field's length: numbers
+/// of 1, 2, 4 and 8 bytes, IPv4 and IPv6 addresses, MACs (the ops spans
+/// are made of, see [`spans`]).
+fn fixed_size_op(op: crate::value::Op) -> bool {
+    use crate::value::Op;
+    matches!(
+        op,
+        Op::U8 | Op::U16 | Op::U32 | Op::U64 | Op::Ipv4 | Op::Ipv6 | Op::Mac
+    )
 }
 
 /// Whether a set of one or two records is read span by span rather than
