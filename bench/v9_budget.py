@@ -12,6 +12,10 @@ measures, best of N alternated runs:
   no value read): the walk's share of a record;
 - the values a record holds (`decode_loop` mode `count`).
 
+- the fixed cost of a packet: the same payloads cut to their 20-byte v9
+  header (no set left), mode `visit_only`, less the loop's own cost a
+  payload (mode `v9_header_only`: the header parsed, nothing else);
+
 and prints, per record: the time now, the time 1000x Python allows, the
 walk's time, the time per value left once the walk is taken out (also in
 cycles at the clock /proc/cpuinfo reports), and what 1000x would need:
@@ -59,6 +63,14 @@ def fields_per_record(binary, path):
     return int(fields["checksum"]) / int(fields["records"])
 
 
+def per_payload_ns(binary, path, seconds, mode, payloads):
+    """ns a payload of decode_loop in `mode` (passes over `payloads` payloads)."""
+    out = subprocess.run([binary, path, f"{seconds}s", mode], check=True,
+                         capture_output=True, text=True).stdout
+    fields = dict(kv.split("=") for kv in out.split("timed:")[1].split())
+    return float(fields["seconds"]) * 1e9 / (int(fields["passes"]) * payloads)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3, help="alternated runs per input (best of N)")
@@ -87,8 +99,10 @@ def main():
             label = dvp.SEEDS.get(name, name)
             path = os.path.join(tmp, name + ".payloads")
             dvp.write_payloads(path, warm, payloads)
+            headers = os.path.join(tmp, name + ".headers.payloads")
+            dvp.write_payloads(headers, warm + payloads, [p[:20] for p in payloads])
             py = dvp.Python(warm, payloads)
-            pys, full, walk = [], [], []
+            pys, full, walk, empty, harness = [], [], [], [], []
             for run in range(args.runs):
                 sides = ["py", "rs"] if run % 2 == 0 else ["rs", "py"]
                 for side in sides:
@@ -98,6 +112,10 @@ def main():
                         per_pass, r = dvp.rust(binary, path, args.seconds, "visit_columns_bench")
                         full.append(r)
                         walk.append(dvp.rust(binary, path, args.seconds, "visit_only")[1])
+                        empty.append(per_payload_ns(binary, headers, args.seconds, "visit_only",
+                                                    len(payloads)))
+                        harness.append(per_payload_ns(binary, headers, args.seconds,
+                                                      "v9_header_only", len(payloads)))
             if per_pass != py.per_pass:
                 print(f"{label}: record counts differ (Python {py.per_pass}, "
                       f"netflow-rs {per_pass}): not compared")
@@ -116,8 +134,11 @@ def main():
             value_needed = (ns_target - ns_walk) / values
             walk_needed = ns_target - ns_value * values
             walk_at_floor = ns_target - one_cycle * values if one_cycle else None
+            packet_fixed = min(empty) - min(harness)
             rows.append((
-                label, f"{values:.1f}", f"{max(full) / max(pys):.0f}x",
+                label, f"{values:.1f}", f"{per_pass / len(payloads):.1f}",
+                f"{packet_fixed:.1f} ({packet_fixed * len(payloads) / per_pass:.2f})",
+                f"{max(full) / max(pys):.0f}x",
                 f"{ns_now:.2f}", f"{ns_target:.2f}", f"{ns_walk:.2f}",
                 f"{ns_value:.3f} ({cycles(ns_value)})",
                 f"{value_needed:.3f} ({cycles(value_needed)})" if value_needed > 0 else "none left",
@@ -132,10 +153,13 @@ def main():
     print()
     print("Per record, in ns (a value's cost also in cycles):")
     print()
-    print(f"| input | values a record | ratio now | now | {TARGET}x Python allows | walk alone "
+    print("(An empty packet: ns a packet with no set in it, the loop's own cost taken out;")
+    print("in brackets its share of a record.)")
+    print()
+    print(f"| input | values a record | records a packet | an empty packet | ratio now | now | {TARGET}x Python allows | walk alone "
           f"| a value now | a value {TARGET}x needs (walk as now) "
           f"| walk {TARGET}x needs (values as now) | walk {TARGET}x needs (values at 1 cycle) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 
