@@ -475,7 +475,7 @@ trait SetSink<'a> {
     /// and moved into the output, they were stored as 8-byte words and
     /// copied with 16-byte loads that straddled two of those stores, a
     /// store-forwarding stall each (AMD EPYC: a packet with no set in it
-    /// 21.4 -> 14.9 ns, `bench/v9_budget.py`'s empty packet).
+    /// 21.6 -> 13.6 ns, `bench/v9_budget.py`'s empty packet).
     #[allow(clippy::too_many_arguments)]
     fn finish(
         &mut self,
