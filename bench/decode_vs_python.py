@@ -98,29 +98,55 @@ def rust(binary, path, seconds, mode="columns_bench"):
     return int(fields["records_per_pass"]), float(fields["records_per_s"])
 
 
+def alternate(runs, python_side, rust_side):
+    """Measure each side `runs` times, Python first on even runs, Rust
+    first on odd ones (so neither always runs on a machine the other warmed)."""
+    for run in range(runs):
+        for side in (python_side, rust_side) if run % 2 == 0 else (rust_side, python_side):
+            side()
+
+
+def print_table(columns, rows):
+    """A Markdown table of `rows` (tuples of strings) under `columns`."""
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def rate(r):
     return f"{r / 1e6:.4f} M/s" if r < 1e6 else f"{r / 1e6:.1f} M/s"
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=5, help="alternating runs per input (best of N)")
+def add_run_args(ap, runs):
+    """The options this script and bench/v9_budget.py share."""
+    ap.add_argument("--runs", type=int, default=runs, help="alternating runs per input (best of N)")
     ap.add_argument("--seconds", type=float, default=1.0, help="timed loop of each side, each run")
     ap.add_argument("--smoke", action="store_true", help="1 run of 0.2 s a side: checks it works")
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build first")
+
+
+def decode_loop(args):
+    """Apply --smoke to `args`; the path of the decode_loop example, built
+    first unless --no-build."""
+    if args.smoke:
+        args.runs, args.seconds = 1, 0.2
+    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "netflow",
+                        "--example", "decode_loop"], cwd=ROOT, check=True)
+    return os.path.join(target_dir, "release", "examples", "decode_loop")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_run_args(ap, runs=5)
     ap.add_argument("--only", nargs="*", help="input names to measure (default: all)")
     ap.add_argument("--mode", default="columns_bench",
                     choices=["columns_bench", "visit_columns_bench"],
                     help="decode_loop mode of the netflow-rs side")
     args = ap.parse_args()
-    if args.smoke:
-        args.runs, args.seconds = 1, 0.2
-
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    binary = os.path.join(target_dir, "release", "examples", "decode_loop")
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "netflow",
-                        "--example", "decode_loop"], cwd=ROOT, check=True)
+    binary = decode_loop(args)
     commit = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=7"], cwd=ROOT,
                             capture_output=True, text=True).stdout.strip()
     started = time.monotonic()
@@ -144,15 +170,15 @@ def main():
                 rows.append((label, "-", f"fails: {type(e).__name__}: {e}", "-", "-", "-", "-"))
                 print(f"{label}: the Python original fails: {type(e).__name__}: {e}", flush=True)
                 continue
-            pys, rss, per_pass = [], [], None
-            for run in range(args.runs):
-                sides = ["py", "rs"] if run % 2 == 0 else ["rs", "py"]
-                for side in sides:
-                    if side == "py":
-                        pys.append(py.rate(args.seconds))
-                    else:
-                        per_pass, r = rust(binary, path, args.seconds, args.mode)
-                        rss.append(r)
+            pys, rss, counts = [], [], []
+
+            def rust_side():
+                count, r = rust(binary, path, args.seconds, args.mode)
+                counts.append(count)
+                rss.append(r)
+
+            alternate(args.runs, lambda: pys.append(py.rate(args.seconds)), rust_side)
+            per_pass = counts[-1]
             ratios = [r / p for p, r in zip(pys, rss)]
             best = max(rss) / max(pys)
             same = per_pass == py.per_pass
@@ -169,12 +195,9 @@ def main():
                   f"netflow-rs {', '.join(rate(r) for r in rss)}", flush=True)
 
     print()
-    print(f"| input | records/pass | Python original (best of {args.runs}) "
-          f"| netflow-rs {args.mode} (best of {args.runs}) | ratio of bests "
-          f"| ratio per run (min - max) | >= {TARGET}x on v9/IPFIX |")
-    print("|---|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(["input", "records/pass", f"Python original (best of {args.runs})",
+                 f"netflow-rs {args.mode} (best of {args.runs})", "ratio of bests",
+                 "ratio per run (min - max)", f">= {TARGET}x on v9/IPFIX"], rows)
     print()
     print(f"# load average at end: {loadavg()}; {time.monotonic() - started:.0f} s")
 

@@ -73,19 +73,9 @@ def per_payload_ns(binary, path, seconds, mode, payloads):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3, help="alternated runs per input (best of N)")
-    ap.add_argument("--seconds", type=float, default=1.0, help="timed loop of each side, each run")
-    ap.add_argument("--smoke", action="store_true", help="1 run of 0.2 s a side: checks it works")
-    ap.add_argument("--no-build", action="store_true", help="do not run cargo build first")
+    dvp.add_run_args(ap, runs=3)
     args = ap.parse_args()
-    if args.smoke:
-        args.runs, args.seconds = 1, 0.2
-
-    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(dvp.ROOT, "target"))
-    binary = os.path.join(target_dir, "release", "examples", "decode_loop")
-    if not args.no_build:
-        subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "netflow",
-                        "--example", "decode_loop"], cwd=dvp.ROOT, check=True)
+    binary = dvp.decode_loop(args)
     mhz = cpu_mhz()
     print(f"# {' '.join(sys.argv)}")
     print(f"# {args.runs} runs x {args.seconds} s a side, clock {mhz or '?'} MHz, "
@@ -102,20 +92,20 @@ def main():
             headers = os.path.join(tmp, name + ".headers.payloads")
             dvp.write_payloads(headers, warm + payloads, [p[:20] for p in payloads])
             py = dvp.Python(warm, payloads)
-            pys, full, walk, empty, harness = [], [], [], [], []
-            for run in range(args.runs):
-                sides = ["py", "rs"] if run % 2 == 0 else ["rs", "py"]
-                for side in sides:
-                    if side == "py":
-                        pys.append(py.rate(args.seconds))
-                    else:
-                        per_pass, r = dvp.rust(binary, path, args.seconds, "visit_columns_bench")
-                        full.append(r)
-                        walk.append(dvp.rust(binary, path, args.seconds, "visit_only")[1])
-                        empty.append(per_payload_ns(binary, headers, args.seconds, "visit_only",
-                                                    len(payloads)))
-                        harness.append(per_payload_ns(binary, headers, args.seconds,
-                                                      "v9_header_only", len(payloads)))
+            pys, full, walk, empty, harness, counts = [], [], [], [], [], []
+
+            def rust_side():
+                count, r = dvp.rust(binary, path, args.seconds, "visit_columns_bench")
+                counts.append(count)
+                full.append(r)
+                walk.append(dvp.rust(binary, path, args.seconds, "visit_only")[1])
+                empty.append(per_payload_ns(binary, headers, args.seconds, "visit_only",
+                                            len(payloads)))
+                harness.append(per_payload_ns(binary, headers, args.seconds, "v9_header_only",
+                                              len(payloads)))
+
+            dvp.alternate(args.runs, lambda: pys.append(py.rate(args.seconds)), rust_side)
+            per_pass = counts[-1]
             if per_pass != py.per_pass:
                 print(f"{label}: record counts differ (Python {py.per_pass}, "
                       f"netflow-rs {per_pass}): not compared")
@@ -156,12 +146,11 @@ def main():
     print("(An empty packet: ns a packet with no set in it, the loop's own cost taken out;")
     print("in brackets its share of a record.)")
     print()
-    print(f"| input | values a record | records a packet | an empty packet | ratio now | now | {TARGET}x Python allows | walk alone "
-          f"| a value now | a value {TARGET}x needs (walk as now) "
-          f"| walk {TARGET}x needs (values as now) | walk {TARGET}x needs (values at 1 cycle) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    dvp.print_table(["input", "values a record", "records a packet", "an empty packet",
+                     "ratio now", "now", f"{TARGET}x Python allows", "walk alone", "a value now",
+                     f"a value {TARGET}x needs (walk as now)",
+                     f"walk {TARGET}x needs (values as now)",
+                     f"walk {TARGET}x needs (values at 1 cycle)"], rows)
 
 
 if __name__ == "__main__":
