@@ -508,6 +508,27 @@ impl PacketSets<'_> {
     }
 }
 
+impl PacketSets<'_> {
+    /// Sets decoded at the end of the walk back in wire order, and data
+    /// sets whose template has lists given the scope snapshot, once per
+    /// packet: holding it during the walk would make every later template
+    /// change in the packet copy the whole scope. Sub-template lists
+    /// resolve against the templates known at the end of the packet.
+    #[cold]
+    #[inline(never)]
+    fn settle(&mut self, cache: &mut TemplateCache, scope_key: &ScopeKey) {
+        if self.late {
+            self.data_sets.sort_by_key(|s| s.offset);
+        }
+        if self.data_sets.iter().any(|s| s.template.has_lists) {
+            let scope = cache.snapshot(scope_key);
+            for set in self.data_sets.iter_mut().filter(|s| s.template.has_lists) {
+                set.scope = Some(scope.clone());
+            }
+        }
+    }
+}
+
 impl<'a> SetSink<'a> for PacketSets<'a> {
     type Output = ExportPacket<'a>;
 
@@ -522,9 +543,11 @@ impl<'a> SetSink<'a> for PacketSets<'a> {
         self.late = true;
     }
 
-    /// Data sets whose template has lists get the scope snapshot here, once
-    /// per packet: holding it during the walk would make every later
-    /// template change in the packet copy the whole scope.
+    /// Inlined, as `VisitSets::finish`: out of line, the header went to it
+    /// as an argument stored in two 4-byte words (the enum's tag and first
+    /// field) and read back as one 8-byte word, a store-forwarding stall a
+    /// packet.
+    #[inline(always)]
     fn finish(
         &mut self,
         cache: &mut TemplateCache,
@@ -535,15 +558,8 @@ impl<'a> SetSink<'a> for PacketSets<'a> {
         templates: Vec<TemplateEvent>,
         errors: Vec<Error>,
     ) -> ExportPacket<'a> {
-        if self.late {
-            self.data_sets.sort_by_key(|s| s.offset);
-        }
-        // Sub-template lists resolve against the templates known at the end of the packet.
-        if self.data_sets.iter().any(|s| s.template.has_lists) {
-            let scope = cache.snapshot(scope_key);
-            for set in self.data_sets.iter_mut().filter(|s| s.template.has_lists) {
-                set.scope = Some(scope.clone());
-            }
+        if self.late || self.data_sets.iter().any(|s| s.template.has_lists) {
+            self.settle(cache, scope_key);
         }
         ExportPacket {
             exporter,
