@@ -506,9 +506,7 @@ impl PacketSets<'_> {
             late: false,
         }
     }
-}
 
-impl PacketSets<'_> {
     /// Sets decoded at the end of the walk back in wire order, and data
     /// sets whose template has lists given the scope snapshot, once per
     /// packet: holding it during the walk would make every later template
