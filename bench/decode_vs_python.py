@@ -90,11 +90,17 @@ class Python:
                 return records / elapsed
 
 
-def rust(binary, path, seconds, mode="columns_bench"):
-    """(records per pass, records/s) of decode_loop on a payloads file."""
+def timed(binary, path, seconds, mode):
+    """The fields of decode_loop's `timed:` line (records_per_pass, passes,
+    records, seconds, records_per_s, checksum) for `mode` on a payloads file."""
     out = subprocess.run([binary, path, f"{seconds}s", mode], check=True,
                          capture_output=True, text=True).stdout
-    fields = dict(kv.split("=") for kv in out.split("timed:")[1].split())
+    return dict(kv.split("=") for kv in out.split("timed:")[1].split())
+
+
+def rust(binary, path, seconds, mode="columns_bench"):
+    """(records per pass, records/s) of decode_loop on a payloads file."""
+    fields = timed(binary, path, seconds, mode)
     return int(fields["records_per_pass"]), float(fields["records_per_s"])
 
 

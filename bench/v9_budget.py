@@ -10,8 +10,7 @@ measures, best of N alternated runs:
   record decoded and folded: the figure the ratio is taken on);
 - netflow-rs `decode_loop` mode `visit_only` (the same packet and set walk,
   no value read): the walk's share of a record;
-- the values a record holds (`decode_loop` mode `count`).
-
+- the values a record holds (`decode_loop` mode `count`);
 - the fixed cost of a packet: the same payloads cut to their 20-byte v9
   header (no set left), mode `visit_only`, less the loop's own cost a
   payload (mode `v9_header_only`: the header parsed, nothing else);
@@ -33,7 +32,6 @@ cost less (the seed v9 packets: ~0.9 cycles).
 """
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
@@ -41,6 +39,8 @@ import decode_vs_python as dvp
 import python_original as original
 
 TARGET = dvp.TARGET
+# RFC 3954 section 5.1: the v9 packet header.
+V9_HEADER_LEN = 20
 
 
 def cpu_mhz():
@@ -57,17 +57,13 @@ def cpu_mhz():
 
 def fields_per_record(binary, path):
     """Mean number of values a record holds (mode `count` sums them)."""
-    out = subprocess.run([binary, path, "0.05s", "count"], check=True,
-                         capture_output=True, text=True).stdout
-    fields = dict(kv.split("=") for kv in out.split("timed:")[1].split())
+    fields = dvp.timed(binary, path, 0.05, "count")
     return int(fields["checksum"]) / int(fields["records"])
 
 
 def per_payload_ns(binary, path, seconds, mode, payloads):
     """ns a payload of decode_loop in `mode` (passes over `payloads` payloads)."""
-    out = subprocess.run([binary, path, f"{seconds}s", mode], check=True,
-                         capture_output=True, text=True).stdout
-    fields = dict(kv.split("=") for kv in out.split("timed:")[1].split())
+    fields = dvp.timed(binary, path, seconds, mode)
     return float(fields["seconds"]) * 1e9 / (int(fields["passes"]) * payloads)
 
 
@@ -90,7 +86,7 @@ def main():
             path = os.path.join(tmp, name + ".payloads")
             dvp.write_payloads(path, warm, payloads)
             headers = os.path.join(tmp, name + ".headers.payloads")
-            dvp.write_payloads(headers, warm + payloads, [p[:20] for p in payloads])
+            dvp.write_payloads(headers, warm + payloads, [p[:V9_HEADER_LEN] for p in payloads])
             py = dvp.Python(warm, payloads)
             pys, full, walk, empty, harness, counts = [], [], [], [], [], []
 
